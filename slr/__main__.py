@@ -1,0 +1,3 @@
+from slr.cli import main
+
+main()

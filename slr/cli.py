@@ -1,0 +1,162 @@
+"""The `slr` command line: one thin function per subcommand.
+
+Each function turns its flags (and `--config FILE`) into a settings model from slr/settings.py and
+calls one library function. Library modules are imported inside the functions so that
+`slr --help` and `slr validate` never wait for torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from slr import __version__
+from slr.cli_params import settings_command
+from slr.config import check_known_keys, read_config_file, resolve_settings
+from slr.errors import SlrError
+from slr.settings import HwinfoSettings, ResumeSettings, SmokeSettings, TrainSettings, ValidateSettings
+from slr.ui.console import err, print_error
+
+app = typer.Typer(
+    name="slr",
+    help="Train, resume, check and compare sign-language recognition models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_state = {"debug": False}
+
+CONFIG = inspect.Parameter(
+    "config",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Option(None, "--config", metavar="FILE", help="YAML or TOML settings file; flags override it."),
+    annotation=Optional[Path],
+)
+CHECKPOINT = inspect.Parameter(
+    "checkpoint",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(..., metavar="CKPT", help="Checkpoint to continue from (a *_last.pt)."),
+    annotation=Path,
+)
+
+
+def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Show input errors as one line and an exit status; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except SlrError as exc:
+            _report(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _report("interrupted")
+            raise typer.Exit(130) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _report(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(2) from None
+        except Exception as exc:  # a bug in slr: still one line, with a way to see more
+            _report(f"internal error: {type(exc).__name__}: {exc} (run `slr --debug ...` for the traceback)")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _report(message: str) -> None:
+    if _state["debug"]:
+        traceback.print_exc(file=sys.stderr)
+    print_error(message)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"slr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """slr: sign-language recognition training."""
+    _state["debug"] = debug
+
+
+@app.command()
+@settings_command(ValidateSettings, extra=[CONFIG])
+@guarded
+def validate(flags: dict, config: Optional[Path]) -> None:
+    """Check clip files and labels; exit 0 when clean, 1 when problems were found."""
+    settings = resolve_settings(ValidateSettings, flags, config)
+    from slr.data.validate import run_validate
+
+    raise typer.Exit(run_validate(settings))
+
+
+@app.command()
+@settings_command(TrainSettings, extra=[CONFIG])
+@guarded
+def train(flags: dict, config: Optional[Path]) -> None:
+    """Train MODEL (transformer or iv3_gru) on clip directories."""
+    settings = resolve_settings(TrainSettings, flags, config)
+    from slr.engine.run import train_from_settings
+
+    train_from_settings(settings)
+
+
+_RESUME_FIELDS = [n for n in TrainSettings.model_fields if n not in ("model", "resume")]
+
+
+@app.command()
+@settings_command(TrainSettings, fields=_RESUME_FIELDS, extra=[CHECKPOINT, CONFIG])
+@guarded
+def resume(flags: dict, checkpoint: Path, config: Optional[Path]) -> None:
+    """Continue a run from CKPT with its stored settings; flags given here override them."""
+    overrides = read_config_file(config) if config else {}
+    check_known_keys(TrainSettings, overrides, config or "")
+    settings = ResumeSettings(checkpoint=checkpoint, overrides={**overrides, **flags})
+    from slr.engine.run import resume_from_settings
+
+    resume_from_settings(settings)
+
+
+@app.command()
+@settings_command(SmokeSettings, extra=[CONFIG])
+@guarded
+def smoke(flags: dict, config: Optional[Path]) -> None:
+    """Train a few steps on synthetic clips: checks the install, the model and the checkpoint."""
+    settings = resolve_settings(SmokeSettings, flags, config)
+    from slr.engine.smoke import run_smoke
+
+    raise typer.Exit(run_smoke(settings))
+
+
+@app.command()
+@settings_command(HwinfoSettings, extra=[CONFIG])
+@guarded
+def hwinfo(flags: dict, config: Optional[Path]) -> None:
+    """Show the device training would use, and what --auto-workers / --auto-batch-size would pick."""
+    settings = resolve_settings(HwinfoSettings, flags, config)
+    from slr.engine.hwinfo import run_hwinfo
+
+    run_hwinfo(settings)
+
+
+def main() -> None:
+    app(prog_name="slr")
+
+
+if __name__ == "__main__":
+    main()

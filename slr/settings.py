@@ -1,0 +1,283 @@
+"""Settings models, one per subcommand: the only place where defaults, types, ranges and help live.
+
+The CLI flags are generated from these fields (``slr/cli_params.py``), config files are checked
+against them, and the resolved values are stored with every run as a plain dict. Field groups
+are mixins so that a subcommand takes exactly the groups it needs.
+
+Keep this module free of torch: ``slr --help`` and ``slr validate`` import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ModelName = Literal["transformer", "iv3_gru"]
+
+#: Class names used in checkpoint file names (`SignTransformer_last.pt`, `InceptionV3GRU_best.pt`).
+MODEL_CLASS_NAMES: dict[str, str] = {"transformer": "SignTransformer", "iv3_gru": "InceptionV3GRU"}
+
+
+def positional(**kwargs: Any) -> Any:
+    """A field given on the command line as a positional argument rather than a --flag."""
+    extra = kwargs.pop("json_schema_extra", {}) or {}
+    return Field(json_schema_extra={**extra, "positional": True}, **kwargs)
+
+
+class Settings(BaseModel):
+    """Base: unknown keys are errors, values are checked again on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups of fields
+# ---------------------------------------------------------------------------------------------
+
+
+class ClassCountSettings(Settings):
+    num_gloss: int = Field(105, ge=2, description="Number of gloss classes; must match your dataset.")
+    num_cat: int = Field(10, ge=1, description="Number of category classes; must match your dataset.")
+
+
+class ClipKeySettings(Settings):
+    kp_key: str = Field("X", min_length=1, description="NPZ key holding keypoints [T, kp_dim].")
+    feature_key: str = Field(
+        "X2048",
+        min_length=1,
+        description="NPZ key holding CNN features [T, 2048]; clips without it fall back to X.",
+    )
+    kp_dim: Optional[int] = Field(
+        None, ge=1, description="Keypoint width per frame; default: taken from the data (156 for FSL-105)."
+    )
+    feature_dim: Optional[int] = Field(
+        None, ge=1, description="Feature width per frame; default: taken from the data (2048 for InceptionV3)."
+    )
+
+
+class DataSettings(ClipKeySettings):
+    keypoints_train: Optional[Path] = Field(None, description="Training keypoints directory (transformer).")
+    keypoints_val: Optional[Path] = Field(None, description="Validation keypoints directory (transformer).")
+    features_train: Optional[Path] = Field(None, description="Training features directory (iv3_gru).")
+    features_val: Optional[Path] = Field(None, description="Validation features directory (iv3_gru).")
+    labels_train_csv: Optional[Path] = Field(
+        None, description="Training labels CSV (file,gloss,cat); default: labels.csv in the training directory."
+    )
+    labels_val_csv: Optional[Path] = Field(
+        None, description="Validation labels CSV; default: labels.csv in the validation directory."
+    )
+    classes_csv: Optional[Path] = Field(
+        None, description="Class names (gloss,name,cat,cat_name); default: names taken from the clip file names."
+    )
+    max_frames: Optional[int] = Field(
+        None,
+        ge=2,
+        description="Longest clip fed to the model; longer clips are shortened by --long-clips. Default: no limit.",
+    )
+    long_clips: Literal["sample", "crop"] = Field(
+        "sample",
+        description="How clips over --max-frames are shortened: 'sample' keeps frames evenly spread over the "
+        "whole clip; 'crop' takes a window (random in training, centred in validation).",
+    )
+    cache: bool = Field(True, description="Keep clips in memory after their first read.")
+
+
+class AugmentSettings(Settings):
+    normalize: bool = Field(
+        True,
+        description="Centre and scale each keypoint clip on the signer's shoulders, or on the detected "
+        "points where the body is missing.",
+    )
+    augment: bool = Field(True, description="Apply the keypoint augmentations below while training.")
+    mirror_prob: float = Field(
+        0.0, ge=0, le=1, description="Probability of a left/right mirror that also swaps the hands."
+    )
+    rotate_deg: float = Field(0.0, ge=0, le=180, description="Largest random rotation, in degrees.")
+    scale_jitter: float = Field(0.0, ge=0, lt=1, description="Largest relative random scale change.")
+    shift: float = Field(0.0, ge=0, le=1, description="Largest random shift, in normalised units.")
+    speed_jitter: float = Field(
+        0.0, ge=0, lt=1, description="Largest relative speed change (0.2 plays clips at 0.8x to 1.2x)."
+    )
+    frame_dropout: float = Field(0.0, ge=0, lt=1, description="Probability of dropping each frame.")
+    time_mask: float = Field(
+        0.0, ge=0, lt=1, description="Largest share of a clip hidden as one contiguous span of frames."
+    )
+
+
+class TransformerSettings(Settings):
+    d_model: int = Field(256, ge=8, description="Transformer embedding width.")
+    num_heads: int = Field(8, ge=1, description="Attention heads (must divide --d-model).")
+    num_layers: int = Field(4, ge=1, description="Transformer encoder layers.")
+    ff_dim: int = Field(1024, ge=8, description="Transformer feed-forward width.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in the encoder and the heads.")
+    pooling: Literal["mean", "max", "cls"] = Field(
+        "mean", description="How frames are pooled into one clip vector (mask-aware)."
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "TransformerSettings":
+        if self.d_model % self.num_heads:
+            raise ValueError(f"--d-model {self.d_model} is not divisible by --num-heads {self.num_heads}")
+        return self
+
+
+class IV3GRUSettings(Settings):
+    gru_hidden: int = Field(256, ge=1, description="GRU hidden size.")
+    gru_layers: int = Field(2, ge=1, description="GRU layers.")
+    gru_bidirectional: bool = Field(True, description="Run the GRU in both directions.")
+    pretrained_backbone: bool = Field(
+        True,
+        description="Start InceptionV3 (frames input only) from ImageNet weights; --no-pretrained-backbone "
+        "starts from random weights.",
+    )
+    backbone_weights: Optional[Path] = Field(
+        None, description="Local InceptionV3 state dict to load instead of downloading ImageNet weights."
+    )
+    finetune_backbone: bool = Field(False, description="Train InceptionV3 too (frames input); frozen by default.")
+
+
+class HardwareSettings(Settings):
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field(
+        "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
+    )
+    amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported); CUDA only.")
+    compile_model: bool = Field(False, description="torch.compile the model (not combined with DataParallel).")
+    seed: int = Field(42, ge=0, description="Random seed for weights, shuffling and augmentation.")
+
+
+class LoaderSettings(Settings):
+    auto_workers: bool = Field(False, description="Pick the DataLoader worker count (up to 8) from the CPUs.")
+    num_workers: int = Field(
+        0, ge=0, le=64, description="DataLoader workers; 0 = auto-detect (the --auto-workers rule)."
+    )
+    pin_memory: bool = Field(False, description="Pin host memory for faster GPU transfers.")
+    auto_batch_size: bool = Field(
+        False, description="Pick the batch size (8-64) from free memory; measured on CUDA."
+    )
+    enable_parallel: bool = Field(False, description="DataParallel over all visible GPUs when there are several.")
+
+
+class OptimSettings(Settings):
+    epochs: int = Field(20, ge=1, description="Total training epochs (also after a resume).")
+    batch_size: int = Field(32, ge=1, description="Batch size per optimizer micro-step.")
+    lr: float = Field(1e-4, gt=0, le=10, description="AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step (effective batch = batch size x this)."
+    )
+    grad_clip: Optional[float] = Field(None, gt=0, description="Clip the gradient norm to this value.")
+    scheduler: Optional[Literal["plateau", "cosine"]] = Field(
+        None, description="Learning-rate schedule: plateau (on validation gloss accuracy) or cosine."
+    )
+    scheduler_patience: int = Field(5, ge=0, description="Plateau epochs before the learning rate is cut.")
+    early_stop: Optional[int] = Field(
+        None, ge=1, description="Stop after this many epochs without a better validation gloss accuracy."
+    )
+    alpha: float = Field(0.5, ge=0, description="Gloss loss weight.")
+    beta: float = Field(0.5, ge=0, description="Category loss weight.")
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> "OptimSettings":
+        if self.alpha == 0 and self.beta == 0:
+            raise ValueError("--alpha and --beta are both 0: there is nothing to learn")
+        return self
+
+
+class OutputSettings(Settings):
+    output_dir: Path = Field(
+        Path("runs"), description="Where checkpoints, settings.json and the training curves go."
+    )
+    log_csv: Optional[Path] = Field(None, description="Per-epoch metrics CSV (default: <output-dir>/log.csv).")
+    plots: bool = Field(True, description="Draw training curves (PNG) beside the log after the run.")
+
+
+# ---------------------------------------------------------------------------------------------
+# One model per subcommand
+# ---------------------------------------------------------------------------------------------
+
+
+class ValidateSettings(ClipKeySettings):
+    """`slr validate DIR`: check clip files and labels before training."""
+
+    directory: Path = positional(description="Directory of .npz clips to check.")
+    labels_csv: Optional[Path] = Field(None, description="Labels CSV; default: labels.csv in DIR.")
+    require_x2048: bool = Field(False, description="Every clip must also carry features (--feature-key).")
+    num_gloss: Optional[int] = Field(None, ge=1, description="Gloss ids must be below this (default: not checked).")
+    num_cat: Optional[int] = Field(None, ge=1, description="Category ids must be below this (default: not checked).")
+    max_zero_frames: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Flag clips whose share of all-zero frames (nothing detected) is above this.",
+    )
+    json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class TrainSettings(
+    ClassCountSettings,
+    DataSettings,
+    AugmentSettings,
+    TransformerSettings,
+    IV3GRUSettings,
+    HardwareSettings,
+    LoaderSettings,
+    OptimSettings,
+    OutputSettings,
+):
+    """`slr train MODEL`: every flag of the training guide, plus the model sizes."""
+
+    model: ModelName = positional(description="Model architecture: transformer or iv3_gru.")
+    resume: Optional[Path] = Field(None, description="Continue from this checkpoint (same as `slr resume`).")
+
+    @property
+    def model_class_name(self) -> str:
+        return MODEL_CLASS_NAMES[self.model]
+
+    @property
+    def train_dir(self) -> Optional[Path]:
+        return self.keypoints_train if self.model == "transformer" else self.features_train
+
+    @property
+    def val_dir(self) -> Optional[Path]:
+        return self.keypoints_val if self.model == "transformer" else self.features_val
+
+
+class ResumeSettings(Settings):
+    """`slr resume CKPT`: the settings stored in the checkpoint, with any train flag overriding them."""
+
+    checkpoint: Path = positional(description="Checkpoint to continue from (a *_last.pt).")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Train settings that replace the stored ones (e.g. epochs)."
+    )
+
+
+class SmokeSettings(ClassCountSettings, TransformerSettings, IV3GRUSettings, HardwareSettings):
+    """`slr smoke MODEL`: a few steps on synthetic clips, no data on disk needed."""
+
+    model: ModelName = positional(description="Model architecture: transformer or iv3_gru.")
+    steps: int = Field(30, ge=2, le=10_000, description="Optimizer steps on the synthetic batch.")
+    batch_size: int = Field(8, ge=2, description="Synthetic clips per step.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate for the smoke run.")
+    frames: bool = Field(
+        False, description="iv3_gru: feed small RGB frames through InceptionV3 instead of features."
+    )
+    seed: int = Field(0, ge=0, description="Random seed.")
+
+
+class HwinfoSettings(Settings):
+    """`slr hwinfo`: the hardware training would use and what the auto options would pick."""
+
+    json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Device to report on.")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
+    """The fields of one group (e.g. TransformerSettings) taken out of a larger settings model."""
+    names = set(group.model_fields)
+    return group.model_validate({k: v for k, v in settings.model_dump().items() if k in names})
