@@ -143,6 +143,9 @@ class HardwareSettings(Settings):
         "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
     )
     amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported); CUDA only.")
+    amp_dtype: Literal["auto", "float16", "bfloat16"] = Field(
+        "auto", description="Mixed-precision type; auto = bfloat16 where the GPU supports it, else float16."
+    )
     compile_model: bool = Field(False, description="torch.compile the model (not combined with DataParallel).")
     seed: int = Field(42, ge=0, description="Random seed for weights, shuffling and augmentation.")
 

@@ -1,0 +1,134 @@
+"""Checkpoint files: written atomically, read with ``weights_only=True``, checked before use.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (see
+docs/architecture.md), so loading it never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from slr.errors import CheckpointError
+
+FORMAT = "slr-checkpoint"
+VERSION = 1
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip `module.` and `_orig_mod.` prefixes, in any order or number, from every key."""
+    cleaned = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix) :], True
+        cleaned[key] = value
+    return cleaned
+
+
+def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
+    """Write to a temporary file beside ``path``, flush it to disk, then rename it into place.
+
+    A crash at any moment leaves either the previous file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read an slr checkpoint; anything that is not one is refused with a message, never executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found" if not path.exists() else "not a file", path)
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if not head.startswith(b"\x80"):  # neither torch's zip format nor a pickle stream
+            raise CheckpointError("not a readable checkpoint (not a PyTorch file; empty, text or truncated?)", path)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).split("\n")[0][:200]
+        raise CheckpointError(
+            "refused: the file holds pickled Python objects that are not plain tensors and containers "
+            f"({detail}). slr loads checkpoints with weights_only=True and never runs code from them",
+            path,
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        detail = str(exc).split("\n")[0][:200]
+        raise CheckpointError(f"not a readable checkpoint (truncated or corrupt?): {detail}", path) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError("not an slr checkpoint (no 'format: slr-checkpoint' entry)", path)
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"written by a newer slr (format version {state['version']})", path)
+    return state
+
+
+def check_compatible(state: Mapping[str, Any], path: Path, *, model: str, num_gloss: int, num_cat: int) -> None:
+    """Refuse a checkpoint of another model or other class counts before any weights are touched."""
+    if state["model"] != model:
+        raise CheckpointError(
+            f"checkpoint is of model '{state['model']}' ({state['model_class']}), not '{model}'", path
+        )
+    for key, wanted in (("num_gloss", num_gloss), ("num_cat", num_cat)):
+        if state[key] != wanted:
+            raise CheckpointError(f"checkpoint has {key} = {state[key]}, this run has {wanted}", path)
+
+
+def load_model_state(model: torch.nn.Module, state: Mapping[str, Any], path: Path) -> None:
+    try:
+        unwrap_model(model).load_state_dict(clean_state_dict(state["model_state"]))
+    except RuntimeError as exc:
+        first = str(exc).split("\n")[0]
+        raise CheckpointError(f"weights do not fit this model's settings: {first}", path) from None

@@ -1,0 +1,84 @@
+"""`slr hwinfo`: the device training would use and why, and what the auto options would pick."""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Any
+
+import torch
+
+from slr import __version__
+from slr.engine import hardware
+from slr.engine.autobatch import choose_batch_size
+from slr.settings import HwinfoSettings, TrainSettings
+
+#: Clip length the batch-size preview assumes; training uses the longest clip of the real data.
+PREVIEW_FRAMES = 64
+#: Input widths of the preview: FSL-105 keypoints and InceptionV3 features.
+PREVIEW_INPUT_DIMS = {"transformer": 156, "iv3_gru": 2048}
+
+
+def collect(settings: HwinfoSettings) -> dict[str, Any]:
+    choice = hardware.select_device(settings.device)
+    total_ram, available_ram = hardware.ram_bytes()
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    workers, workers_reason = hardware.auto_workers(choice.kind)
+    batch = {}
+    for model in ("transformer", "iv3_gru"):
+        defaults = TrainSettings(model=model)
+        pick = choose_batch_size(
+            model,
+            defaults,
+            PREVIEW_INPUT_DIMS[model],
+            PREVIEW_FRAMES,
+            choice.device,
+            defaults.num_gloss,
+            defaults.num_cat,
+        )
+        batch[model] = {"batch_size": pick.batch_size, "method": pick.method, "reason": pick.reason}
+    return {
+        "slr_version": __version__,
+        "device": {"selected": str(choice.device), "reason": choice.reason},
+        "gpus": [
+            {
+                "index": g.index,
+                "name": g.name,
+                "total_memory_gib": round(g.total_bytes / hardware.GIB, 2),
+                "free_memory_gib": round(g.free_bytes / hardware.GIB, 2),
+                "compute_capability": g.capability,
+                "bf16": g.bf16,
+            }
+            for g in hardware.gpu_infos()
+        ],
+        "mps_available": hardware.mps_available(),
+        "cpu": {"usable_cores": hardware.usable_cpus(), "machine_cores": _machine_cores()},
+        "memory": {
+            "total_gib": round(total_ram / hardware.GIB, 2),
+            "available_gib": round(available_ram / hardware.GIB, 2),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": cudnn,
+        },
+        "auto_workers": {"workers": workers, "reason": workers_reason},
+        "auto_batch_size": {"frames": PREVIEW_FRAMES, **batch},
+    }
+
+
+def _machine_cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def run_hwinfo(settings: HwinfoSettings) -> None:
+    report = collect(settings)
+    if settings.json_output:
+        print(json.dumps(report, indent=2))
+        return
+    from slr.ui.hwinfo_view import render_hwinfo
+
+    render_hwinfo(report)

@@ -1,0 +1,79 @@
+"""Show the hwinfo report: rich panels on a terminal, plain `key: value` lines otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+
+from slr.ui.console import interactive, out
+
+
+def _sections(report: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    dev = report["device"]
+    sections = [("Device", [("selected", dev["selected"]), ("why", dev["reason"])])]
+    for g in report["gpus"]:
+        sections.append(
+            (
+                f"GPU {g['index']}",
+                [
+                    ("name", g["name"]),
+                    ("memory", f"{g['free_memory_gib']:.1f} GiB free of {g['total_memory_gib']:.1f} GiB"),
+                    ("compute capability", g["compute_capability"]),
+                    ("bfloat16", "yes" if g["bf16"] else "no"),
+                ],
+            )
+        )
+    cpu, mem, ver = report["cpu"], report["memory"], report["versions"]
+    sections.append(
+        (
+            "Host",
+            [
+                ("usable CPU cores", f"{cpu['usable_cores']} (of {cpu['machine_cores']} on the machine)"),
+                ("RAM", f"{mem['available_gib']:.1f} GiB available of {mem['total_gib']:.1f} GiB"),
+                ("MPS", "available" if report["mps_available"] else "not available"),
+            ],
+        )
+    )
+    sections.append(
+        (
+            "Versions",
+            [
+                ("slr", report["slr_version"]),
+                ("python", ver["python"]),
+                ("torch", ver["torch"]),
+                ("CUDA (torch build)", str(ver["cuda"] or "none")),
+                ("cuDNN (torch build)", str(ver["cudnn"] or "none")),
+            ],
+        )
+    )
+    workers = report["auto_workers"]
+    batch = report["auto_batch_size"]
+    rows = [("--auto-workers", f"{workers['workers']}  ({workers['reason']})")]
+    for model in ("transformer", "iv3_gru"):
+        b = batch[model]
+        rows.append((f"--auto-batch-size {model}", f"{b['batch_size']}  ({b['method']}: {b['reason']})"))
+    sections.append((f"Auto options (preview for {batch['frames']}-frame clips)", rows))
+    return sections
+
+
+def render_hwinfo(report: dict[str, Any]) -> None:
+    console = out()
+    sections = _sections(report)
+    if not interactive():
+        for title, rows in sections:
+            console.print(f"[{title}]", markup=False)
+            for key, value in rows:
+                console.print(f"  {key}: {value}", markup=False)
+        return
+    panels = []
+    for title, rows in sections:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, value in rows:
+            table.add_row(key, value)
+        panels.append(Panel(table, title=title, title_align="left"))
+    console.print(Group(*panels))

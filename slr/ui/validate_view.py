@@ -1,0 +1,112 @@
+"""How `slr validate` shows its report: rich tables on a terminal, plain lines in a pipe, or JSON.
+
+Every problem is listed (grouped by kind, each naming its file), then a summary.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from slr.data.problems import KINDS, group_by_kind
+from slr.ui.console import interactive, out
+
+if TYPE_CHECKING:
+    from slr.data.validate import ValidationReport
+
+_STYLE = {"error": "bold red", "warning": "yellow"}
+
+
+def print_validation_json(report: "ValidationReport") -> None:
+    """One JSON object on stdout: problems grouped by kind with their files, and the summary."""
+    out().out(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), highlight=False)
+
+
+def print_validation_report(report: "ValidationReport") -> None:
+    if interactive():
+        _print_tables(report)
+    else:
+        _print_lines(report)
+
+
+def summary_rows(report: "ValidationReport") -> list[tuple[str, str]]:
+    summary = report.summary()
+    frames = summary["frames"]
+    rows = [
+        ("directory", str(report.directory)),
+        ("labels", str(report.labels_csv)),
+        (
+            "clips",
+            f"{summary['clip_files']} files, {summary['readable_clips']} usable, "
+            f"{summary['labelled_clips']} labelled",
+        ),
+        ("frames", f"min {frames['min']}, median {frames['median']:g}, max {frames['max']}" if frames else "-"),
+        ("width", ", ".join(f"{k}: {w if w is not None else '-'}" for k, w in summary["widths"].items())),
+    ]
+    for column, label in (("gloss", "gloss classes"), ("cat", "categories")):
+        rows.append((label, _class_line(summary["classes"][column])))
+    return rows
+
+
+def _class_line(classes: dict[str, Any]) -> str:
+    if not classes["classes"]:
+        return "-"
+    return (
+        f"{classes['classes']}; clips per class min {classes['min']['clips']} (id {classes['min']['id']}), "
+        f"median {classes['median']:g}, max {classes['max']['clips']} (id {classes['max']['id']})"
+    )
+
+
+def _verdict(report: "ValidationReport") -> str:
+    errors, warnings = len(report.errors), len(report.warnings)
+    if errors:
+        return f"{errors} error(s), {warnings} warning(s): fix the errors before training"
+    if warnings:
+        return f"no errors, {warnings} warning(s): usable for training"
+    return "no problems found"
+
+
+def _print_lines(report: "ValidationReport") -> None:
+    def line(text: str) -> None:  # file names are shown as they are: no markup, no :emoji: codes
+        out().print(Text(text), soft_wrap=True)
+
+    for kind, found in group_by_kind(report.problems).items():
+        info = KINDS[kind]
+        line(f"{info.severity.upper()}: {info.title} ({len(found)})")
+        for problem in found:
+            line(f"  {problem.file}: {problem.message}")
+    rows = summary_rows(report)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        line(f"{name.ljust(width)}  {value}")
+    line(f"result: {_verdict(report)}")
+
+
+def _print_tables(report: "ValidationReport") -> None:
+    console = out()
+    groups = group_by_kind(report.problems)
+    if groups:
+        table = Table(title=Text(f"Problems in {report.directory}"), title_justify="left")
+        table.add_column("kind")
+        table.add_column("file", overflow="fold")
+        table.add_column("problem", overflow="fold")
+        for kind, found in groups.items():
+            info = KINDS[kind]
+            style = _STYLE[info.severity]
+            label = f"[{style}]{info.severity}[/]\n{escape(info.title)} ({len(found)})"
+            for i, problem in enumerate(found):
+                table.add_row(label if i == 0 else "", Text(problem.file), Text(problem.message))
+            table.add_section()
+        console.print(table)
+    summary = Table(title="Summary", title_justify="left", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column(overflow="fold")
+    for name, value in summary_rows(report):
+        summary.add_row(name, Text(value))
+    console.print(summary)
+    style = _STYLE["error"] if report.errors else (_STYLE["warning"] if report.warnings else "bold green")
+    console.print(Text(_verdict(report), style=style))

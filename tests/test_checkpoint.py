@@ -1,0 +1,146 @@
+"""Checkpoint files: atomic writes, weights_only loading, refusal of foreign or unsafe files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from slr.engine import checkpoint as ckpt
+from slr.errors import CheckpointError
+
+
+def _state(value: float = 1.0) -> dict:
+    return {
+        "format": ckpt.FORMAT,
+        "version": ckpt.VERSION,
+        "model": "transformer",
+        "model_class": "SignTransformer",
+        "num_gloss": 5,
+        "num_cat": 2,
+        "model_state": {"w": torch.full((256, 256), value)},
+    }
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "a" / "SignTransformer_last.pt"
+    ckpt.save_checkpoint(_state(3.0), path)
+    loaded = ckpt.load_checkpoint(path)
+    assert torch.equal(loaded["model_state"]["w"], torch.full((256, 256), 3.0))
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_wrapper_prefixes_are_stripped():
+    state = {"module._orig_mod.head.weight": 1, "_orig_mod.module.x": 2, "plain": 3}
+    assert ckpt.clean_state_dict(state) == {"head.weight": 1, "x": 2, "plain": 3}
+
+
+def test_unwrap_model_from_data_parallel_and_compile_wrappers():
+    inner = torch.nn.Linear(2, 2)
+    wrapped = torch.nn.DataParallel(inner)
+    assert ckpt.unwrap_model(wrapped) is inner
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED_MARKER",))
+
+
+def test_pickled_objects_are_refused_and_never_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": ckpt.FORMAT, "payload": _Payload()}, path)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_checkpoint(path)
+    assert "refused" in str(info.value) and str(path) in str(info.value)
+    assert not (tmp_path / "PWNED_MARKER").exists()
+
+
+def test_plain_pickle_file_is_refused(tmp_path):
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"format": ckpt.FORMAT, "x": _Payload()}))
+    with pytest.raises(CheckpointError):
+        ckpt.load_checkpoint(path)
+    assert not (tmp_path / "PWNED_MARKER").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a readable checkpoint"),
+        (b"hello, I am text\n", "not a readable checkpoint"),
+    ],
+)
+def test_corrupt_files(tmp_path, content, message):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        ckpt.load_checkpoint(path)
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = tmp_path / "t.pt"
+    ckpt.save_checkpoint(_state(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        ckpt.load_checkpoint(path)
+
+
+def test_foreign_torch_file_is_not_an_slr_checkpoint(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not an slr checkpoint"):
+        ckpt.load_checkpoint(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        ckpt.load_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"model": "iv3_gru", "num_gloss": 5, "num_cat": 2}, "not 'iv3_gru'"),
+        ({"model": "transformer", "num_gloss": 105, "num_cat": 2}, "num_gloss = 5"),
+        ({"model": "transformer", "num_gloss": 5, "num_cat": 10}, "num_cat = 2"),
+    ],
+)
+def test_incompatible_checkpoints_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(CheckpointError, match=message):
+        ckpt.check_compatible(_state(), tmp_path / "x.pt", **kwargs)
+
+
+def test_kill_during_saves_leaves_a_loadable_checkpoint(tmp_path):
+    """SIGKILL a child that keeps rewriting the checkpoint; the file must always load."""
+    path = tmp_path / "SignTransformer_last.pt"
+    ckpt.save_checkpoint(_state(0.0), path)
+    script = textwrap.dedent(
+        f"""
+        import torch, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from slr.engine import checkpoint as ckpt
+        i = 1
+        while True:
+            state = {{"format": ckpt.FORMAT, "version": 1, "model_state": {{"w": torch.full((512, 512), float(i))}}}}
+            ckpt.save_checkpoint(state, {str(path)!r})
+            i += 1
+        """
+    )
+    for delay in (0.3, 0.45, 0.6, 0.75):
+        child = subprocess.Popen([sys.executable, "-c", script])
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        state = ckpt.load_checkpoint(path)
+        w = state["model_state"]["w"]
+        assert torch.all(w == w[0, 0])  # one whole checkpoint, never a mix

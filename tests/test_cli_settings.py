@@ -1,0 +1,135 @@
+"""The CLI surface: settings precedence, config errors, version, help without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from slr import __version__
+from slr.cli import app
+from slr.config import resolve_settings
+from slr.errors import ConfigError
+from slr.settings import TrainSettings
+
+runner = CliRunner()
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"slr {__version__}"
+
+
+def test_python_dash_m_runs():
+    proc = subprocess.run([sys.executable, "-m", "slr", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", "--help"]])
+def test_help_does_not_import_torch(args):
+    code = (
+        "import sys\n"
+        "from slr.cli import app\n"
+        f"try:\n    app({args!r}, prog_name='slr')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_guide_defaults():
+    s = TrainSettings(model="transformer")
+    assert (s.epochs, s.batch_size, s.lr, s.num_gloss, s.num_cat) == (20, 32, 1e-4, 105, 10)
+    assert (s.kp_key, s.feature_key, s.weight_decay, s.scheduler_patience) == ("X", "X2048", 0.0, 5)
+    assert (s.alpha, s.beta, s.gradient_accumulation_steps, s.num_workers) == (0.5, 0.5, 1, 0)
+    assert s.grad_clip is None and s.scheduler is None and s.early_stop is None and s.resume is None
+    assert not any([s.amp, s.compile_model, s.auto_workers, s.auto_batch_size, s.enable_parallel, s.pin_memory])
+
+
+def test_precedence_default_then_file_then_flag(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('model = "transformer"\nlr = 0.001\nepochs = 7\nbatch-size = 16\n')
+    s = resolve_settings(TrainSettings, {"epochs": "9"}, cfg)
+    assert s.lr == 0.001  # from the file
+    assert s.epochs == 9  # the flag wins over the file
+    assert s.batch_size == 16  # dashes work in files
+    assert s.weight_decay == 0.0  # the default where neither says anything
+
+
+def test_yaml_config_and_explicit_none_flag(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model: iv3_gru\nscheduler: cosine\ngrad_clip: 1.0\n")
+    s = resolve_settings(TrainSettings, {"grad_clip": None}, cfg)
+    assert s.model == "iv3_gru" and s.scheduler == "cosine" and s.grad_clip is None
+
+
+@pytest.mark.parametrize(
+    "text, suffix, message",
+    [
+        ("lr = 0.1\nlearning_rate = 3\n", ".toml", "unknown setting 'learning_rate'"),
+        ("epochs: many\n", ".yaml", "--epochs"),
+        ("lr = [\n", ".toml", "not valid TOML"),
+        ("- a\n- b\n", ".yaml", "expected a mapping"),
+        ("lr: 0.1\n", ".json", "unknown config format"),
+        ("scheduler: step\n", ".yaml", "--scheduler"),
+    ],
+)
+def test_config_errors_name_the_file(tmp_path, text, suffix, message):
+    cfg = tmp_path / f"bad{suffix}"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        resolve_settings(TrainSettings, {"model": "transformer"}, cfg)
+    assert message in str(info.value)
+    assert str(cfg) in str(info.value)
+
+
+def test_unknown_key_suggests_the_flag(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: transformer\nbatchsize: 8\n")
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "did you mean 'batch-size'" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "transformer", "--lr", "abc"], "--lr"),
+        (["train", "transformer", "--epochs", "0"], "--epochs"),
+        (["train", "lstm"], "MODEL"),
+        (["train"], "MODEL is required"),
+        (["train", "transformer", "--d-model", "100", "--num-heads", "8"], "not divisible"),
+        (["train", "transformer", "--config", "/nonexistent/cfg.yaml"], "config file not found"),
+        (["train", "transformer", "--alpha", "0", "--beta", "0"], "nothing to learn"),
+    ],
+)
+def test_bad_values_exit_2_without_traceback(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_every_guide_flag_exists():
+    guide_flags = [
+        "--epochs", "--batch-size", "--lr", "--num-gloss", "--num-cat", "--keypoints-train",
+        "--keypoints-val", "--features-train", "--features-val", "--labels-train-csv",
+        "--labels-val-csv", "--kp-key", "--feature-key", "--amp", "--compile-model",
+        "--auto-workers", "--auto-batch-size", "--enable-parallel", "--gradient-accumulation-steps",
+        "--num-workers", "--pin-memory", "--weight-decay", "--grad-clip", "--scheduler",
+        "--scheduler-patience", "--early-stop", "--resume", "--alpha", "--beta", "--log-csv",
+    ]
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    missing = [f for f in guide_flags if f not in result.output]
+    assert not missing
+
+
+def test_help_shows_defaults_from_settings():
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
+    assert "(default: 0.0001)" in result.output and "(default: 32)" in result.output

@@ -1,0 +1,73 @@
+"""`slr hwinfo` on this CPU machine: what it reports, as text and as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from slr.engine import hardware
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "slr", "hwinfo", *args], capture_output=True, text=True)
+
+
+def test_json_schema_on_cpu():
+    proc = _run("--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report) >= {"device", "gpus", "cpu", "memory", "versions", "auto_workers", "auto_batch_size"}
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert report["device"]["selected"].startswith(expected)
+    assert report["device"]["reason"]
+    assert report["cpu"]["usable_cores"] == len(os.sched_getaffinity(0))
+    assert 0 < report["memory"]["available_gib"] <= report["memory"]["total_gib"]
+    assert report["versions"]["torch"] == torch.__version__
+    for gpu in report["gpus"]:
+        assert {"name", "total_memory_gib", "free_memory_gib", "compute_capability", "bf16"} <= set(gpu)
+    assert 0 <= report["auto_workers"]["workers"] <= 8 and report["auto_workers"]["reason"]
+    for model in ("transformer", "iv3_gru"):
+        pick = report["auto_batch_size"][model]
+        assert 8 <= pick["batch_size"] <= 64 and pick["reason"]
+        assert pick["method"] in ("measured", "memory rule")
+
+
+def test_plain_text_when_not_a_terminal():
+    proc = _run()
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b[" not in proc.stdout  # no colour codes in a log file
+    assert "--auto-workers" in proc.stdout and "--auto-batch-size transformer" in proc.stdout
+    assert "usable CPU cores" in proc.stdout
+
+
+def test_cpu_device_when_asked():
+    choice = hardware.select_device("cpu")
+    assert choice.kind == "cpu" and "asked" in choice.reason
+
+
+def test_unavailable_cuda_falls_back_with_reason():
+    if torch.cuda.is_available():
+        return
+    choice = hardware.select_device("cuda")
+    assert choice.kind == "cpu" and "no CUDA" in choice.reason
+
+
+def test_auto_workers_rule():
+    assert hardware.auto_workers("cpu", 16)[0] == 0
+    assert hardware.auto_workers("cuda", 2)[0] == 1
+    assert hardware.auto_workers("cuda", 64)[0] == 8
+
+
+def test_memory_rule_clamps_to_the_guide_range():
+    assert hardware.batch_size_from_memory(10**12, 10**6)[0] == 64
+    assert hardware.batch_size_from_memory(10**6, 10**9)[0] == 8
+    assert hardware.batch_size_from_memory(24 * 4 * 2**20, 2**20)[0] == 16  # 24 fits -> power of two below
+
+
+def test_process_rss_is_plausible():
+    rss = hardware.process_rss()
+    assert 10 * 2**20 < rss < 20 * 2**30
