@@ -132,3 +132,18 @@ def load_model_state(model: torch.nn.Module, state: Mapping[str, Any], path: Pat
     except RuntimeError as exc:
         first = str(exc).split("\n")[0]
         raise CheckpointError(f"weights do not fit this model's settings: {first}", path) from None
+
+
+def load_trained_model(path: Path, device: torch.device | str = "cpu"):
+    """A checkpoint's model, built from its stored settings and put in eval mode: (model, state)."""
+    from slr.models.registry import build_model
+    from slr.settings import TrainSettings
+
+    state = load_checkpoint(path)
+    try:
+        settings = TrainSettings.model_validate(state["settings"])
+    except Exception as exc:  # pydantic ValidationError: settings of another slr version
+        raise CheckpointError(f"its stored settings are not valid for this slr: {exc}", path) from None
+    model = build_model(state["model"], settings, state["input_dim"], state["num_gloss"], state["num_cat"])
+    load_model_state(model, state, path)
+    return model.to(device).eval(), state

@@ -1,0 +1,149 @@
+"""The training run's data: checked clip directories, datasets and their DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.utils.data import DataLoader
+
+from slr.data.augment import build_transform
+from slr.data.dataset import ClipDataset, collate_clips
+from slr.data.classes import read_class_names
+from slr.data.validate import check_training_data
+from slr.engine.distributed import DistInfo
+from slr.engine.sampler import EpochSampler
+from slr.errors import ConfigError, DataError
+from slr.models.registry import model_spec
+from slr.settings import TrainSettings
+from slr.ui.console import print_notice
+
+
+@dataclass
+class SplitSource:
+    flag: str
+    directory: Path
+    labels_csv: Path
+
+
+@dataclass
+class RunData:
+    train: ClipDataset
+    val: ClipDataset
+    input_dim: int
+    longest_clip: int
+    class_names: dict[str, dict[int, str]]
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{len(self.train)} training / {len(self.val)} validation clips of {self.input_dim} values per frame, "
+            f"up to {self.longest_clip} frames"
+        )
+
+    def loaders(self, settings: TrainSettings, dist: DistInfo, device: torch.device, workers: int):
+        pin = settings.pin_memory and device.type == "cuda"
+        if workers > 0:  # workers read the parent's cache: fill it before they fork
+            self.train.preload()
+            self.val.preload()
+        common = dict(
+            collate_fn=collate_clips,
+            num_workers=workers,
+            pin_memory=pin,
+            persistent_workers=workers > 0,
+            # Its own generator: creating a loader iterator must not draw from the global RNG,
+            # or a run resumed mid-epoch would see different dropout masks.
+            generator=torch.Generator().manual_seed(settings.seed),
+        )
+        train_sampler = EpochSampler(
+            len(self.train), seed=settings.seed, shuffle=True, rank=dist.rank, world_size=dist.world_size
+        )
+        val_sampler = EpochSampler(
+            len(self.val), seed=settings.seed, shuffle=False, rank=dist.rank, world_size=dist.world_size
+        )
+        train = DataLoader(self.train, batch_size=settings.batch_size, sampler=train_sampler, **common)
+        val = DataLoader(self.val, batch_size=settings.batch_size, sampler=val_sampler, **common)
+        return train, val
+
+
+def _sources(settings: TrainSettings) -> tuple[SplitSource, SplitSource]:
+    kind = "keypoints" if model_spec(settings.model).input_kind == "keypoints" else "features"
+    found = []
+    for split, directory, labels in (
+        ("train", settings.train_dir, settings.labels_train_csv),
+        ("val", settings.val_dir, settings.labels_val_csv),
+    ):
+        flag = f"--{kind}-{split}"
+        if directory is None:
+            raise ConfigError(f"{flag} DIR is required to train {settings.model}")
+        labels_csv = Path(labels) if labels is not None else Path(directory) / "labels.csv"
+        found.append(SplitSource(flag, Path(directory), labels_csv))
+    return found[0], found[1]
+
+
+def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) -> RunData:
+    spec = model_spec(settings.model)
+    keypoints = spec.input_kind == "keypoints"
+    key = settings.kp_key if keypoints else settings.feature_key
+    fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
+    width = settings.kp_dim if keypoints else settings.feature_dim
+    train_src, val_src = _sources(settings)
+    datasets = []
+    for src, train in ((train_src, True), (val_src, False)):
+        if not src.directory.is_dir():
+            raise DataError(f"{src.flag}: clip directory not found", src.directory)
+        report = check_training_data(
+            src.directory,
+            src.labels_csv,
+            key=key,
+            fallback_key=fallback,
+            require_dim=width,
+            num_gloss=settings.num_gloss,
+            num_cat=settings.num_cat,
+        )
+        if report.warnings and dist.is_main:
+            print_notice(
+                f"{src.directory}: {len(report.warnings)} warning(s) in the data; "
+                f"`slr validate {src.directory}` lists them"
+            )
+        dim = width or report.widths.get(key) or None
+        datasets.append(
+            ClipDataset(
+                src.directory,
+                src.labels_csv,
+                key=key,
+                fallback_key=fallback,
+                dim=dim,
+                max_frames=settings.max_frames,
+                long_clips=settings.long_clips,
+                train=train,
+                seed=settings.seed,
+                cache=settings.cache,
+                preloaded=report.clips if settings.cache else None,
+            )
+        )
+        frames = report.frames
+        if train:
+            longest = max(frames) if frames else 1
+        else:
+            longest = max(longest, max(frames) if frames else 1)
+    train_ds, val_ds = datasets
+    if train_ds.input_dim != val_ds.input_dim:
+        raise DataError(
+            f"training clips have {train_ds.input_dim} values per frame but validation clips "
+            f"({val_src.directory}) have {val_ds.input_dim}"
+        )
+    input_dim = train_ds.input_dim
+    for ds, train in ((train_ds, True), (val_ds, False)):
+        ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train)
+    if settings.max_frames:
+        longest = min(longest, settings.max_frames)
+    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds))
+
+
+def _class_names(settings: TrainSettings, train: ClipDataset) -> dict[str, dict[int, str]]:
+    if settings.classes_csv is not None:
+        return read_class_names(Path(settings.classes_csv))
+    return {"gloss": train.class_names(), "cat": {}}

@@ -1,0 +1,58 @@
+"""The per-epoch log CSV and settings.json, both rewritten atomically from the run's history.
+
+The history travels inside every checkpoint, so a resumed run rewrites the log with exactly the
+epochs its checkpoint knows and carries on; rows of epochs that were lost are never duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+#: The training guide's columns, in its order; further columns follow them.
+GUIDE_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_gloss_acc",
+    "val_cat_acc",
+    "lr",
+    "epoch_time",
+    "gpu_memory_allocated",
+    "gpu_memory_reserved",
+]
+EXTRA_COLUMNS = ["train_gloss_acc", "train_cat_acc", "samples_per_s", "val_time", "gpu_memory_peak", "rss"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_log_csv(path: Path, history: Iterable[Mapping[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=GUIDE_COLUMNS + EXTRA_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow(row)
+    write_atomic(path, buffer.getvalue())
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")

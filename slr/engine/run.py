@@ -1,0 +1,231 @@
+"""`slr train` and `slr resume`: turn settings into a device, data, a model and a Trainer, then fit."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from slr import __version__
+from slr.config import resolve_settings
+from slr.engine import checkpoint as ckpt
+from slr.engine import hardware
+from slr.engine.autobatch import choose_batch_size
+from slr.engine.distributed import DistInfo, init_distributed, launched_by_torchrun, shutdown_distributed
+from slr.engine.logbook import write_json
+from slr.engine.sampler import EpochSampler
+from slr.engine.trainer import Interrupted, RunPaths, Trainer
+from slr.errors import ConfigError
+from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
+from slr.ui.console import print_notice
+from slr.ui.training_view import TrainingView
+
+
+@dataclass
+class TrainOutcome:
+    paths: RunPaths
+    best_metric: float
+    best_epoch: int
+    epochs_done: int
+    history: list[dict[str, Any]]
+    interrupted: bool = False
+
+
+def resume_from_settings(settings: ResumeSettings) -> TrainOutcome:
+    """Continue a run: the checkpoint's settings, overridden by any flags given to `slr resume`."""
+    state = ckpt.load_checkpoint(settings.checkpoint)
+    stored = dict(state["settings"])
+    stored.pop("resume", None)
+    train_settings = resolve_settings(TrainSettings, settings.overrides, base=stored)
+    return run_training(train_settings, resume_state=state, resume_path=settings.checkpoint)
+
+
+def train_from_settings(settings: TrainSettings) -> TrainOutcome:
+    """`slr train`; with --resume, the given settings continue from that checkpoint's state."""
+    if settings.resume is not None:
+        state = ckpt.load_checkpoint(settings.resume)
+        return run_training(settings, resume_state=state, resume_path=settings.resume)
+    return run_training(settings)
+
+
+def run_training(
+    settings: TrainSettings,
+    resume_state: Optional[dict[str, Any]] = None,
+    resume_path: Optional[Path] = None,
+    view: Optional[TrainingView] = None,
+) -> TrainOutcome:
+    choice = hardware.select_device(settings.device)
+    dist = init_distributed(choice.kind)
+    try:
+        return _run(settings, choice, dist, resume_state, resume_path, view)
+    finally:
+        shutdown_distributed()
+
+
+def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> TrainOutcome:
+    device = choice.device
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    notices = hardware_notices(settings, device, dist) if dist.is_main else []
+    for text in notices:
+        print_notice(text)
+    view = view or TrainingView(enabled=dist.is_main)
+    if resume_state is not None:
+        ckpt.check_compatible(
+            resume_state, resume_path, model=settings.model, num_gloss=settings.num_gloss, num_cat=settings.num_cat
+        )
+        if resume_state["epoch"] >= settings.epochs:
+            view.note(
+                f"{resume_path} has already trained {resume_state['epoch']} of --epochs {settings.epochs}: "
+                "nothing to do (--epochs is the total; raise it to train further)"
+            )
+            paths = run_paths(settings)
+            return TrainOutcome(paths, resume_state["best_metric"], resume_state.get("best_epoch", 0),
+                                resume_state["epoch"], resume_state["history"])
+
+    torch.manual_seed(settings.seed)
+    from slr.engine.data_setup import build_data
+
+    data = build_data(settings, dist, device)
+    settings, runtime = resolve_auto_options(settings, device, data, dist, resume_state)
+    train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
+
+    from slr.models.registry import build_model, count_parameters
+
+    model = build_model(settings.model, settings, data.input_dim, settings.num_gloss, settings.num_cat)
+    model = model.to(device)
+    total_params, trainable = count_parameters(model)
+    model = wrap_model(model, settings, device, dist)
+
+    paths = run_paths(settings)
+    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
+    extras = {
+        "slr_version": __version__,
+        "model": settings.model,
+        "model_class": MODEL_CLASS_NAMES[settings.model],
+        "input_dim": data.input_dim,
+        "num_gloss": settings.num_gloss,
+        "num_cat": settings.num_cat,
+        "class_names": data.class_names,
+        "runtime": runtime,
+    }
+    trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, view, amp, extras)
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state, resume_path)
+    if dist.is_main:
+        write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
+                                         "runtime": runtime})
+        view.note(
+            f"{MODEL_CLASS_NAMES[settings.model]}: {total_params:,} parameters ({trainable:,} trainable) on "
+            f"{device} ({choice.reason}); {data.summary}; batch {settings.batch_size}"
+            f"{' x ' + str(settings.gradient_accumulation_steps) + ' accumulation' if settings.gradient_accumulation_steps > 1 else ''}"
+            f", {runtime['num_workers']} workers"
+            + (f", AMP {str(amp).removeprefix('torch.')}" if amp else "")
+            + (f"; resuming {resume_path} after epoch {trainer.progress.epoch}"
+               + (f" step {trainer.progress.step}" if trainer.progress.step else "") if resume_state else "")
+        )
+    try:
+        progress = trainer.fit()
+    except Interrupted as stop:
+        view.note(f"interrupted: resumable checkpoint written to {stop.path}; continue with `slr resume {stop.path}`")
+        raise SystemExit(130) from None
+    outcome = TrainOutcome(paths, progress.best_metric, progress.best_epoch, progress.epoch, progress.history)
+    if dist.is_main:
+        finish(settings, outcome, view)
+    return outcome
+
+
+def finish(settings: TrainSettings, outcome: TrainOutcome, view: TrainingView) -> None:
+    last = outcome.history[-1] if outcome.history else None
+    if last is not None:
+        view.note(
+            f"done: best val_gloss_acc {outcome.best_metric:.4f} at epoch {outcome.best_epoch} "
+            f"(last epoch: val_gloss_acc {last['val_gloss_acc']:.4f}, val_cat_acc {last['val_cat_acc']:.4f})"
+        )
+    view.note(
+        f"checkpoints: {outcome.paths.best} (best), {outcome.paths.last} (last); log: {outcome.paths.log_csv}"
+    )
+    if settings.plots and outcome.history:
+        try:
+            from slr.analysis.plots import plot_training_curves
+
+            png = plot_training_curves(outcome.paths.log_csv)
+            view.note(f"training curves: {png}")
+        except ImportError:
+            pass
+
+
+def run_paths(settings: TrainSettings) -> RunPaths:
+    out = Path(settings.output_dir)
+    name = MODEL_CLASS_NAMES[settings.model]
+    return RunPaths(
+        output_dir=out,
+        last=out / f"{name}_last.pt",
+        best=out / f"{name}_best.pt",
+        log_csv=Path(settings.log_csv) if settings.log_csv else out / "log.csv",
+        settings_json=out / "settings.json",
+    )
+
+
+def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistInfo) -> list[str]:
+    """GPU-only options on hardware that cannot use them: one notice each, never an error."""
+    notes = []
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    if settings.amp and device.type != "cuda":
+        notes.append(f"--amp: mixed precision is for CUDA GPUs; training in float32 on {device.type}")
+    if settings.compile_model and device.type != "cuda":
+        notes.append(f"--compile-model: skipped on {device.type} (compilation pays off on CUDA GPUs)")
+    if settings.enable_parallel and gpus < 2 and not dist.enabled:
+        notes.append(f"--enable-parallel: {gpus} GPU(s) visible; DataParallel needs at least 2, training on one device")
+    if settings.enable_parallel and settings.compile_model and gpus >= 2 and not dist.enabled:
+        notes.append("--compile-model: not combined with DataParallel (no gain, known failures); not compiling")
+    if settings.pin_memory and device.type != "cuda":
+        notes.append(f"--pin-memory: only helps copies to a CUDA GPU; off on {device.type}")
+    return notes
+
+
+def wrap_model(model: torch.nn.Module, settings: TrainSettings, device: torch.device, dist: DistInfo):
+    """compile first (before DDP wrapping), then DDP under torchrun or DataParallel on several GPUs."""
+    data_parallel = (
+        settings.enable_parallel and device.type == "cuda" and torch.cuda.device_count() > 1 and not dist.enabled
+    )
+    if settings.compile_model and device.type == "cuda" and not data_parallel:
+        # Clip lengths vary from batch to batch: dynamic shapes avoid one recompile per length.
+        model = torch.compile(model, dynamic=True)
+    if dist.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if data_parallel:
+        return torch.nn.DataParallel(model)
+    return model
+
+
+def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, resume_state):
+    """Replace --auto-batch-size / --auto-workers by the values picked, and record why."""
+    runtime: dict[str, Any] = {"device": str(device), "world_size": dist.world_size}
+    updates: dict[str, Any] = {}
+    if settings.auto_batch_size:
+        stored = (resume_state or {}).get("runtime", {}).get("batch_size")
+        if stored:  # a resumed run keeps the batch size it started with, so it continues exactly
+            updates["batch_size"] = stored["value"]
+            runtime["batch_size"] = stored
+        else:
+            pick = choose_batch_size(settings.model, settings, data.input_dim, data.longest_clip, device,
+                                     settings.num_gloss, settings.num_cat)
+            updates["batch_size"] = pick.batch_size
+            runtime["batch_size"] = {"value": pick.batch_size, "method": pick.method, "reason": pick.reason}
+            if dist.is_main:
+                print_notice(f"--auto-batch-size: {pick.batch_size} ({pick.method}: {pick.reason})")
+    workers, reason = settings.num_workers, "--num-workers"
+    if settings.auto_workers or settings.num_workers == 0:
+        workers, reason = hardware.auto_workers(device.type)
+        if dist.enabled:
+            workers = max(0, min(workers, hardware.usable_cpus() // dist.world_size - 1))
+    runtime["num_workers"] = workers
+    runtime["num_workers_reason"] = reason
+    if updates:
+        settings = settings.model_copy(update=updates)
+    return settings, runtime

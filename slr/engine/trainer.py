@@ -1,0 +1,366 @@
+"""The training loop: fit -> train_epoch / validate -> save, with exact resume.
+
+Everything a resumed run needs to continue as if it had never stopped lives in ``state_dict()``:
+model, optimizer, scheduler, GradScaler, early-stopping counters, the epoch and the step inside
+it, the epoch's running totals, the best metric, the history and the RNG states.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from slr.engine import checkpoint as ckpt
+from slr.engine.distributed import DistInfo, broadcast_flag
+from slr.engine.hardware import memory_snapshot
+from slr.engine.logbook import write_log_csv
+from slr.engine.metrics import RunningTotals
+from slr.errors import TrainingStopped
+from slr.settings import TrainSettings
+from slr.ui.training_view import TrainingView
+
+
+@dataclass
+class RunPaths:
+    output_dir: Path
+    last: Path
+    best: Path
+    log_csv: Path
+    settings_json: Path
+
+
+@dataclass
+class Progress:
+    """Where the run stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs fully done
+    step: int = 0  # optimizer windows' micro-batches done inside the current epoch
+    totals: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    epoch_seconds: float = 0.0  # time already spent in the current epoch before an interruption
+    best_metric: float = -math.inf
+    best_epoch: int = 0
+    stale_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Interrupted(Exception):
+    """Ctrl-C arrived; a resumable checkpoint has been written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+
+class Trainer:
+    def __init__(
+        self,
+        settings: TrainSettings,
+        model: torch.nn.Module,
+        train_loader,
+        val_loader,
+        device: torch.device,
+        paths: RunPaths,
+        dist: DistInfo,
+        view: TrainingView,
+        amp_dtype: Optional[torch.dtype],
+        checkpoint_extras: dict[str, Any],
+    ):
+        self.s = settings
+        self.model = model
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.device = device
+        self.paths = paths
+        self.dist = dist
+        self.view = view
+        self.amp_dtype = amp_dtype
+        self.extras = checkpoint_extras
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.scheduler = self._make_scheduler()
+        # float16 needs loss scaling; bfloat16 has float32's range and does not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.progress = Progress()
+        self._pending_rng: Optional[dict[str, Any]] = None
+        self._interrupt = False
+        self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
+
+    # -- setup ------------------------------------------------------------------------------
+    def _make_scheduler(self):
+        if self.s.scheduler == "plateau":
+            # The original tracked validation gloss accuracy: higher is better.
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="max", factor=0.5, patience=self.s.scheduler_patience
+            )
+        if self.s.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.s.epochs)
+        return None
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "format": ckpt.FORMAT,
+            "version": ckpt.VERSION,
+            **self.extras,
+            "settings": self.s.model_dump(mode="json"),
+            "model_state": ckpt.clean_state_dict(ckpt.unwrap_model(self.model).state_dict()),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler_state": self.scaler.state_dict(),
+            "epoch": p.epoch,
+            "step_in_epoch": p.step,
+            "epoch_totals": list(p.totals),
+            "epoch_seconds": p.epoch_seconds,
+            "best_metric": p.best_metric,
+            "best_epoch": p.best_epoch,
+            "early_stop": {"stale_epochs": p.stale_epochs, "patience": self.s.early_stop},
+            "history": list(p.history),
+            "rng": capture_rng(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
+        ckpt.load_model_state(self.model, state, path)
+        try:
+            self.optimizer.load_state_dict(state["optimizer_state"])
+            if self.scheduler is not None and state.get("scheduler_state"):
+                self.scheduler.load_state_dict(state["scheduler_state"])
+            if state.get("scaler_state"):
+                self.scaler.load_state_dict(state["scaler_state"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            from slr.errors import CheckpointError
+
+            raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
+        self.progress = Progress(
+            epoch=state["epoch"],
+            step=state.get("step_in_epoch", 0),
+            totals=list(state.get("epoch_totals", [0.0, 0.0, 0.0, 0.0])),
+            epoch_seconds=state.get("epoch_seconds", 0.0),
+            best_metric=state["best_metric"],
+            best_epoch=state.get("best_epoch", 0),
+            stale_epochs=state["early_stop"]["stale_epochs"],
+            history=list(state["history"]),
+        )
+        self._pending_rng = state["rng"]
+
+    def save(self, path: Path) -> None:
+        if self.dist.is_main:
+            ckpt.save_checkpoint(self.state_dict(), path)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self) -> Progress:
+        s, p = self.s, self.progress
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        self.view.start(s.epochs, p.epoch)
+        try:
+            while p.epoch < s.epochs:
+                if s.early_stop and p.stale_epochs >= s.early_stop:
+                    break
+                row = self._run_epoch(p.epoch + 1)
+                if row.get("stopped_early"):
+                    break
+        finally:
+            self.view.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        return p
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
+        s, p = self.s, self.progress
+        if self._pending_rng is not None:  # resume: continue the random streams exactly where they were
+            restore_rng(self._pending_rng)
+            self._pending_rng = None
+        started = time.perf_counter() - p.epoch_seconds
+        totals = self.train_epoch(epoch)
+        train_time = time.perf_counter() - started
+        val_started = time.perf_counter()
+        val = self.validate()
+        epoch_time = time.perf_counter() - started
+        snapshot = memory_snapshot(self.device)
+        improved = val.gloss_acc > p.best_metric
+        if improved:
+            p.best_metric, p.best_epoch, p.stale_epochs = val.gloss_acc, epoch, 0
+        else:
+            p.stale_epochs += 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        row = {
+            "epoch": epoch,
+            "train_loss": totals.loss,
+            "val_loss": val.loss,
+            "val_gloss_acc": val.gloss_acc,
+            "val_cat_acc": val.cat_acc,
+            "lr": lr,
+            "epoch_time": round(epoch_time, 3),
+            **snapshot.as_row(),
+            "train_gloss_acc": totals.gloss_acc,
+            "train_cat_acc": totals.cat_acc,
+            "samples_per_s": round(totals.samples / max(train_time, 1e-9), 1),
+            "val_time": round(time.perf_counter() - val_started, 3),
+        }
+        p.history.append(row)
+        if self.scheduler is not None:
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(val.gloss_acc)
+            else:
+                self.scheduler.step()
+        p.epoch, p.step, p.totals, p.epoch_seconds = epoch, 0, [0.0, 0.0, 0.0, 0.0], 0.0
+        self.save(self.paths.last)
+        if improved:
+            self.save(self.paths.best)
+        if self.dist.is_main:
+            write_log_csv(self.paths.log_csv, p.history)
+        self.view.epoch_end({**row, "best": p.best_metric}, s.epochs, improved, snapshot)
+        stop = bool(s.early_stop and p.stale_epochs >= s.early_stop)
+        if stop:
+            self.view.note(
+                f"early stop: no better val_gloss_acc for {p.stale_epochs} epochs "
+                f"(best {p.best_metric:.4f} at epoch {p.best_epoch})"
+            )
+        return {**row, "stopped_early": stop}
+
+    def train_epoch(self, epoch: int):
+        s, p = self.s, self.progress
+        self.model.train()
+        sampler = self.train_loader.sampler
+        sampler.set_epoch(epoch, skip=p.step * s.batch_size)
+        dataset = self.train_loader.dataset
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        n_batches = math.ceil((len(sampler) + sampler.skip) / s.batch_size)
+        k = s.gradient_accumulation_steps
+        totals = RunningTotals(self.device, p.totals)
+        self.view.epoch_start(epoch, s.epochs, n_batches, p.step)
+        window_started = time.perf_counter()
+        samples_in_window = 0
+        for i, batch in enumerate(self.train_loader, start=p.step):
+            batch = batch.to(self.device, non_blocking=True)
+            window_start = (i // k) * k
+            window = min(k, n_batches - window_start)  # the last window of an epoch may be shorter
+            last_micro = i + 1 == window_start + window
+            sync = contextlib.nullcontext()
+            if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync"):
+                sync = self.model.no_sync()  # gradients are all-reduced once per window, not per micro-step
+            with sync:
+                with self._autocast():
+                    gloss_logits, cat_logits = self.model(batch.x, batch.mask)
+                    loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
+                self.scaler.scale(loss / window).backward()
+            totals.add(loss, gloss_logits, cat_logits, batch.gloss, batch.cat)
+            samples_in_window += batch.gloss.shape[0]
+            if last_micro:
+                self._optimizer_step()
+            done = i + 1
+            if done % self.sync_every == 0 or done == n_batches:
+                if not totals.loss_is_finite():
+                    self._stop_non_finite(epoch, done)
+                elapsed = time.perf_counter() - window_started
+                self.view.step(done, samples_in_window / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
+            if last_micro and self._interrupt_agreed():
+                p.step, p.totals = done, totals.as_list()
+                p.epoch_seconds = time.perf_counter() - window_started
+                self.save(self.paths.last)
+                raise Interrupted(self.paths.last)
+        return totals.summary(self.dist)
+
+    @torch.no_grad()
+    def validate(self):
+        self.model.eval()
+        totals = RunningTotals(self.device)
+        for batch in self.val_loader:
+            batch = batch.to(self.device, non_blocking=True)
+            with self._autocast():
+                gloss_logits, cat_logits = self.model(batch.x, batch.mask)
+                loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
+            totals.add(loss.float(), gloss_logits, cat_logits, batch.gloss, batch.cat)
+        return totals.summary(self.dist)
+
+    # -- pieces -----------------------------------------------------------------------------
+    def _loss(self, gloss_logits, cat_logits, gloss, cat) -> torch.Tensor:
+        return self.s.alpha * F.cross_entropy(gloss_logits.float(), gloss) + self.s.beta * F.cross_entropy(
+            cat_logits.float(), cat
+        )
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _optimizer_step(self) -> None:
+        if self.s.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], self.s.grad_clip
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _stop_non_finite(self, epoch: int, step: int) -> None:
+        p = self.progress
+        kept = f"{self.paths.last.name} (epoch {p.epoch})" if p.epoch else "no checkpoint yet"
+        best = f"{self.paths.best.name} (epoch {p.best_epoch})" if p.best_epoch else "no best checkpoint yet"
+        raise TrainingStopped(
+            f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
+            f"nothing was overwritten: {kept}, {best}. Try a lower --lr, --grad-clip 1.0, or no --amp."
+        )
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._interrupt:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._interrupt = True
+        self.view.note("interrupt received: saving a resumable checkpoint after this step (Ctrl-C again to abort)")
+
+    def _interrupt_agreed(self) -> bool:
+        if not self.dist.enabled:
+            return self._interrupt
+        return broadcast_flag(self._interrupt, self.dist, self.device)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def capture_rng() -> dict[str, Any]:
+    """Every random stream, as plain tensors, numbers and lists (loadable with weights_only=True)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": _to_plain(random.getstate()),
+        "numpy": {"keys": torch.from_numpy(keys.copy()), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(_to_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError):
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_plain(value):
+    if isinstance(value, tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _to_tuple(value):
+    if isinstance(value, list):
+        return tuple(_to_tuple(v) for v in value)
+    return value
