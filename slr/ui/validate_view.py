@@ -91,7 +91,7 @@ def _print_tables(report: "ValidationReport") -> None:
     groups = group_by_kind(report.problems)
     if groups:
         table = Table(title=Text(f"Problems in {report.directory}"), title_justify="left")
-        table.add_column("kind")
+        table.add_column("kind", max_width=30)
         table.add_column("file", overflow="fold")
         table.add_column("problem", overflow="fold")
         for kind, found in groups.items():

@@ -1,0 +1,234 @@
+"""labels.csv: one row per clip with `file,gloss,cat` (0-based ids); extra columns are kept.
+
+`load_labels` parses leniently and lists every problem it finds (for `slr validate`);
+`read_labels` is the strict form for training: it returns clean rows or raises `DataError`.
+Accepted: a UTF-8 byte-order mark, CRLF line ends, `file` with or without `.npz`, names with
+spaces, apostrophes and quotes, ids written as `3` or `3.0`.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from slr.data.clips import NPZ_SUFFIX, clip_stem
+from slr.data.problems import Problem
+from slr.errors import DataError
+
+REQUIRED_COLUMNS = ("file", "gloss", "cat")
+ID_COLUMNS = ("gloss", "cat")
+_ID_OPTIONS = {"gloss": "--num-gloss", "cat": "--num-cat"}
+_CLIP_NAME = re.compile(r"^clip_\d+_(.+)$")
+
+
+@dataclass
+class LabelTable:
+    """The parsed labels: `rows` holds every row naming a clip, first occurrence only.
+
+    Columns: `file` (the clip's stem), `gloss` and `cat` (nullable Int64: missing where the id
+    is unusable), `line` (its line in the CSV, for messages), then the file's extra columns.
+    """
+
+    path: Path
+    rows: pd.DataFrame
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def usable(self) -> pd.DataFrame:
+        """Rows whose ids are both usable integers (negative or out-of-range ids excluded)."""
+        return self.rows[self.rows["gloss"].notna() & self.rows["cat"].notna()]
+
+
+def _empty_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "file": pd.Series(dtype=str),
+            "gloss": pd.Series(dtype="Int64"),
+            "cat": pd.Series(dtype="Int64"),
+            "line": pd.Series(dtype=int),
+        }
+    )
+
+
+def _read_csv(path: Path) -> tuple[Optional[pd.DataFrame], list[Problem]]:
+    name = path.name
+    if not path.is_file():
+        return None, [Problem("labels_missing", name, f"labels file not found: {path}")]
+    try:
+        if not path.read_bytes().strip():
+            return None, [Problem("labels_empty", name, "the labels file is empty")]
+        # Everything as text: ids are parsed below so a bad value is reported, not guessed at;
+        # blank lines are kept so that row i is line i + 2 in messages.
+        table = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False
+        )
+    except UnicodeDecodeError as exc:
+        return None, [Problem("labels_unreadable", name, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        return None, [Problem("labels_unreadable", name, f"not a readable CSV file ({exc})")]
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        found = ", ".join(table.columns) or "none"
+        return None, [
+            Problem(
+                "labels_columns",
+                name,
+                f"missing column(s) {', '.join(missing)}; expected file,gloss,cat (found: {found})",
+            )
+        ]
+    table.insert(len(table.columns), "line", np.arange(len(table)) + 2)
+    # A blank line reads as a row of empty strings: skip it silently, like a trailing newline.
+    blank = (table.drop(columns="line") == "").all(axis=1)
+    table = table[~blank]
+    if table.empty:
+        return None, [Problem("labels_empty", name, "the labels file has a header but no rows")]
+    return table, []
+
+
+def _parse_ids(table: pd.DataFrame, column: str, limit: Optional[int], where: str) -> tuple[pd.Series, list[Problem]]:
+    """Integer ids as nullable Int64 (missing where unusable), and a problem per unusable one."""
+    text = table[column].str.strip()
+    number = pd.to_numeric(text, errors="coerce")
+    # Beyond 2**53 a float no longer holds every integer exactly: not a plausible class id anyway.
+    integral = number.notna() & (number.abs() < 2**53) & (number == np.floor(number))
+    ids = pd.Series(pd.NA, index=table.index, dtype="Int64")
+    ids[integral] = number[integral].astype("int64")
+    problems = []
+    for index in table.index[~integral]:
+        value = table.at[index, column]
+        problems.append(
+            _row_problem("non_integer_id", table, index, where, f"{column} {value!r} is not an integer id")
+        )
+    negative = integral & (number < 0)
+    for index in table.index[negative]:
+        problems.append(_row_problem("negative_id", table, index, where, f"{column} {ids[index]} is negative"))
+    if limit is not None:
+        too_big = integral & (number >= limit)
+        for index in table.index[too_big]:
+            problems.append(
+                _row_problem(
+                    "id_out_of_range",
+                    table,
+                    index,
+                    where,
+                    f"{column} {ids[index]} is outside 0..{limit - 1} ({_ID_OPTIONS[column]} {limit})",
+                )
+            )
+        ids[too_big] = pd.NA
+    ids[negative] = pd.NA
+    return ids, problems
+
+
+def _row_problem(kind: str, table: pd.DataFrame, index: object, where: str, message: str) -> Problem:
+    clip = str(table.at[index, "file"]).strip()
+    file = clip_stem(clip) + NPZ_SUFFIX if clip else where
+    return Problem(kind, file, f"{where} line {table.at[index, 'line']}: {message}")
+
+
+def load_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optional[int] = None) -> LabelTable:
+    """Parse labels.csv and list every problem in it that does not need the clip files."""
+    path = Path(path)
+    table, problems = _read_csv(path)
+    if table is None:
+        return LabelTable(path, _empty_rows(), problems)
+    where = path.name
+
+    named = table["file"].str.strip() != ""
+    for index in table.index[~named]:
+        problems.append(Problem("bad_row", where, f"{where} line {table.at[index, 'line']}: no clip name in 'file'"))
+    table = table[named].copy()
+    table["file"] = table["file"].map(clip_stem)
+
+    for column, limit in (("gloss", num_gloss), ("cat", num_cat)):
+        table[column], found = _parse_ids(table, column, limit, where)
+        problems += found
+
+    problems += _duplicate_problems(table, where)
+    rows = table.drop_duplicates("file", keep="first")
+    rows = rows[["file", "gloss", "cat", "line"] + [c for c in rows.columns if c not in (*REQUIRED_COLUMNS, "line")]]
+    labels = LabelTable(path, rows.reset_index(drop=True), problems)
+    labels.problems += _gloss_category_problems(labels.usable, where)
+    return labels
+
+
+def _duplicate_problems(table: pd.DataFrame, where: str) -> list[Problem]:
+    problems = []
+    first_seen: dict[str, object] = {}
+    for index, name in zip(table.index, table["file"]):
+        if name not in first_seen:
+            first_seen[name] = index
+            continue
+        first = first_seen[name]
+        same = all(_same_id(table.at[index, c], table.at[first, c]) for c in ID_COLUMNS)
+        detail = "with the same labels" if same else (
+            f"with different labels (gloss {table.at[index, 'gloss']}, cat {table.at[index, 'cat']} "
+            f"vs gloss {table.at[first, 'gloss']}, cat {table.at[first, 'cat']})"
+        )
+        problems.append(
+            Problem(
+                "duplicate_row",
+                name + NPZ_SUFFIX,
+                f"{where} line {table.at[index, 'line']} repeats line {table.at[first, 'line']} {detail}",
+            )
+        )
+    return problems
+
+
+def _same_id(a: object, b: object) -> bool:
+    if pd.isna(a) or pd.isna(b):
+        return bool(pd.isna(a) and pd.isna(b))
+    return bool(a == b)
+
+
+def _gloss_category_problems(rows: pd.DataFrame, where: str) -> list[Problem]:
+    problems = []
+    pairs = rows.groupby(["gloss", "cat"]).size()
+    for gloss, per_cat in pairs.groupby(level="gloss"):
+        if len(per_cat) < 2:
+            continue
+        counts = ", ".join(f"{cat} ({n} clip{'s' if n != 1 else ''})" for (_, cat), n in per_cat.items())
+        rare_cat = per_cat.idxmin()[1]
+        examples = rows[(rows["gloss"] == gloss) & (rows["cat"] == rare_cat)]["file"].head(3).tolist()
+        problems.append(
+            Problem(
+                "gloss_in_two_categories",
+                where,
+                f"gloss {gloss} is in categories {counts}; e.g. category {rare_cat}: {', '.join(examples)}",
+            )
+        )
+    return problems
+
+
+def read_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optional[int] = None) -> pd.DataFrame:
+    """Clean labels rows (`file`, `gloss`, `cat` as int64, `line`, extras) or `DataError`."""
+    labels = load_labels(path, num_gloss=num_gloss, num_cat=num_cat)
+    errors = [p for p in labels.problems if p.is_error]
+    if errors:
+        more = f" (and {len(errors) - 1} more problems; run `slr validate` on the directory)" if len(errors) > 1 else ""
+        raise DataError(f"{errors[0]}{more}", path)
+    rows = labels.rows.copy()
+    rows["gloss"] = rows["gloss"].astype("int64")
+    rows["cat"] = rows["cat"].astype("int64")
+    return rows
+
+
+def gloss_name_from_clip(stem: str) -> str:
+    """The sign named in a clip's file name: `clip_0089_how are you` -> `how are you`."""
+    match = _CLIP_NAME.match(clip_stem(stem))
+    return match.group(1) if match else clip_stem(stem)
+
+
+def class_names_from_clips(names: Sequence[str], gloss: Sequence[int]) -> dict[int, str]:
+    """Gloss id -> name, taking the most common name among that gloss's clip file names."""
+    votes: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
+    for name, gloss_id in zip(names, gloss):
+        votes[int(gloss_id)][gloss_name_from_clip(name)] += 1
+    # Ties go to the alphabetically first name so the result never depends on clip order.
+    return {g: min(c, key=lambda n: (-c[n], n)) for g, c in sorted(votes.items())}

@@ -1,0 +1,349 @@
+"""Check a clip directory and its labels.csv: every file, every problem, in one run.
+
+`validate_directory` does the work and returns a `ValidationReport`; `run_validate` is
+`slr validate`; `check_training_data` is the trainer's gate (raises `DataError` on errors and
+hands the arrays it read to the dataset, so training does not read every file twice).
+numpy + pandas only: `slr validate` never imports torch.
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+
+from slr.data.clips import ArraySpec, clip_stem, inspect_clip, list_clip_files, map_files, most_common_width
+from slr.data.labels import LabelTable, load_labels
+from slr.data.problems import KINDS, Problem, group_by_kind
+from slr.errors import DataError
+
+if TYPE_CHECKING:
+    from slr.settings import ValidateSettings
+
+#: Width of the feature key when --feature-dim is not given (InceptionV3's pooled output).
+DEFAULT_FEATURE_DIM = 2048
+#: Files named per kind in `check_training_data`'s error message.
+_FILES_NAMED_PER_KIND = 3
+
+
+@dataclass
+class _ClipFacts:
+    """What the report keeps of one clip: its problems, shapes, and (if asked) its main array."""
+
+    path: Path
+    problems: list[Problem]
+    shapes: dict[str, tuple[int, int]]
+    array: Optional[np.ndarray]
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of checking one directory. `clips` holds the main arrays when kept."""
+
+    directory: Path
+    labels_csv: Path
+    problems: list[Problem]
+    widths: dict[str, Optional[int]]
+    frames: list[int]
+    clip_files: int
+    readable_clips: int
+    labels: LabelTable
+    class_counts: dict[str, dict[int, int]]
+    clips: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> dict[str, Any]:
+        frames = (
+            {"min": min(self.frames), "median": statistics.median(self.frames), "max": max(self.frames)}
+            if self.frames
+            else None
+        )
+        return {
+            "clip_files": self.clip_files,
+            "readable_clips": self.readable_clips,
+            "labelled_clips": sum(self.class_counts["gloss"].values()),
+            "frames": frames,
+            "widths": self.widths,
+            "classes": {name: _class_summary(counts) for name, counts in self.class_counts.items()},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole report as JSON-able values (what `slr validate --json` prints)."""
+        return {
+            "ok": self.ok,
+            "directory": str(self.directory),
+            "labels_csv": str(self.labels_csv),
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "problems": {
+                kind: {
+                    "severity": KINDS[kind].severity,
+                    "title": KINDS[kind].title,
+                    "count": len(found),
+                    "items": [{"file": p.file, "message": p.message} for p in found],
+                }
+                for kind, found in group_by_kind(self.problems).items()
+            },
+            "summary": self.summary(),
+        }
+
+
+def _class_summary(counts: dict[int, int]) -> dict[str, Any]:
+    """Clips per class, compactly: how many classes, the smallest, median and largest class."""
+    if not counts:
+        return {"classes": 0}
+    smallest = min(counts, key=lambda c: (counts[c], c))
+    largest = max(counts, key=lambda c: (counts[c], -c))
+    return {
+        "classes": sum(1 for n in counts.values() if n),
+        "min": {"id": smallest, "clips": counts[smallest]},
+        "median": statistics.median(counts.values()),
+        "max": {"id": largest, "clips": counts[largest]},
+        "clips_per_class": {str(c): n for c, n in sorted(counts.items())},
+    }
+
+
+def validate_directory(
+    directory: Path,
+    labels_csv: Optional[Path] = None,
+    *,
+    specs: list[ArraySpec],
+    num_gloss: Optional[int] = None,
+    num_cat: Optional[int] = None,
+    max_zero_frames: float = 0.5,
+    keep_clips: bool = False,
+) -> ValidationReport:
+    """Check every clip in `directory` against `specs` (the first is the main array) and the labels.
+
+    Raises `DataError` only for a directory that cannot be checked at all; everything else is a
+    `Problem` in the report. With `keep_clips` the report holds each clip's main array (float32,
+    by file stem) so a dataset can start with them cached.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        raise DataError("directory not found", directory)
+    if not directory.is_dir():
+        raise DataError("not a directory", directory)
+    labels_csv = Path(labels_csv) if labels_csv is not None else directory / "labels.csv"
+
+    files = list_clip_files(directory)
+    facts = _inspect_all(files, specs, max_zero_frames, keep_clips)
+    problems: list[Problem] = []
+    if not files:
+        problems.append(Problem("no_clips", directory.name or str(directory), f"no .npz files in {directory}"))
+    for clip in facts:
+        problems += clip.problems
+    widths, width_problems = _check_widths(facts, specs)
+    problems += width_problems
+    unusable = {p.file for p in problems if p.is_error}
+
+    labels = load_labels(labels_csv, num_gloss=num_gloss, num_cat=num_cat)
+    problems += labels.problems
+    present = {clip_stem(path.name) for path in files}
+    problems += _match_labels_to_clips(labels, present, directory)
+    class_counts = _count_classes(labels, present)
+    problems += _empty_classes(class_counts, {"gloss": num_gloss, "cat": num_cat}, labels)
+
+    main_key = specs[0].key
+    return ValidationReport(
+        directory=directory,
+        labels_csv=labels_csv,
+        problems=problems,
+        widths=widths,
+        frames=[c.shapes[main_key][0] for c in facts if main_key in c.shapes],
+        clip_files=len(files),
+        readable_clips=sum(1 for c in facts if c.path.name not in unusable),
+        labels=labels,
+        class_counts=class_counts,
+        clips={clip_stem(c.path.name): c.array for c in facts if c.array is not None},
+    )
+
+
+def _inspect_all(files: list[Path], specs: list[ArraySpec], max_zero_frames: float, keep: bool) -> list[_ClipFacts]:
+    main_key = specs[0].key
+
+    def inspect(path: Path) -> _ClipFacts:
+        found = inspect_clip(path, specs, max_zero_frames)
+        shapes = {key: (a.shape[0], a.shape[1]) for key, a in found.arrays.items()}
+        array = found.arrays.get(main_key) if keep else None
+        if array is not None:
+            array = array.astype(np.float32, copy=False)
+        return _ClipFacts(path, found.problems, shapes, array)
+
+    return map_files(inspect, files)
+
+
+def _check_widths(facts: list[_ClipFacts], specs: list[ArraySpec]) -> tuple[dict[str, Optional[int]], list[Problem]]:
+    """The expected width per key (as set, or the most common one) and a problem per misfit."""
+    widths: dict[str, Optional[int]] = {}
+    problems = []
+    for spec in specs:
+        expected = spec.width or most_common_width(c.shapes[spec.key][1] for c in facts if spec.key in c.shapes)
+        widths[spec.key] = expected
+        why = "required" if spec.width else "the most common width in this directory"
+        for clip in facts:
+            shape = clip.shapes.get(spec.key)
+            if shape is not None and shape[1] != expected:
+                problems.append(
+                    Problem("bad_width", clip.path.name, f"{spec.key!r} is {shape[1]} wide, expected {expected} ({why})")
+                )
+                clip.array = None  # a misfit is never handed to a dataset
+    return widths, problems
+
+
+def _match_labels_to_clips(labels: LabelTable, present: set[str], directory: Path) -> list[Problem]:
+    problems = []
+    where = labels.path.name
+    listed = set(labels.rows["file"])
+    for name, line in zip(labels.rows["file"], labels.rows["line"]):
+        if name not in present:
+            problems.append(
+                Problem("missing_clip", f"{name}.npz", f"{where} line {line} names it, but it is not in {directory}")
+            )
+    if labels.rows.empty:
+        return problems  # no usable labels: that is already reported once, not once per clip
+    for name in sorted(present - listed):
+        problems.append(Problem("unlabelled_clip", f"{name}.npz", f"no row in {where}"))
+    return problems
+
+
+def _count_classes(labels: LabelTable, present: set[str]) -> dict[str, dict[int, int]]:
+    """Clips per gloss and per category, counting rows whose clip file exists."""
+    rows = labels.usable
+    rows = rows[rows["file"].isin(present)]
+    return {column: {int(k): int(n) for k, n in rows[column].value_counts().items()} for column in ("gloss", "cat")}
+
+
+def _empty_classes(
+    counts: dict[str, dict[int, int]], limits: dict[str, Optional[int]], labels: LabelTable
+) -> list[Problem]:
+    """Classes from 0 to the limit (or to the largest id seen) that have no clip."""
+    problems = []
+    if labels.usable.empty:
+        return problems
+    for column, per_class in counts.items():
+        top = limits[column] if limits[column] is not None else int(labels.usable[column].max()) + 1
+        missing = [c for c in range(top) if c not in per_class]
+        if missing:
+            name = "gloss" if column == "gloss" else "category"
+            problems.append(
+                Problem(
+                    "empty_class",
+                    labels.path.name,
+                    f"{len(missing)} {name} id(s) of 0..{top - 1} have no clips: {_id_list(missing)}",
+                )
+            )
+    return problems
+
+
+def _id_list(ids: list[int], limit: int = 20) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def check_training_data(
+    directory: Path,
+    labels_csv: Optional[Path],
+    *,
+    key: str,
+    fallback_key: Optional[str] = None,
+    require_dim: Optional[int] = None,
+    num_gloss: Optional[int],
+    num_cat: Optional[int],
+    max_zero_frames: float = 0.5,
+    keep_clips: bool = True,
+) -> ValidationReport:
+    """Run the `slr validate` checks for training; raise `DataError` with a short summary on errors.
+
+    Warnings stay in the returned report for the caller to show. With `keep_clips` the report's
+    `clips` feed `ClipDataset(..., preloaded=report.clips)`, so every file is read once.
+    """
+    spec = ArraySpec(key, fallback_key, require_dim)
+    report = validate_directory(
+        directory,
+        labels_csv,
+        specs=[spec],
+        num_gloss=num_gloss,
+        num_cat=num_cat,
+        max_zero_frames=max_zero_frames,
+        keep_clips=keep_clips,
+    )
+    if report.errors:
+        raise DataError(_error_summary(report), directory)
+    return report
+
+
+def _error_summary(report: ValidationReport) -> str:
+    lines = [f"{len(report.errors)} problem(s) in the training data:"]
+    for kind, found in group_by_kind(report.errors).items():
+        files = ", ".join(p.file for p in found[:_FILES_NAMED_PER_KIND])
+        more = f", ... ({len(found) - _FILES_NAMED_PER_KIND} more)" if len(found) > _FILES_NAMED_PER_KIND else ""
+        lines.append(f"  {KINDS[kind].title}: {len(found)} ({files}{more}); e.g. {found[0].message}")
+    command = f"slr validate {shlex.quote(str(report.directory))}"
+    if report.labels_csv != report.directory / "labels.csv":
+        command += f" --labels-csv {shlex.quote(str(report.labels_csv))}"
+    lines.append(f"run `{command}` for the full report")
+    return "\n".join(lines)
+
+
+def validation_specs(
+    kp_key: str,
+    feature_key: str,
+    *,
+    kp_dim: Optional[int] = None,
+    feature_dim: Optional[int] = None,
+    require_features: bool = False,
+) -> list[ArraySpec]:
+    """What `slr validate` checks: the keypoints, or with --require-x2048 the features first.
+
+    With --require-x2048 every clip must carry the feature key (no fallback); the keypoint key is
+    then checked only where a clip has it, since feature-only directories are normal for iv3_gru.
+    """
+    keypoints = ArraySpec(kp_key, width=kp_dim, required=not require_features)
+    if not require_features:
+        return [keypoints]
+    features = ArraySpec(feature_key, width=feature_dim or DEFAULT_FEATURE_DIM)
+    return [features] if feature_key == kp_key else [features, keypoints]
+
+
+def run_validate(settings: ValidateSettings) -> int:
+    """`slr validate`: print the report; 0 when there are no errors, 1 when there are."""
+    from slr.ui.validate_view import print_validation_json, print_validation_report
+
+    if settings.labels_csv is not None and not Path(settings.labels_csv).is_file():
+        # A path typed on the command line that does not exist is a usage error, not a data one.
+        raise DataError("labels file not found (--labels-csv)", settings.labels_csv)
+    report = validate_directory(
+        settings.directory,
+        settings.labels_csv,
+        specs=validation_specs(
+            settings.kp_key,
+            settings.feature_key,
+            kp_dim=settings.kp_dim,
+            feature_dim=settings.feature_dim,
+            require_features=settings.require_x2048,
+        ),
+        num_gloss=settings.num_gloss,
+        num_cat=settings.num_cat,
+        max_zero_frames=settings.max_zero_frames,
+    )
+    if settings.json_output:
+        print_validation_json(report)
+    else:
+        print_validation_report(report)
+    return 1 if report.errors else 0
