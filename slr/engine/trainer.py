@@ -102,7 +102,12 @@ class Trainer:
                 self.optimizer, mode="max", factor=0.5, patience=self.s.scheduler_patience
             )
         if self.s.scheduler == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.s.epochs)
+            # Closed form over --epochs (the total): a resumed run that raises --epochs follows the
+            # longer curve from where it stands instead of staying at the end of the old one.
+            total = self.s.epochs
+            return torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, total) / total))
+            )
         return None
 
     # -- state ------------------------------------------------------------------------------

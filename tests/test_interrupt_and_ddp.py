@@ -1,0 +1,101 @@
+"""Runs in child processes: Ctrl-C mid-run then resume, and DistributedDataParallel via torchrun."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from slr.data.synthetic import write_synthetic_dataset
+from slr.engine import checkpoint as ckpt
+from slr.engine.run import run_training
+from slr.settings import TrainSettings
+
+SMALL = ["--d-model", "32", "--num-heads", "2", "--num-layers", "1", "--ff-dim", "64", "--no-plots"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ddp-data")
+    options = dict(num_gloss=4, num_cat=2, feature_dim=32, min_frames=6, max_frames=18)
+    write_synthetic_dataset(root / "train", 72, seed=1, **options)
+    write_synthetic_dataset(root / "val", 24, seed=2, **options)
+    return root
+
+
+def _args(clips: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", "transformer", "--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
+        "--num-gloss", "4", "--num-cat", "2", "--output-dir", str(out), "--lr", "1e-3", *SMALL, *extra,
+    ]
+
+
+def _settings(clips: Path, out: Path, **values) -> TrainSettings:
+    return TrainSettings(
+        model="transformer", keypoints_train=clips / "train", keypoints_val=clips / "val", num_gloss=4, num_cat=2,
+        output_dir=out, lr=1e-3, d_model=32, num_heads=2, num_layers=1, ff_dim=64, plots=False, **values,
+    )
+
+
+def _log(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def _compare(a, b, tol):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for key in ("train_loss", "val_loss", "val_gloss_acc", "val_cat_acc", "lr"):
+            assert x[key] == pytest.approx(y[key], abs=tol), (key, x, y)
+
+
+def test_ctrl_c_writes_a_resumable_checkpoint_and_resume_is_exact(clips, tmp_path):
+    extra = ["--epochs", "6", "--batch-size", "4", "--scheduler", "cosine", "--mirror-prob", "0.5"]
+    straight = tmp_path / "straight"
+    subprocess.run([sys.executable, "-m", "slr", *_args(clips, straight, *extra)], check=True, capture_output=True)
+
+    out = tmp_path / "interrupted"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "slr", *_args(clips, out, *extra)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (out / "log.csv").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode == 130, output
+    assert "interrupted" in output and "slr resume" in output and "Traceback" not in output
+    state = ckpt.load_checkpoint(out / "SignTransformer_last.pt")
+    assert state["epoch"] < 6
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "slr", "resume", str(out / "SignTransformer_last.pt")], capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    _compare(_log(straight / "log.csv"), _log(out / "log.csv"), tol=1e-6)
+
+
+def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(clips, tmp_path):
+    """gloo on CPU: 2 ranks x batch 8 == 1 process x batch 16 (dropout and augmentation off, so the
+    only differences are the order of floating-point sums: tolerance 1e-4)."""
+    common = ["--epochs", "2", "--dropout", "0", "--no-augment"]
+    single = run_training(_settings(clips, tmp_path / "single", epochs=2, batch_size=16, dropout=0.0, augment=False))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "slr",
+         *_args(clips, tmp_path / "ddp", *common, "--batch-size", "8")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ddp = _log(tmp_path / "ddp" / "log.csv")
+    assert len(ddp) == 2
+    _compare([{k: float(v) for k, v in r.items() if isinstance(v, (int, float))} for r in single.history], ddp, tol=1e-4)
+    state = ckpt.load_checkpoint(tmp_path / "ddp" / "SignTransformer_last.pt")
+    assert state["runtime"]["world_size"] == 2

@@ -1,0 +1,241 @@
+"""The training engine on this CPU: outputs, loss bookkeeping, accumulation, resume, faults."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from slr.cli import app
+from slr.data.synthetic import write_synthetic_dataset
+from slr.engine import checkpoint as ckpt
+from slr.engine.logbook import GUIDE_COLUMNS
+from slr.engine.run import resume_from_settings, run_training
+from slr.errors import CheckpointError, TrainingStopped
+from slr.settings import ResumeSettings, TrainSettings
+
+TINY = dict(d_model=32, num_heads=2, num_layers=1, ff_dim=64, gru_hidden=16, gru_layers=1)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    """72 training and 24 validation synthetic clips, 4 glosses in 2 categories."""
+    root = tmp_path_factory.mktemp("train-data")
+    options = dict(num_gloss=4, num_cat=2, feature_dim=32, min_frames=6, max_frames=18)
+    write_synthetic_dataset(root / "train", 72, seed=1, **options)
+    write_synthetic_dataset(root / "val", 24, seed=2, **options)
+    return root
+
+
+def settings(clips: Path, out: Path, **overrides) -> TrainSettings:
+    values = dict(
+        model="transformer",
+        keypoints_train=clips / "train",
+        keypoints_val=clips / "val",
+        features_train=clips / "train",
+        features_val=clips / "val",
+        num_gloss=4,
+        num_cat=2,
+        epochs=2,
+        batch_size=16,
+        lr=1e-3,
+        output_dir=out,
+        plots=False,
+        **TINY,
+    )
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def metrics(history) -> list[tuple[float, ...]]:
+    return [
+        (r["train_loss"], r["val_loss"], r["val_gloss_acc"], r["val_cat_acc"], r["train_gloss_acc"], r["lr"])
+        for r in history
+    ]
+
+
+def assert_same_history(a, b, tol=1e-6):
+    assert len(a) == len(b)
+    for row_a, row_b in zip(metrics(a), metrics(b)):
+        assert row_a == pytest.approx(row_b, abs=tol), (row_a, row_b)
+
+
+@pytest.mark.parametrize("model", ["transformer", "iv3_gru"])
+def test_outputs_follow_the_guide(clips, tmp_path, model):
+    out = tmp_path / "run"
+    outcome = run_training(settings(clips, out, model=model, log_csv=tmp_path / "logs" / "m.csv", plots=True))
+    name = "SignTransformer" if model == "transformer" else "InceptionV3GRU"
+    assert (out / f"{name}_last.pt").is_file() and (out / f"{name}_best.pt").is_file()
+    assert (out / "settings.json").is_file()
+    rows = read_log(tmp_path / "logs" / "m.csv")
+    assert list(rows[0])[: len(GUIDE_COLUMNS)] == GUIDE_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert (tmp_path / "logs" / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    state = ckpt.load_checkpoint(out / f"{name}_last.pt")
+    assert state["epoch"] == 2 and state["model_class"] == name
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["model_state"])
+    best = ckpt.load_checkpoint(out / f"{name}_best.pt")
+    assert best["best_metric"] == max(r["val_gloss_acc"] for r in outcome.history)
+
+
+def test_training_learns(clips, tmp_path):
+    outcome = run_training(settings(clips, tmp_path, epochs=12, lr=3e-3))
+    assert outcome.history[-1]["train_loss"] < 0.6 * outcome.history[0]["train_loss"]
+    assert outcome.best_metric >= 0.75
+
+
+def test_logged_train_loss_is_the_epoch_mean(clips, tmp_path):
+    """With a learning rate too small to move the weights, the epoch's logged loss must equal the
+    sample-weighted mean loss of the initial model over all training clips, not the last batch's."""
+    s = settings(clips, tmp_path, epochs=1, lr=1e-12, dropout=0.0, augment=False, batch_size=20)
+    torch.manual_seed(s.seed)
+    from slr.engine.data_setup import build_data
+    from slr.engine.distributed import DistInfo
+    from slr.models.registry import build_model
+
+    data = build_data(s, DistInfo(), torch.device("cpu"))
+    model = build_model("transformer", s, data.input_dim, 4, 2).eval()
+    loader, _ = data.loaders(s, DistInfo(), torch.device("cpu"), workers=0)
+    loader.sampler.set_epoch(1)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            g, c = model(batch.x, batch.mask)
+            loss = 0.5 * torch.nn.functional.cross_entropy(g, batch.gloss) + 0.5 * torch.nn.functional.cross_entropy(
+                c, batch.cat
+            )
+            total += loss.item() * len(batch)
+            n += len(batch)
+    outcome = run_training(s)
+    assert outcome.history[0]["train_loss"] == pytest.approx(total / n, rel=1e-5)
+
+
+def test_gradient_accumulation_with_a_partial_last_window(clips, tmp_path):
+    """72 clips: batch 16 x 2 micro-steps (windows 32, 32, and a last one of 8) must train exactly
+    like batch 32 (batches 32, 32, 8): the short window divides by its own size."""
+    common = dict(epochs=2, dropout=0.0, augment=False)
+    accumulated = run_training(settings(clips, tmp_path / "a", batch_size=16, gradient_accumulation_steps=2, **common))
+    plain = run_training(settings(clips, tmp_path / "b", batch_size=32, **common))
+    assert_same_history(accumulated.history, plain.history, tol=1e-5)
+
+
+def test_resume_matches_a_straight_run(clips, tmp_path):
+    """N epochs straight == N/2 epochs, then `slr resume` to N: losses and accuracies to 1e-6."""
+    # plateau, not cosine: a cosine curve depends on --epochs, which differs between the two runs.
+    common = dict(scheduler="plateau", scheduler_patience=0, mirror_prob=0.5, rotate_deg=10, frame_dropout=0.1)
+    straight = run_training(settings(clips, tmp_path / "straight", epochs=4, **common))
+    half = settings(clips, tmp_path / "resumed", epochs=2, **common)
+    run_training(half)
+    resumed = resume_from_settings(
+        ResumeSettings(checkpoint=tmp_path / "resumed" / "SignTransformer_last.pt", overrides={"epochs": 4})
+    )
+    assert_same_history(straight.history, resumed.history)
+    log = read_log(tmp_path / "resumed" / "log.csv")
+    assert [int(r["epoch"]) for r in log] == [1, 2, 3, 4]  # the log continued, nothing lost or repeated
+
+
+def test_train_with_resume_flag_and_epochs_is_the_total(clips, tmp_path):
+    run_training(settings(clips, tmp_path, epochs=2))
+    last = tmp_path / "SignTransformer_last.pt"
+    again = run_training(settings(clips, tmp_path, epochs=3, resume=last), resume_state=ckpt.load_checkpoint(last),
+                         resume_path=last)
+    assert [r["epoch"] for r in again.history] == [1, 2, 3]
+
+
+def test_resume_refuses_another_model_or_class_count(clips, tmp_path):
+    run_training(settings(clips, tmp_path, epochs=1))
+    last = tmp_path / "SignTransformer_last.pt"
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["train", "iv3_gru", "--features-train", str(clips / "train"), "--features-val", str(clips / "val"),
+         "--num-gloss", "4", "--num-cat", "2", "--resume", str(last)],
+    )
+    assert result.exit_code == 2 and "not 'iv3_gru'" in result.output
+    result = runner.invoke(app, ["resume", str(last), "--num-gloss", "5"])
+    assert result.exit_code == 2 and "num_gloss = 4" in result.output
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoints(clips, tmp_path):
+    run_training(settings(clips, tmp_path, epochs=1))
+    best, last = tmp_path / "SignTransformer_best.pt", tmp_path / "SignTransformer_last.pt"
+    before = best.read_bytes(), last.read_bytes()
+    with pytest.raises(TrainingStopped, match="non-finite"):
+        # alpha this large overflows float32: the loss is infinite from the first step.
+        resume_from_settings(ResumeSettings(checkpoint=last, overrides={"epochs": 2, "alpha": 1e39}))
+    assert (best.read_bytes(), last.read_bytes()) == before
+    assert ckpt.load_checkpoint(best)["epoch"] == 1
+
+
+def test_early_stop_and_plateau_scheduler(clips, tmp_path):
+    outcome = run_training(
+        settings(clips, tmp_path, epochs=10, lr=1e-7, early_stop=2, scheduler="plateau", scheduler_patience=0)
+    )
+    assert len(outcome.history) == 3  # one improvement, then two epochs without one
+    lrs = [r["lr"] for r in outcome.history]
+    assert lrs[1] < lrs[0] or lrs[2] < lrs[1]  # plateau cut the rate after an epoch without progress
+
+
+def test_guide_cpu_commands_degrade_gpu_options_to_notices(clips, tmp_path):
+    args = [
+        "train", "transformer",
+        "--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
+        "--labels-train-csv", str(clips / "train" / "labels.csv"),
+        "--labels-val-csv", str(clips / "val" / "labels.csv"),
+        "--num-gloss", "4", "--num-cat", "2", "--epochs", "1", "--batch-size", "8",
+        "--auto-workers", "--auto-batch-size", "--enable-parallel", "--amp", "--compile-model",
+        "--gradient-accumulation-steps", "2", "--grad-clip", "1.0", "--scheduler", "plateau",
+        "--early-stop", "15", "--lr", "5e-5", "--weight-decay", "1e-4", "--pin-memory",
+        "--log-csv", str(tmp_path / "logs" / "cpu.csv"), "--output-dir", str(tmp_path / "out"),
+        "--d-model", "32", "--num-heads", "2", "--num-layers", "1", "--ff-dim", "64", "--no-plots",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for flag in ("--amp", "--compile-model", "--enable-parallel", "--pin-memory", "--auto-batch-size"):
+        assert flag in result.output
+    assert "Traceback" not in result.output
+    assert (tmp_path / "out" / "SignTransformer_last.pt").is_file()
+    rows = read_log(tmp_path / "logs" / "cpu.csv")
+    assert len(rows) == 1 and math.isfinite(float(rows[0]["train_loss"]))
+
+
+def test_missing_data_flags_and_directories_are_clear_errors(clips, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "transformer", "--num-gloss", "4", "--num-cat", "2"])
+    assert result.exit_code == 2 and "--keypoints-train DIR is required" in result.output
+    result = runner.invoke(
+        app, ["train", "transformer", "--keypoints-train", str(tmp_path / "nope"), "--keypoints-val", str(clips / "val")]
+    )
+    assert result.exit_code == 2 and "nope" in result.output and "Traceback" not in result.output
+
+
+def test_bad_data_is_refused_before_training(clips, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(clips / "train", bad)
+    next(bad.glob("*.npz")).write_text("not an archive")
+    result = CliRunner().invoke(
+        app,
+        ["train", "transformer", "--keypoints-train", str(bad), "--keypoints-val", str(clips / "val"),
+         "--num-gloss", "4", "--num-cat", "2", "--output-dir", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 2
+    assert "slr validate" in result.output
+    assert not (tmp_path / "o" / "SignTransformer_last.pt").exists()
+
+
+def test_workers_give_the_same_run(clips, tmp_path):
+    common = dict(epochs=1, mirror_prob=0.5, frame_dropout=0.1)
+    zero = run_training(settings(clips, tmp_path / "w0", num_workers=0, **common))
+    two = run_training(settings(clips, tmp_path / "w2", num_workers=2, **common))
+    assert_same_history(zero.history, two.history)
