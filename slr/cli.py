@@ -20,7 +20,17 @@ from slr import __version__
 from slr.cli_params import settings_command
 from slr.config import check_known_keys, read_config_file, resolve_settings
 from slr.errors import SlrError
-from slr.settings import HwinfoSettings, ResumeSettings, SmokeSettings, TrainSettings, ValidateSettings
+from slr.settings import (
+    EvaluateSettings,
+    ExportSettings,
+    HwinfoSettings,
+    PlotSettings,
+    PredictSettings,
+    ResumeSettings,
+    SmokeSettings,
+    TrainSettings,
+    ValidateSettings,
+)
 from slr.ui.console import err, print_error
 
 app = typer.Typer(
@@ -98,7 +108,7 @@ def root(
 @settings_command(ValidateSettings, extra=[CONFIG])
 @guarded
 def validate(flags: dict, config: Optional[Path]) -> None:
-    """Check clip files and labels; exit 0 when clean, 1 when problems were found."""
+    """Check clip files and labels: exit 0 when clean (warnings allowed), 1 on errors, 2 on usage errors."""
     settings = resolve_settings(ValidateSettings, flags, config)
     from slr.data.validate import run_validate
 
@@ -152,6 +162,59 @@ def hwinfo(flags: dict, config: Optional[Path]) -> None:
     from slr.engine.hwinfo import run_hwinfo
 
     run_hwinfo(settings)
+
+
+CLIPS = inspect.Parameter(
+    "clips",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(..., metavar="CLIP.npz...", help="Clip files to classify.", show_default=False),
+    annotation=list[Path],
+)
+
+
+@app.command()
+@settings_command(EvaluateSettings, extra=[CONFIG])
+@guarded
+def evaluate(flags: dict, config: Optional[Path]) -> None:
+    """Accuracy (top-1, top-5), macro F1, per-class results and confusion matrices of CKPT on labelled clips."""
+    settings = resolve_settings(EvaluateSettings, flags, config)
+    from slr.analysis.evaluate import run_evaluate
+
+    run_evaluate(settings)
+
+
+@app.command()
+@settings_command(PredictSettings, fields=[n for n in PredictSettings.model_fields if n != "clips"],
+                  extra=[CLIPS, CONFIG])
+@guarded
+def predict(flags: dict, clips: list[Path], config: Optional[Path]) -> None:
+    """The top-k glosses and the category of each clip, by name, with probabilities."""
+    settings = resolve_settings(PredictSettings, {**flags, "clips": clips}, config)
+    from slr.analysis.predict import run_predict
+
+    run_predict(settings)
+
+
+@app.command()
+@settings_command(ExportSettings, extra=[CONFIG])
+@guarded
+def export(flags: dict, config: Optional[Path]) -> None:
+    """Write CKPT's model as TorchScript or ONNX, checked against PyTorch on sample clips."""
+    settings = resolve_settings(ExportSettings, flags, config)
+    from slr.analysis.export import run_export
+
+    run_export(settings)
+
+
+@app.command()
+@settings_command(PlotSettings, extra=[CONFIG])
+@guarded
+def plot(flags: dict, config: Optional[Path]) -> None:
+    """Draw the training curves of a log CSV as a PNG."""
+    settings = resolve_settings(PlotSettings, flags, config)
+    from slr.analysis.plots import plot_training_curves
+
+    typer.echo(f"training curves: {plot_training_curves(settings.log_csv, settings.output)}")
 
 
 def main() -> None:

@@ -28,6 +28,11 @@ def plot_training_curves(log_csv: Path, output: Optional[Path] = None) -> Path:
         raise DataError(f"not an slr training log: missing columns {', '.join(sorted(missing))}", log_csv)
     if log.empty:
         raise DataError("the log has no epochs yet", log_csv)
+    for column in sorted(needed) + [c for c in ("train_gloss_acc",) if c in log.columns]:
+        values = pd.to_numeric(log[column], errors="coerce")
+        if values.isna().all() and column in ("epoch", "train_loss"):
+            raise DataError(f"column {column!r} holds no numbers", log_csv)
+        log[column] = values  # a blank or unreadable cell is a gap in the curve, not a crash
     output = Path(output) if output else log_csv.with_suffix(".png")
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     loss_ax.plot(log["epoch"], log["train_loss"], marker="o", label="train")

@@ -36,10 +36,20 @@ class EpochSampler(Sampler[int]):
     def _shard(self) -> list[int]:
         # Strided shards: the union of every rank's k-th batch is the single-process k-th batch
         # when the per-rank batch is the global batch divided by the world size.
-        return self._order()[self.rank :: self.world_size]
+        order = self._order()
+        if self.shuffle and self.world_size > 1:
+            # Training: every rank must run the same number of steps or the gradient all-reduce
+            # waits forever, so the order is padded with its own start (as DistributedSampler does).
+            padded = -(-self.num_samples // self.world_size) * self.world_size
+            order = (order * (padded // max(1, len(order)) + 1))[:padded]
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._shard()[self.skip :])
 
     def __len__(self) -> int:
-        return max(0, len(range(self.rank, self.num_samples, self.world_size)) - self.skip)
+        if self.shuffle and self.world_size > 1:
+            per_rank = -(-self.num_samples // self.world_size)
+        else:
+            per_rank = len(range(self.rank, self.num_samples, self.world_size))
+        return max(0, per_rank - self.skip)

@@ -278,12 +278,15 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self):
-        self.model.eval()
+        # Ranks hold different numbers of validation clips; DDP's forward may talk to the other
+        # ranks (buffer broadcasts), so validation runs the module inside it.
+        model = self.model.module if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) else self.model
+        model.eval()
         totals = RunningTotals(self.device)
         for batch in self.val_loader:
             batch = batch.to(self.device, non_blocking=True)
             with self._autocast():
-                gloss_logits, cat_logits = self.model(batch.x, batch.mask)
+                gloss_logits, cat_logits = model(batch.x, batch.mask)
                 loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
             totals.add(loss.float(), gloss_logits, cat_logits, batch.gloss, batch.cat)
         return totals.summary(self.dist)

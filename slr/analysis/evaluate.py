@@ -1,0 +1,214 @@
+"""`slr evaluate`: a checkpoint on a labelled clip directory, with reports written to disk.
+
+Output directory (default: `evaluation/` beside the checkpoint):
+
+- `metrics.json`: everything printed, plus per-class results of both heads;
+- `predictions.csv`: one row per clip (true and predicted ids and names, probabilities);
+- `confusion_gloss.csv`, `confusion_cat.csv`: counts, rows = true class, columns = predicted;
+- `confusion_gloss.png`, `confusion_cat.png`: the same, coloured by share of each true class.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from slr.analysis.classes import ClassNames, resolve_class_names
+from slr.analysis.metrics import TaskMetrics, task_metrics
+from slr.errors import ConfigError, DataError
+from slr.settings import EvaluateSettings
+
+
+@dataclass
+class EvaluationReport:
+    checkpoint: Path
+    model: str
+    model_class: str
+    directory: Path
+    labels_csv: Path
+    clips: int
+    gloss: TaskMetrics
+    cat: TaskMetrics
+    names: ClassNames
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _finite(
+            {
+                "checkpoint": str(self.checkpoint),
+                "model": self.model,
+                "model_class": self.model_class,
+                "directory": str(self.directory),
+                "labels_csv": str(self.labels_csv),
+                "clips": self.clips,
+                "gloss": self.gloss.to_dict(),
+                "cat": self.cat.to_dict(),
+                "files": {k: str(v) for k, v in self.files.items()},
+            }
+        )
+
+
+def _finite(value: Any) -> Any:
+    """NaN (a metric with nothing to measure) as JSON null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def evaluate(settings: EvaluateSettings) -> EvaluationReport:
+    """Run the checkpoint over the directory, compute the metrics and write the report files."""
+    import torch
+
+    from slr.analysis.inference import clip_batches, load_model, pick_device
+    from slr.data.dataset import ClipDataset
+
+    loaded = load_model(settings.checkpoint, pick_device(settings.device))
+    if settings.input_kind != loaded.input_kind:
+        raise ConfigError(
+            f"{settings.checkpoint} holds a {loaded.model_class} ({loaded.name}) model, which reads {loaded.input_kind}: "
+            f"give the clips with --{loaded.input_kind} DIR"
+        )
+    directory = Path(settings.directory)
+    if not directory.is_dir():
+        raise DataError("clip directory not found", directory)
+    labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
+    dataset = ClipDataset(directory, labels_csv, cache=False, **loaded.dataset_options())
+    if len(dataset) == 0:
+        raise DataError("no labelled clips to evaluate", labels_csv)
+    for column, ids, limit in (("gloss", dataset.gloss, loaded.num_gloss), ("cat", dataset.cat, loaded.num_cat)):
+        bad = np.nonzero((ids < 0) | (ids >= limit))[0]
+        if len(bad):
+            i = bad[0]
+            raise DataError(
+                f"clip {dataset.names[i]!r} has {column} {ids[i]}, but the checkpoint knows "
+                f"{column} ids 0..{limit - 1} only ({len(bad)} such clip(s))",
+                labels_csv,
+            )
+
+    gloss_scores, cat_scores = [], []
+    for batch in clip_batches(dataset, settings.batch_size):
+        gloss_logits, cat_logits = loaded.logits(batch)
+        gloss_scores.append(torch.softmax(gloss_logits, dim=-1).numpy())
+        cat_scores.append(torch.softmax(cat_logits, dim=-1).numpy())
+    gloss_probs = np.concatenate(gloss_scores)
+    cat_probs = np.concatenate(cat_scores)
+
+    names = resolve_class_names(loaded.state, settings.classes, dataset.names, dataset.gloss)
+    top = settings.top_confusions
+    gloss = task_metrics("gloss", gloss_probs, dataset.gloss, names.names("gloss", loaded.num_gloss), top)
+    cat = task_metrics("cat", cat_probs, dataset.cat, names.names("cat", loaded.num_cat), top)
+    report = EvaluationReport(
+        checkpoint=Path(settings.checkpoint),
+        model=loaded.name,
+        model_class=loaded.model_class,
+        directory=directory,
+        labels_csv=labels_csv,
+        clips=len(dataset),
+        gloss=gloss,
+        cat=cat,
+        names=names,
+    )
+    output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / "evaluation"
+    write_outputs(report, output_dir, dataset.names, dataset.gloss, dataset.cat, gloss_probs, cat_probs)
+    return report
+
+
+def write_outputs(
+    report: EvaluationReport,
+    output_dir: Path,
+    clip_names: list[str],
+    gloss_true: np.ndarray,
+    cat_true: np.ndarray,
+    gloss_probs: np.ndarray,
+    cat_probs: np.ndarray,
+) -> None:
+    import pandas as pd
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    files = report.files
+    names = report.names
+    for metrics in (report.gloss, report.cat):
+        labels = [c.name for c in metrics.classes]
+        table = pd.DataFrame(metrics.confusion, index=labels, columns=labels)
+        table.index.name = "true \\ predicted"
+        files[f"confusion_{metrics.task}_csv"] = path = output_dir / f"confusion_{metrics.task}.csv"
+        table.to_csv(path, encoding="utf-8")
+        files[f"confusion_{metrics.task}_png"] = path = output_dir / f"confusion_{metrics.task}.png"
+        plot_confusion(metrics.confusion, labels, path, f"{'gloss' if metrics.task == 'gloss' else 'category'} "
+                       f"confusion ({metrics.clips} clips, top-1 {metrics.top1:.3f})")
+
+    gloss_pred = gloss_probs.argmax(axis=1)
+    cat_pred = cat_probs.argmax(axis=1)
+    rows = pd.DataFrame(
+        {
+            "file": clip_names,
+            "gloss": gloss_true,
+            "gloss_name": [names.gloss_name(g) for g in gloss_true],
+            "pred_gloss": gloss_pred,
+            "pred_gloss_name": [names.gloss_name(g) for g in gloss_pred],
+            "pred_gloss_prob": gloss_probs.max(axis=1).round(6),
+            "true_gloss_prob": gloss_probs[np.arange(len(gloss_true)), gloss_true].round(6),
+            "gloss_correct": gloss_pred == gloss_true,
+            "cat": cat_true,
+            "cat_name": [names.cat_name(c) for c in cat_true],
+            "pred_cat": cat_pred,
+            "pred_cat_name": [names.cat_name(c) for c in cat_pred],
+            "pred_cat_prob": cat_probs.max(axis=1).round(6),
+            "cat_correct": cat_pred == cat_true,
+        }
+    )
+    files["predictions_csv"] = path = output_dir / "predictions.csv"
+    rows.to_csv(path, index=False, encoding="utf-8")
+    files["metrics_json"] = path = output_dir / "metrics.json"
+    path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def plot_confusion(cm: np.ndarray, labels: list[str], output: Path, title: str) -> Path:
+    """The confusion matrix as a PNG: colour = share of the true class's clips, counts written when few classes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    support = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, support, out=np.zeros(cm.shape, dtype=float), where=support > 0)
+    side = min(30.0, max(5.0, 2.5 + 0.2 * n))
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if n <= 120:
+        size = 10 if n <= 15 else 8 if n <= 40 else 6  # each cell is at least 0.2 inch (14 pt) high
+        ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
+        ax.set_yticks(range(n), labels, fontsize=size)
+    if n <= 30:
+        for i, j in zip(*np.nonzero(cm)):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output
+
+
+def run_evaluate(settings: EvaluateSettings) -> EvaluationReport:
+    """The CLI entry: evaluate, then print tables, plain lines or JSON."""
+    from slr.ui.evaluate_view import print_evaluation, print_evaluation_json
+
+    report = evaluate(settings)
+    if settings.json_output:
+        print_evaluation_json(report)
+    else:
+        print_evaluation(report)
+    return report

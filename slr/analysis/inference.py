@@ -1,0 +1,125 @@
+"""What evaluation, prediction and export share: a checkpoint's model and its input pipeline.
+
+The clips go through exactly what training's validation split went through: the same npz key
+(and fallback), the same width, the same `--max-frames` / `--long-clips` policy (centred, never
+random) and the same per-clip normalisation (`build_transform(..., train=False)`), then padding
+with a mask, so a clip gives the same answer alone or inside a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from slr.data.augment import build_transform
+from slr.data.dataset import ClipBatch, ClipDataset, collate_clips
+from slr.engine import checkpoint as ckpt
+from slr.errors import CheckpointError
+from slr.models.registry import model_spec
+from slr.settings import TrainSettings
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint's model in eval mode, with everything needed to feed it clips."""
+
+    path: Path
+    model: torch.nn.Module
+    state: dict[str, Any]
+    settings: TrainSettings
+    device: torch.device
+    input_kind: str  # "keypoints" or "features"
+    key: str
+    fallback_key: Optional[str]
+    input_dim: int
+    num_gloss: int
+    num_cat: int
+
+    @property
+    def name(self) -> str:
+        return self.state["model"]
+
+    @property
+    def model_class(self) -> str:
+        return self.state.get("model_class", self.name)
+
+    def dataset_options(self) -> dict[str, Any]:
+        """ClipDataset options for evaluation-time reading of this model's clips."""
+        s = self.settings
+        return dict(
+            key=self.key,
+            fallback_key=self.fallback_key,
+            dim=self.input_dim,
+            max_frames=s.max_frames,
+            long_clips=s.long_clips,
+            train=False,
+            seed=s.seed,
+            transform=build_transform(s, self.input_kind, self.input_dim, train=False),
+        )
+
+    @torch.no_grad()
+    def logits(self, batch: ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        gloss, cat = self.model(batch.x.to(self.device), batch.mask.to(self.device))
+        return gloss.float().cpu(), cat.float().cpu()
+
+
+def is_frames_checkpoint(state: dict[str, Any]) -> bool:
+    """A model with the InceptionV3 backbone inside (frames input) rather than stored features."""
+    if state.get("frames"):
+        return True
+    return any(str(k).split(".", 1)[0] == "backbone" for k in (state.get("model_state") or {}))
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a checkpoint for inference; frames-input checkpoints are refused with a message."""
+    path = Path(path)
+    state = ckpt.load_checkpoint(path)
+    for key in ("model", "input_dim", "num_gloss", "num_cat", "settings", "model_state"):
+        if key not in state:
+            raise CheckpointError(f"incomplete checkpoint: no {key!r} entry", path)
+    if is_frames_checkpoint(state):
+        raise CheckpointError(
+            "this model reads video frames through its InceptionV3 backbone; evaluate, predict and "
+            "export take models trained on keypoints or stored features (X2048) only",
+            path,
+        )
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    model, state = ckpt.load_trained_model(path, device)
+    settings = TrainSettings.model_validate(state["settings"])
+    spec = model_spec(state["model"])
+    keypoints = spec.input_kind == "keypoints"
+    return LoadedModel(
+        path=path,
+        model=model,
+        state=state,
+        settings=settings,
+        device=device,
+        input_kind=spec.input_kind,
+        key=settings.kp_key if keypoints else settings.feature_key,
+        fallback_key=None if keypoints else settings.kp_key,  # as in training: X2048, else X
+        input_dim=int(state["input_dim"]),
+        num_gloss=int(state["num_gloss"]),
+        num_cat=int(state["num_cat"]),
+    )
+
+
+def pick_device(preference: str) -> torch.device:
+    from slr.engine.hardware import select_device
+
+    return select_device(preference).device
+
+
+def clip_batches(dataset: ClipDataset, batch_size: int) -> Iterator[ClipBatch]:
+    """The dataset in order, `batch_size` clips at a time, padded with a mask."""
+    for start in range(0, len(dataset), batch_size):
+        yield collate_clips([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+
+
+def dataset_from_arrays(loaded: LoadedModel, arrays: Sequence[np.ndarray], names: Sequence[str]) -> ClipDataset:
+    """Clips already read (prediction) wrapped as an unlabelled dataset with the evaluation pipeline."""
+    zeros = np.zeros(len(arrays), dtype=np.int64)
+    return ClipDataset.from_arrays(list(arrays), zeros, zeros, names=list(names), **loaded.dataset_options())

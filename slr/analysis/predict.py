@@ -1,0 +1,94 @@
+"""`slr predict`: the most likely glosses and the category of each clip, by name, with probabilities.
+
+Clips are read, normalised and shortened exactly as in evaluation, then batched with padding and a
+mask; the models ignore padded frames, so a clip's answer does not depend on the batch it is in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from slr.errors import ConfigError, DataError
+from slr.settings import PredictSettings
+
+
+@dataclass
+class Prediction:
+    clip: Path
+    frames: int  # frames in the file (before any --max-frames shortening)
+    glosses: list[tuple[int, str, float]]  # top-k: id, name, probability, most likely first
+    category: tuple[int, str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clip": str(self.clip),
+            "frames": self.frames,
+            "top_glosses": [{"id": i, "name": n, "prob": p} for i, n, p in self.glosses],
+            "gloss": {"id": self.glosses[0][0], "name": self.glosses[0][1], "prob": self.glosses[0][2]},
+            "cat": {"id": self.category[0], "name": self.category[1], "prob": self.category[2]},
+        }
+
+
+def predict_clips(
+    checkpoint: Path,
+    clips: Sequence[Path],
+    *,
+    top_k: int = 5,
+    classes: Path | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> list[Prediction]:
+    import torch
+
+    from slr.analysis.classes import resolve_class_names
+    from slr.analysis.inference import clip_batches, dataset_from_arrays, load_model, pick_device
+    from slr.data.clips import clip_stem, read_clip
+
+    if not clips:
+        raise ConfigError("give at least one CLIP.npz to predict")
+    loaded = load_model(checkpoint, pick_device(device))
+    names = resolve_class_names(loaded.state, classes)
+    paths = [Path(c) for c in clips]
+    arrays = []
+    for path in paths:
+        if not path.is_file():
+            raise DataError("clip not found" if not path.exists() else "not a file", path)
+        arrays.append(read_clip(path, loaded.key, loaded.fallback_key, width=loaded.input_dim))
+    dataset = dataset_from_arrays(loaded, arrays, [clip_stem(p.name) for p in paths])
+
+    k = min(top_k, loaded.num_gloss)
+    predictions: list[Prediction] = []
+    for batch in clip_batches(dataset, batch_size):
+        gloss_logits, cat_logits = loaded.logits(batch)
+        gloss_probs = torch.softmax(gloss_logits, dim=-1)
+        cat_probs = torch.softmax(cat_logits, dim=-1)
+        top_p, top_i = gloss_probs.topk(k, dim=-1)
+        cat_p, cat_i = cat_probs.max(dim=-1)
+        for row in range(len(batch)):
+            index = int(batch.index[row])
+            glosses = [
+                (int(i), names.gloss_name(int(i)), float(p)) for p, i in zip(top_p[row].tolist(), top_i[row].tolist())
+            ]
+            category = (int(cat_i[row]), names.cat_name(int(cat_i[row])), float(cat_p[row]))
+            predictions.append(Prediction(paths[index], int(arrays[index].shape[0]), glosses, category))
+    return predictions
+
+
+def run_predict(settings: PredictSettings) -> list[Prediction]:
+    from slr.ui.evaluate_view import print_predictions, print_predictions_json
+
+    predictions = predict_clips(
+        settings.checkpoint,
+        settings.clips,
+        top_k=settings.top_k,
+        classes=settings.classes,
+        batch_size=settings.batch_size,
+        device=settings.device,
+    )
+    if settings.json_output:
+        print_predictions_json(predictions)
+    else:
+        print_predictions(predictions)
+    return predictions

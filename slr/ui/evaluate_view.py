@@ -1,0 +1,174 @@
+"""How `slr evaluate`, `slr predict` and `slr export` show results: rich tables on a terminal,
+plain lines in a pipe or a file, or JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from slr.ui.console import interactive, out
+
+if TYPE_CHECKING:
+    from slr.analysis.evaluate import EvaluationReport
+    from slr.analysis.export import ExportResult
+    from slr.analysis.metrics import TaskMetrics
+    from slr.analysis.predict import Prediction
+
+_TASK_LABEL = {"gloss": "gloss", "cat": "category"}
+#: Per-class rows shown on a terminal / in plain text (all of them are in metrics.json).
+PER_CLASS_ROWS = 30
+
+
+def _line(text: str = "") -> None:
+    out().print(Text(text), soft_wrap=True)  # names shown as they are: no markup
+
+
+def _json(value: Any) -> None:
+    out().out(json.dumps(value, indent=2, ensure_ascii=False), highlight=False)
+
+
+def _pct(value: Optional[float]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:.2f}%"
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+def print_evaluation_json(report: "EvaluationReport") -> None:
+    _json(report.to_dict())
+
+
+def _worst_classes(metrics: "TaskMetrics") -> list:
+    present = [c for c in metrics.classes if c.support]
+    return sorted(present, key=lambda c: (c.recall, c.id))
+
+
+def print_evaluation(report: "EvaluationReport") -> None:
+    if interactive():
+        _evaluation_tables(report)
+    else:
+        _evaluation_lines(report)
+
+
+def _evaluation_lines(report: "EvaluationReport") -> None:
+    _line(f"checkpoint: {report.checkpoint} ({report.model_class})")
+    _line(f"clips: {report.clips} in {report.directory} (labels: {report.labels_csv})")
+    for metrics in (report.gloss, report.cat):
+        label = _TASK_LABEL[metrics.task]
+        _line(
+            f"{label}: top-1 {_pct(metrics.top1)}, top-{metrics.top5_k} {_pct(metrics.top5)}, "
+            f"macro F1 {_pct(metrics.macro_f1)} ({len(metrics.classes)} classes)"
+        )
+    for metrics in (report.gloss, report.cat):
+        label = _TASK_LABEL[metrics.task]
+        worst = _worst_classes(metrics)
+        shown = worst[:PER_CLASS_ROWS]
+        more = f", {len(worst) - len(shown)} more in metrics.json" if len(worst) > len(shown) else ""
+        _line()
+        _line(f"{label} accuracy per class, lowest first ({len(worst)} classes with clips{more}):")
+        for c in shown:
+            _line(f"  {c.id:>4}  {c.name}: {_pct(c.recall)} ({c.correct}/{c.support}), F1 {_pct(c.f1)}")
+        _line()
+        if metrics.confused:
+            _line(f"most confused {label} pairs (true -> predicted):")
+            for pair in metrics.confused:
+                _line(
+                    f"  {pair['count']:>4} x  {pair['true_name']} -> {pair['predicted_name']} "
+                    f"({_pct(pair['share'])} of {pair['true_name']})"
+                )
+        else:
+            _line(f"no {label} confusions")
+    _line()
+    for name, path in report.files.items():
+        _line(f"{name}: {path}")
+
+
+def _evaluation_tables(report: "EvaluationReport") -> None:
+    console = out()
+    summary = Table(title=f"{report.model_class} on {report.directory} ({report.clips} clips)", title_justify="left")
+    summary.add_column("head")
+    summary.add_column("top-1", justify="right")
+    summary.add_column("top-5", justify="right")
+    summary.add_column("macro F1", justify="right")
+    summary.add_column("classes", justify="right")
+    for metrics in (report.gloss, report.cat):
+        top5 = _pct(metrics.top5) + ("" if metrics.top5_k == 5 else f" (top-{metrics.top5_k})")
+        summary.add_row(
+            _TASK_LABEL[metrics.task], _pct(metrics.top1), top5, _pct(metrics.macro_f1), str(len(metrics.classes))
+        )
+    console.print(summary)
+    for metrics in (report.gloss, report.cat):
+        label = _TASK_LABEL[metrics.task]
+        worst = _worst_classes(metrics)
+        shown = worst[:PER_CLASS_ROWS]
+        more = f"; {len(worst) - len(shown)} more in metrics.json" if len(worst) > len(shown) else ""
+        table = Table(title=f"{label} accuracy per class, lowest first{more}", title_justify="left")
+        for column, justify in (("id", "right"), ("name", "left"), ("accuracy", "right"), ("correct", "right"),
+                                ("F1", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for c in shown:
+            style = "red" if c.recall < 0.5 else "yellow" if c.recall < 0.9 else None
+            table.add_row(str(c.id), Text(c.name), _pct(c.recall), f"{c.correct}/{c.support}", _pct(c.f1), style=style)
+        console.print(table)
+        if metrics.confused:
+            pairs = Table(title=f"most confused {label} pairs", title_justify="left")
+            for column, justify in (("true", "left"), ("predicted as", "left"), ("clips", "right"),
+                                    ("share of true", "right")):
+                pairs.add_column(column, justify=justify)  # type: ignore[arg-type]
+            for pair in metrics.confused:
+                pairs.add_row(Text(pair["true_name"]), Text(pair["predicted_name"]), str(pair["count"]),
+                              _pct(pair["share"]))
+            console.print(pairs)
+    files = Table(title="written", title_justify="left", show_header=False)
+    files.add_column("what")
+    files.add_column("path")
+    for name, path in report.files.items():
+        files.add_row(name, Text(str(path)))
+    console.print(files)
+
+
+# --- predict ----------------------------------------------------------------------------------
+
+
+def print_predictions_json(predictions: Sequence["Prediction"]) -> None:
+    _json([p.to_dict() for p in predictions])
+
+
+def print_predictions(predictions: Sequence["Prediction"]) -> None:
+    if not interactive():
+        for p in predictions:
+            cat_id, cat_name, cat_prob = p.category
+            _line(f"{p.clip} ({p.frames} frames): category {cat_name} ({_pct(cat_prob)})")
+            for rank, (gloss_id, name, prob) in enumerate(p.glosses, start=1):
+                _line(f"  {rank}. {name} ({_pct(prob)}, gloss {gloss_id})")
+        return
+    console = out()
+    for p in predictions:
+        cat_id, cat_name, cat_prob = p.category
+        table = Table(
+            title=Text(f"{p.clip} ({p.frames} frames): category {cat_name} ({_pct(cat_prob)})"),
+            title_justify="left",
+        )
+        table.add_column("#", justify="right")
+        table.add_column("gloss")
+        table.add_column("id", justify="right")
+        table.add_column("probability", justify="right")
+        for rank, (gloss_id, name, prob) in enumerate(p.glosses, start=1):
+            table.add_row(str(rank), Text(name), str(gloss_id), _pct(prob), style="bold" if rank == 1 else None)
+        console.print(table)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def print_export(result: "ExportResult") -> None:
+    _line(f"exported {result.format} model to {result.path} ({result.exporter})")
+    for check in result.checks:
+        _line(f"  checked {check['input']}: max abs difference {check['max_abs_diff']:.3g}")
+    _line(f"max abs difference from the PyTorch model: {result.max_abs_diff:.3g}")

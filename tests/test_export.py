@@ -1,0 +1,166 @@
+"""`slr export`: TorchScript and ONNX files that run without slr and match the PyTorch model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from slr.cli import app
+from slr.engine.checkpoint import FORMAT, VERSION, load_trained_model, save_checkpoint
+from slr.models.registry import build_model
+from slr.settings import MODEL_CLASS_NAMES, TrainSettings
+
+runner = CliRunner()
+TINY = dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32, gru_hidden=8, gru_layers=1)
+
+
+def write_checkpoint(path: Path, model: str, input_dim: int, *, num_gloss: int = 6, num_cat: int = 3) -> Path:
+    """A checkpoint with the documented keys around a real (untrained) small model."""
+    settings = TrainSettings(model=model, num_gloss=num_gloss, num_cat=num_cat, **TINY)
+    torch.manual_seed(0)
+    net = build_model(model, settings, input_dim, num_gloss, num_cat)
+    save_checkpoint(
+        {
+            "format": FORMAT, "version": VERSION, "model": model, "model_class": MODEL_CLASS_NAMES[model],
+            "input_dim": input_dim, "num_gloss": num_gloss, "num_cat": num_cat,
+            "settings": settings.model_dump(mode="json"), "model_state": net.state_dict(),
+            "class_names": {"gloss": {0: "hello"}, "cat": {}}, "epoch": 1, "best_metric": 0.0, "history": [],
+        },
+        path,
+    )
+    return path
+
+
+def inputs(input_dim: int, seed: int = 7) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Clips of lengths the export check did not use, and a padded batch with padding that is not zero."""
+    rng = np.random.default_rng(seed)
+    cases = [
+        (rng.standard_normal((1, t, input_dim)).astype(np.float32), np.ones((1, t), bool)) for t in (5, 33, 90)
+    ]
+    lengths = np.array([40, 13, 2])
+    mask = np.arange(40)[None] < lengths[:, None]
+    cases.append((rng.standard_normal((3, 40, input_dim)).astype(np.float32), mask))
+    return cases
+
+
+def reference(ckpt: Path, x: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+    model, _ = load_trained_model(ckpt)
+    with torch.no_grad():
+        return [t.numpy() for t in model(torch.from_numpy(x), torch.from_numpy(mask))]
+
+
+def reported_diff(output: str) -> float:
+    line = next(line for line in output.splitlines() if line.startswith("max abs difference"))
+    return float(line.rsplit(" ", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("export")
+    return {
+        "transformer": write_checkpoint(root / "SignTransformer_best.pt", "transformer", 20),
+        "iv3_gru": write_checkpoint(root / "InceptionV3GRU_best.pt", "iv3_gru", 12),
+    }
+
+
+@pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
+def test_onnx_runs_in_onnxruntime_with_any_batch_and_length(checkpoints, model, dim):
+    import onnxruntime
+
+    ckpt = checkpoints[model]
+    result = runner.invoke(app, ["export", str(ckpt), "--format", "onnx"])
+    assert result.exit_code == 0, result.output
+    path = ckpt.with_name(ckpt.stem + ".onnx")  # the default: beside the checkpoint
+    assert str(path) in result.output and reported_diff(result.output) <= 1e-4
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.shape[:2]) for i in session.get_inputs()] == [("x", ["batch", "time"]), ("mask", ["batch", "time"])]
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["slr"])
+    assert meta["input_dim"] == dim and meta["num_gloss"] == 6 and meta["gloss_names"]["0"] == "hello"
+    for x, mask in inputs(dim):
+        got = session.run(["gloss_logits", "cat_logits"], {"x": x, "mask": mask})
+        want = reference(ckpt, x, mask)
+        assert got[0].shape == (len(x), 6) and got[1].shape == (len(x), 3)
+        for a, b in zip(got, want):
+            assert np.abs(a - b).max() <= 1e-4
+    assert not [p for p in ckpt.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
+def test_torchscript_loads_in_a_python_without_slr(checkpoints, tmp_path, model, dim):
+    ckpt = checkpoints[model]
+    target = tmp_path / "exported" / "model.ts.pt"
+    result = runner.invoke(app, ["export", str(ckpt), "--format", "torchscript", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    assert str(target) in result.output and reported_diff(result.output) <= 1e-4
+
+    cases = inputs(dim)
+    np.savez(tmp_path / "inputs.npz", **{f"x{i}": x for i, (x, _) in enumerate(cases)},
+             **{f"m{i}": m for i, (_, m) in enumerate(cases)})
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["slr"] = None  # any attempt to import slr fails
+        import numpy as np, torch
+        model = torch.jit.load({str(target)!r})
+        data = np.load("inputs.npz")
+        out = {{}}
+        for i in range({len(cases)}):
+            gloss, cat = model(torch.from_numpy(data[f"x{{i}}"]), torch.from_numpy(data[f"m{{i}}"]))
+            out[f"g{{i}}"], out[f"c{{i}}"] = gloss.detach().numpy(), cat.detach().numpy()
+        np.savez("outputs.npz", **out)
+        assert not any(name == "slr" or name.startswith("slr.") for name in sys.modules if sys.modules[name])
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    outputs = np.load(tmp_path / "outputs.npz")
+    for i, (x, mask) in enumerate(cases):
+        want = reference(ckpt, x, mask)
+        assert np.abs(outputs[f"g{i}"] - want[0]).max() <= 1e-4
+        assert np.abs(outputs[f"c{i}"] - want[1]).max() <= 1e-4
+
+
+def test_a_failed_check_exits_non_zero_and_leaves_no_file(checkpoints, tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_text("an earlier export")  # never replaced by a file that failed its check
+    result = runner.invoke(
+        app, ["export", str(checkpoints["iv3_gru"]), "--format", "onnx", "--output", str(target), "--tolerance", "1e-30"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "differ from PyTorch" in result.output
+    assert "nothing was written" in result.output
+    assert target.read_text() == "an earlier export"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_bad_inputs(checkpoints, tmp_path):
+    def check(args, *needles):
+        result = runner.invoke(app, ["export", *args])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, result.output
+        for needle in needles:
+            assert needle in result.output, result.output
+
+    check([str(checkpoints["transformer"]), "--format", "tflite"], "--format", "torchscript", "onnx")
+    check([str(checkpoints["transformer"])], "--format is required")
+    check([str(tmp_path / "gone.pt"), "--format", "onnx"], "gone.pt", "checkpoint not found")
+    check([str(checkpoints["transformer"]), "--format", "onnx", "--output", str(tmp_path)], "is a directory")
+
+    # A model with the InceptionV3 backbone inside (frames input) is out of scope for export.
+    state = torch.load(checkpoints["iv3_gru"], weights_only=True)
+    state["model_state"] = {**state["model_state"], "backbone.Conv2d_1a_3x3.conv.weight": torch.zeros(32, 3, 3, 3)}
+    frames = tmp_path / "frames.pt"
+    save_checkpoint(state, frames)
+    check([str(frames), "--format", "torchscript"], "frames.pt", "video frames", "features")
+    assert not (tmp_path / "frames.ts.pt").exists()
