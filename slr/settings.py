@@ -262,7 +262,7 @@ class SmokeSettings(ClassCountSettings, TransformerSettings, IV3GRUSettings, Har
     """`slr smoke MODEL`: a few steps on synthetic clips, no data on disk needed."""
 
     model: ModelName = positional(description="Model architecture: transformer or iv3_gru.")
-    steps: int = Field(30, ge=2, le=10_000, description="Optimizer steps on the synthetic batch.")
+    steps: int = Field(20, ge=2, le=10_000, description="Optimizer steps on the synthetic batch.")
     batch_size: int = Field(8, ge=2, description="Synthetic clips per step.")
     lr: float = Field(1e-3, gt=0, description="Learning rate for the smoke run.")
     frames: bool = Field(
@@ -284,3 +284,84 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
     """The fields of one group (e.g. TransformerSettings) taken out of a larger settings model."""
     names = set(group.model_fields)
     return group.model_validate({k: v for k, v in settings.model_dump().items() if k in names})
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation, prediction, export, plots (slr/analysis)
+# ---------------------------------------------------------------------------------------------
+
+
+class EvaluateSettings(Settings):
+    """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
+
+    checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
+    keypoints: Optional[Path] = Field(None, description="Directory of keypoint clips (transformer checkpoints).")
+    features: Optional[Path] = Field(None, description="Directory of feature clips (iv3_gru checkpoints).")
+    labels_csv: Optional[Path] = Field(None, description="Labels CSV (file,gloss,cat); default: labels.csv in the directory.")
+    classes: Optional[Path] = Field(
+        None,
+        description="Class names (gloss,name,cat,cat_name); default: the checkpoint's names, else the clip file names.",
+    )
+    output_dir: Optional[Path] = Field(
+        None,
+        description="Where metrics.json, predictions.csv and the confusion matrices go; "
+        "default: evaluation/ beside the checkpoint.",
+    )
+    batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
+    top_confusions: int = Field(10, ge=0, description="How many of the most confused class pairs to list.")
+    json_output: bool = Field(False, description="Print the results as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_directory(self) -> "EvaluateSettings":
+        if (self.keypoints is None) == (self.features is None):
+            raise ValueError("give exactly one of --keypoints DIR or --features DIR")
+        return self
+
+    @property
+    def directory(self) -> Path:
+        return self.keypoints if self.keypoints is not None else self.features  # type: ignore[return-value]
+
+    @property
+    def input_kind(self) -> str:
+        return "keypoints" if self.keypoints is not None else "features"
+
+
+class PredictSettings(Settings):
+    """`slr predict CKPT CLIP.npz...`: the most likely glosses and the category of each clip."""
+
+    checkpoint: Path = positional(description="Checkpoint to predict with.")
+    clips: list[Path] = Field(default_factory=list, description="Clip files (.npz) to classify.")
+    top_k: int = Field(5, ge=1, description="How many glosses to list per clip.")
+    classes: Optional[Path] = Field(
+        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint."
+    )
+    batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
+    json_output: bool = Field(False, description="Print the predictions as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ExportSettings(Settings):
+    """`slr export CKPT --format torchscript|onnx`: a model file that runs without slr, checked against PyTorch."""
+
+    checkpoint: Path = positional(description="Checkpoint to export.")
+    format: Literal["torchscript", "onnx"] = Field(
+        description="torchscript (load with torch.jit.load) or onnx (run with onnxruntime)."
+    )
+    output: Optional[Path] = Field(
+        None, description="Where the model file goes; default: beside the checkpoint, <stem>.ts.pt or <stem>.onnx."
+    )
+    tolerance: float = Field(
+        1e-4, gt=0, description="Largest allowed difference between the exported and the PyTorch model's logits."
+    )
+
+
+class PlotSettings(Settings):
+    """`slr plot LOG_CSV`: training curves (loss and accuracies per epoch) as a PNG."""
+
+    log_csv: Path = positional(description="A training log (log.csv from `slr train`).")
+    output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
