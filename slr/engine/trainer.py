@@ -269,6 +269,8 @@ class Trainer:
                     self._stop_non_finite(epoch, done)
                 elapsed = time.perf_counter() - window_started
                 self.view.step(done, samples_in_window / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
+                if self.view.wants_memory:
+                    self.view.memory(memory_snapshot(self.device))
             if last_micro and self._interrupt_agreed():
                 p.step, p.totals = done, totals.as_list()
                 p.epoch_seconds = time.perf_counter() - window_started

@@ -39,7 +39,8 @@ class TrainingView:
         self.console = out()
         self._live: Optional[Live] = None
         self._progress: Optional[Progress] = None
-        self._memory = Panel("", title="memory", title_align="left")
+        self._memory = Panel("measuring...", title="memory", title_align="left")
+        self._memory_shown_at = 0.0
         self._epoch_task = self._batch_task = None
         self._last_step_time = 0.0
 
@@ -73,7 +74,6 @@ class TrainingView:
     def epoch_start(self, epoch: int, total_epochs: int, steps: int, done_steps: int) -> None:
         if not self.enabled:
             return
-        self._epoch_started = time.perf_counter()
         if self._progress is not None:
             if self._batch_task is not None:
                 self._progress.remove_task(self._batch_task)
@@ -89,8 +89,14 @@ class TrainingView:
             self._batch_task, completed=done_steps, info=f"{samples_per_s:,.0f} samples/s {loss_text}"
         )
 
+    @property
+    def wants_memory(self) -> bool:
+        """True when the live memory panel is due a refresh (about once a second)."""
+        return self._live is not None and time.perf_counter() - self._memory_shown_at > 1.0
+
     def memory(self, snapshot) -> None:
         if self._live is not None:
+            self._memory_shown_at = time.perf_counter()
             self._memory = Panel(memory_text(snapshot), title="memory", title_align="left")
             self._live.update(Group(self._progress, self._memory))
 
