@@ -6,9 +6,7 @@ docs/architecture.md), so loading it never runs code from the file.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
+from slr.engine.atomic import write_atomically
 from slr.errors import CheckpointError
 
 FORMAT = "slr-checkpoint"
@@ -49,39 +48,8 @@ def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename it into place.
-
-    A crash at any moment leaves either the previous file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Atomically: a crash at any moment leaves either the previous file or the new one."""
+    write_atomically(Path(path), lambda f: torch.save(dict(state), f))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

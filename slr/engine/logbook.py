@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from slr.engine.atomic import write_atomically
 
 #: The training guide's columns, in its order; further columns follow them.
 GUIDE_COLUMNS = [
@@ -30,19 +30,7 @@ EXTRA_COLUMNS = ["train_gloss_acc", "train_cat_acc", "samples_per_s", "val_time"
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_log_csv(path: Path, history: Iterable[Mapping[str, Any]]) -> None:
