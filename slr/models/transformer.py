@@ -1,0 +1,95 @@
+"""SignTransformer: a pre-norm Transformer encoder over keypoint frames, with gloss and category heads.
+
+Shape: ``x [B, T, input_dim]`` → linear projection → sinusoidal positions (any T) → encoder with a
+key padding mask → mask-aware pooling → two linear heads. Padded frames influence nothing: they are
+zeroed on the way in, hidden from attention as keys, and left out of the pooling.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+from torch import Tensor, nn
+
+from slr.models.masking import full_mask, masked_max, masked_mean, zero_padding
+from slr.models.positional import SinusoidalPositions
+
+Pooling = Literal["mean", "max", "cls"]
+POOLING_MODES: tuple[str, ...] = ("mean", "max", "cls")
+
+
+class SignTransformer(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        num_gloss: int,
+        num_cat: int,
+        *,
+        d_model: int = 256,
+        num_heads: int = 8,
+        num_layers: int = 4,
+        ff_dim: int = 1024,
+        dropout: float = 0.1,
+        pooling: Pooling = "mean",
+    ):
+        super().__init__()
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {POOLING_MODES}, not {pooling!r}")
+        if d_model % num_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by num_heads {num_heads}")
+        self.input_dim = input_dim
+        self.pooling = pooling
+
+        self.input_proj = nn.Linear(input_dim, d_model)
+        self.positions = SinusoidalPositions(d_model)
+        self.input_dropout = nn.Dropout(dropout)
+        # The CLS token is added after the positions, so it has no place in time: it only gathers.
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            num_heads,
+            dim_feedforward=ff_dim,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        # Nested tensors (the eval fast path) drop padded frames and change the numerics of real
+        # ones. norm_first already rules them out in today's PyTorch; saying so keeps them off
+        # (and a clip's logits the same alone or in a padded batch) whatever the layer becomes.
+        self.encoder = nn.TransformerEncoder(
+            layer, num_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
+        )
+        self.head_dropout = nn.Dropout(dropout)
+        self.gloss_head = nn.Linear(d_model, num_gloss)
+        self.cat_head = nn.Linear(d_model, num_cat)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=0.02)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        mask = full_mask(x, mask)
+        h = self.input_proj(zero_padding(x, mask))
+        h = self.input_dropout(self.positions(h))
+        if self.cls_token is not None:
+            h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1).to(h.dtype), h], dim=1)
+            mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
+
+        h = self.encoder(h, src_key_padding_mask=self._key_padding(mask))
+        pooled = self._pool(h, mask)
+        pooled = self.head_dropout(pooled)
+        return self.gloss_head(pooled), self.cat_head(pooled)
+
+    @staticmethod
+    def _key_padding(mask: Tensor) -> Tensor:
+        """True where attention must not look. A row with no real frame would softmax over nothing
+        (NaN), so such a row attends to its padding instead; pooling discards it afterwards."""
+        ignore = ~mask
+        return ignore & ~ignore.all(dim=1, keepdim=True)
+
+    def _pool(self, h: Tensor, mask: Tensor) -> Tensor:
+        if self.pooling == "cls":
+            return h[:, 0]
+        if self.pooling == "max":
+            return masked_max(h, mask)
+        return masked_mean(h, mask)
