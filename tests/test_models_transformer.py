@@ -1,0 +1,163 @@
+"""SignTransformer: padding never matters, any length works, and it can learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slr.models.positional import SinusoidalPositions, sinusoidal_encoding
+from slr.models.transformer import POOLING_MODES, SignTransformer
+
+DIM, GLOSS, CAT = 12, 5, 3
+SMALL = dict(d_model=32, num_heads=4, num_layers=2, ff_dim=64)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models gain nothing from a second thread, and on a busy machine two OpenMP threads
+    # wait on each other for whole scheduler slices (a 1 s test became 40 s).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_model(pooling: str, **kwargs) -> SignTransformer:
+    torch.manual_seed(0)
+    return SignTransformer(DIM, GLOSS, CAT, pooling=pooling, **{**SMALL, **kwargs}).eval()
+
+
+def padded_batch(lengths: list[int], junk: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random clips padded to the longest; padding holds ``junk`` (0 as collate_clips writes)."""
+    steps = max(lengths)
+    x = torch.full((len(lengths), steps, DIM), junk)
+    mask = torch.zeros(len(lengths), steps, dtype=torch.bool)
+    for row, length in enumerate(lengths):
+        x[row, :length] = torch.randn(length, DIM)
+        mask[row, :length] = True
+    return x, mask
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+@pytest.mark.parametrize("pooling", POOLING_MODES)
+def test_a_clip_gives_the_same_logits_alone_and_inside_a_padded_batch(pooling, grad):
+    # no_grad in eval mode is where PyTorch's encoder fast path would kick in.
+    model = small_model(pooling)
+    x, mask = padded_batch([7, 19, 3, 11])
+    with torch.set_grad_enabled(grad):
+        batch_gloss, batch_cat = model(x, mask)
+        for row in range(len(x)):
+            length = int(mask[row].sum())
+            alone_gloss, alone_cat = model(x[row : row + 1, :length], None)
+            torch.testing.assert_close(batch_gloss[row], alone_gloss[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(batch_cat[row], alone_cat[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pooling", POOLING_MODES)
+def test_values_in_padded_frames_change_nothing(pooling):
+    model = small_model(pooling)
+    torch.manual_seed(1)
+    x, mask = padded_batch([9, 4, 6])
+    with torch.no_grad():
+        clean = model(x, mask)
+        for junk in (1e4, float("nan"), float("inf")):
+            dirty = model(x.masked_fill(~mask.unsqueeze(-1), junk), mask)
+            for a, b in zip(clean, dirty):
+                torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("pooling", POOLING_MODES)
+def test_the_mask_is_used(pooling):
+    # The other side of padding invariance: hiding real frames must change the output.
+    model = small_model(pooling)
+    x, mask = padded_batch([10, 10])
+    short = mask.clone()
+    short[:, 5:] = False
+    with torch.no_grad():
+        assert not torch.allclose(model(x, mask)[0], model(x, short)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", POOLING_MODES)
+def test_a_fully_padded_clip_gives_no_nan_anywhere_and_leaves_others_alone(pooling):
+    model = small_model(pooling)
+    encoded = []
+    model.encoder.register_forward_hook(lambda module, args, out: encoded.append(out))
+    x, mask = padded_batch([6, 1])
+    mask[1] = False
+    with torch.no_grad():
+        gloss, cat = model(x, mask)
+        alone, _ = model(x[:1, :6], None)
+    assert torch.isfinite(gloss).all() and torch.isfinite(cat).all()
+    # Attention over no key at all is NaN inside the encoder even where pooling hides it later.
+    assert torch.isfinite(encoded[0]).all()
+    torch.testing.assert_close(gloss[0], alone[0], atol=1e-5, rtol=0)
+    if pooling != "cls":  # an empty clip pools to zeros: only the heads' biases speak
+        torch.testing.assert_close(gloss[1], model.gloss_head.bias)
+
+    model.train()
+    gloss, cat = model(x, mask)
+    (gloss.sum() + cat.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("pooling", POOLING_MODES)
+def test_frame_order_matters(pooling):
+    # Positions are encoded: a clip played backwards is a different input (signs differ by order).
+    model = small_model(pooling)
+    x = torch.randn(1, 8, DIM)
+    with torch.no_grad():
+        assert not torch.allclose(model(x, None)[0], model(x.flip(1), None)[0], atol=1e-4)
+
+
+def test_a_400_frame_clip_goes_through_the_default_sized_model():
+    # The original model refused clips over 300 frames; positions here have no maximum.
+    torch.manual_seed(0)
+    model = SignTransformer(156, 105, 10).eval()
+    x = torch.randn(2, 400, 156)
+    mask = torch.ones(2, 400, dtype=torch.bool)
+    mask[1, 350:] = False
+    with torch.no_grad():
+        gloss, cat = model(x, mask)
+    assert gloss.shape == (2, 105) and cat.shape == (2, 10)
+    assert torch.isfinite(gloss).all() and torch.isfinite(cat).all()
+
+
+def test_positional_encoding_has_no_length_limit_and_no_parameters():
+    positions = SinusoidalPositions(16)
+    assert list(positions.parameters()) == [] and list(positions.buffers()) == []
+    long = sinusoidal_encoding(5000, 16)
+    assert long.shape == (5000, 16) and torch.isfinite(long).all()
+    # Encodings are a prefix of each other, and distinct positions get distinct codes.
+    torch.testing.assert_close(sinusoidal_encoding(10, 16), long[:10])
+    assert torch.cdist(long[:300], long[:300]).add(torch.eye(300)).min() > 1e-3
+    assert sinusoidal_encoding(4, 7).shape == (4, 7)  # odd widths too
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="pooling"):
+        SignTransformer(DIM, GLOSS, CAT, pooling="attention")
+    with pytest.raises(ValueError, match="divisible"):
+        SignTransformer(DIM, GLOSS, CAT, d_model=30, num_heads=4)
+    with pytest.raises(ValueError, match="mask shape"):
+        small_model("mean")(torch.randn(2, 5, DIM), torch.ones(2, 6, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("pooling", POOLING_MODES)
+def test_it_overfits_a_tiny_batch(pooling):
+    torch.manual_seed(0)
+    model = SignTransformer(DIM, GLOSS, CAT, pooling=pooling, dropout=0.0, **SMALL)
+    x, mask = padded_batch([5, 9, 12, 7, 3, 10, 8, 6])
+    gloss = torch.arange(8) % GLOSS
+    cat = torch.arange(8) % CAT
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        gloss_logits, cat_logits = model(x, mask)
+        loss = F.cross_entropy(gloss_logits, gloss) + F.cross_entropy(cat_logits, cat)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert first > 1.5  # it starts near chance (ln 5 + ln 3 = 2.7)...
+    assert loss.item() < 0.05  # ...and memorises 8 clips
