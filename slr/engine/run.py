@@ -118,15 +118,10 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     if dist.is_main:
         write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
                                          "runtime": runtime})
-        view.note(
-            f"{MODEL_CLASS_NAMES[settings.model]}: {total_params:,} parameters ({trainable:,} trainable) on "
-            f"{device} ({choice.reason}); {data.summary}; batch {settings.batch_size}"
-            f"{' x ' + str(settings.gradient_accumulation_steps) + ' accumulation' if settings.gradient_accumulation_steps > 1 else ''}"
-            f", {runtime['num_workers']} workers"
-            + (f", AMP {str(amp).removeprefix('torch.')}" if amp else "")
-            + (f"; resuming {resume_path} after epoch {trainer.progress.epoch}"
-               + (f" step {trainer.progress.step}" if trainer.progress.step else "") if resume_state else "")
-        )
+        view.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))
+        if resume_state is not None:
+            at = f" step {trainer.progress.step}" if trainer.progress.step else ""
+            view.note(f"resuming {resume_path} after epoch {trainer.progress.epoch}{at}")
     try:
         progress = trainer.fit()
     except Interrupted as stop:
@@ -136,6 +131,20 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     if dist.is_main:
         finish(settings, outcome, view)
     return outcome
+
+
+def _run_header(settings, device, reason, data, runtime, amp, total_params, trainable) -> str:
+    accumulation = settings.gradient_accumulation_steps
+    parts = [
+        f"{MODEL_CLASS_NAMES[settings.model]}: {total_params:,} parameters ({trainable:,} trainable) "
+        f"on {device} ({reason})",
+        data.summary,
+        f"batch {settings.batch_size}" + (f" x {accumulation} accumulated" if accumulation > 1 else ""),
+        f"{runtime['num_workers']} workers",
+    ]
+    if amp is not None:
+        parts.append(f"AMP {str(amp).removeprefix('torch.')}")
+    return "; ".join(parts)
 
 
 def finish(settings: TrainSettings, outcome: TrainOutcome, view: TrainingView) -> None:
