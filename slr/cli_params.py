@@ -84,6 +84,21 @@ def _parameter(name: str, info: FieldInfo, panel: str | None) -> inspect.Paramet
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+def _hidden_alias(name: str) -> inspect.Parameter:
+    """`--model transformer` as well as `slr train transformer`: the training guide's spelling."""
+    option = typer.Option(None, f"--{name.replace('_', '-')}", hidden=True)
+    return inspect.Parameter(f"{name}__flag", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[str])
+
+
+def _merge_alias(kwargs: dict[str, Any], name: str) -> None:
+    flag = kwargs.pop(f"{name}__flag", None)
+    if flag is None:
+        return
+    if kwargs.get(name) not in (None, flag):
+        raise typer.BadParameter(f"{name.upper()} {kwargs[name]!r} and --{name} {flag!r} disagree")
+    kwargs[name] = flag
+
+
 def _panel_of(model: type[BaseModel], name: str) -> str | None:
     """Group flags in --help by the settings mixin that declares them."""
     for klass in model.__mro__[1:]:
@@ -122,10 +137,13 @@ def settings_command(
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         params = [_parameter(n, model.model_fields[n], _panel_of(model, n)) for n in ordered]
+        params += [_hidden_alias(n) for n in positional]
         params += extra or []
 
         def command(**kwargs: Any) -> Any:
             extra_values = {p.name: kwargs.pop(p.name) for p in extra or []}
+            for name in positional:
+                _merge_alias(kwargs, name)
             flags: dict[str, Any] = {}
             for name, value in kwargs.items():
                 if isinstance(value, str) and value.strip().lower() in NONE_WORDS:

@@ -133,3 +133,10 @@ def test_every_guide_flag_exists():
 def test_help_shows_defaults_from_settings():
     result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
     assert "(default: 0.0001)" in result.output and "(default: 32)" in result.output
+
+
+def test_guide_spelling_of_model_flag_is_accepted():
+    result = runner.invoke(app, ["train", "--model", "transformer", "--num-gloss", "4"])
+    assert result.exit_code == 2 and "--keypoints-train DIR is required" in result.output  # MODEL was taken
+    result = runner.invoke(app, ["train", "iv3_gru", "--model", "transformer"])
+    assert result.exit_code == 2 and "disagree" in result.output
