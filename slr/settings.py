@@ -85,24 +85,45 @@ class DataSettings(ClipKeySettings):
 
 
 class AugmentSettings(Settings):
+    """Keypoint normalisation and training augmentations; defaults chosen by measurement (docs/results.md)."""
+
     normalize: bool = Field(
         True,
-        description="Centre and scale each keypoint clip on the signer's shoulders, or on the detected "
-        "points where the body is missing.",
+        description="Centre each keypoint clip on the signer's shoulders and scale it by their width "
+        "(without shoulders: on the detected points); undetected points stay 0.",
     )
-    augment: bool = Field(True, description="Apply the keypoint augmentations below while training.")
+    augment: bool = Field(
+        True,
+        description="Apply the augmentations below while training; each is off at 0, the default "
+        "(none helped on real data: docs/results.md).",
+    )
     mirror_prob: float = Field(
-        0.0, ge=0, le=1, description="Probability of a left/right mirror that also swaps the hands."
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability of a left/right mirror that also swaps the hands (156, 84 and 126-wide keypoints).",
     )
-    rotate_deg: float = Field(0.0, ge=0, le=180, description="Largest random rotation, in degrees.")
-    scale_jitter: float = Field(0.0, ge=0, lt=1, description="Largest relative random scale change.")
-    shift: float = Field(0.0, ge=0, le=1, description="Largest random shift, in normalised units.")
+    rotate_deg: float = Field(
+        0.0, ge=0, le=180, description="Largest random rotation of a clip in the image plane, in degrees."
+    )
+    scale_jitter: float = Field(0.0, ge=0, lt=1, description="Largest relative random scale change of a clip.")
+    shift: float = Field(
+        0.0, ge=0, le=1, description="Largest random shift of a clip, in shoulder widths (image units with --no-normalize)."
+    )
     speed_jitter: float = Field(
-        0.0, ge=0, lt=1, description="Largest relative speed change (0.2 plays clips at 0.8x to 1.2x)."
+        0.0,
+        ge=0,
+        lt=1,
+        description="Largest relative speed change (0.2 plays clips at 0.8x to 1.2x); features too.",
     )
-    frame_dropout: float = Field(0.0, ge=0, lt=1, description="Probability of dropping each frame.")
+    frame_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Probability of dropping each frame (a clip keeps at least half); features too."
+    )
     time_mask: float = Field(
-        0.0, ge=0, lt=1, description="Largest share of a clip hidden as one contiguous span of frames."
+        0.0,
+        ge=0,
+        lt=1,
+        description="Largest share of a clip blanked to 0 (as if undetected) as one contiguous span; features too.",
     )
 
 
@@ -111,9 +132,13 @@ class TransformerSettings(Settings):
     num_heads: int = Field(8, ge=1, description="Attention heads (must divide --d-model).")
     num_layers: int = Field(4, ge=1, description="Transformer encoder layers.")
     ff_dim: int = Field(1024, ge=8, description="Transformer feed-forward width.")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in the encoder and the heads.")
+    dropout: float = Field(
+        0.1, ge=0, lt=1, description="Dropout of both models: transformer encoder, between GRU layers, and the heads."
+    )
     pooling: Literal["mean", "max", "cls"] = Field(
-        "mean", description="How frames are pooled into one clip vector (mask-aware)."
+        "mean",
+        description="How frames are pooled into one clip vector, padding left out: mean, max, or a CLS token "
+        "(mean and cls tie on accuracy; see docs/models.md).",
     )
 
     @model_validator(mode="after")
@@ -124,7 +149,9 @@ class TransformerSettings(Settings):
 
 
 class IV3GRUSettings(Settings):
-    gru_hidden: int = Field(256, ge=1, description="GRU hidden size.")
+    gru_hidden: int = Field(
+        256, ge=1, description="GRU hidden size (the original's 16 is a bottleneck; see docs/models.md)."
+    )
     gru_layers: int = Field(2, ge=1, description="GRU layers.")
     gru_bidirectional: bool = Field(True, description="Run the GRU in both directions.")
     pretrained_backbone: bool = Field(

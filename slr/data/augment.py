@@ -1,19 +1,35 @@
 """Per-clip keypoint normalisation and the training augmentations a sign-language model needs.
 
-Keypoints are (x, y) pairs per frame. A point that was not detected is stored as (0, 0); it stays
-(0, 0) through every step here, so "missing" keeps one meaning for the model.
+Keypoints are points per frame, stored as (x, y) or (x, y, z) groups. A point that was not
+detected is stored as all zeros; it stays all zeros through every step here (the mask of detected
+points is taken once, from the clip as read, and carried through), so "missing" keeps one
+meaning for the model, and a detected point that happens to land on (0, 0) is not lost.
 
-Layouts: 156 numbers per frame is the FSL-105 / MediaPipe layout (pose 0-24, left hand 25-45,
-right hand 46-66, face 67-77); there the clip is centred on the shoulders and scaled by their
-width, and a mirror swaps the hands and the left/right pose points. Any other even width is read
-as (x, y) pairs of unknown meaning: centred and scaled on what was detected, and mirrored without
-swapping. CNN features (iv3_gru) only get the temporal augmentations.
+Layouts are recognised from the frame width (`keypoint_layout`):
+
+- 156: the FSL-105 / MediaPipe Holistic layout of the training guide, 78 points x (x, y): pose
+  0-24, left hand 25-45, right hand 46-66, face 67-77. The clip is centred on the shoulders
+  (pose 11 and 12) and scaled by their width; a mirror swaps the hands and the left/right pose
+  points.
+- 84 / 126: hands only, left hand then right hand, 21 points each, as (x, y) / (x, y, z)
+  (the usual MediaPipe Hands export); a mirror swaps the hands.
+- 42 / 63: one hand, 21 points, (x, y) / (x, y, z).
+- any other even width: (x, y) pairs of unknown meaning, mirrored without swapping.
+- any other odd width: not keypoints we can read; only the temporal augmentations apply.
+
+Without shoulders (hands-only layouts, unknown layouts, or clips where the shoulders were never
+detected) a clip is centred on the mean of its detected points and scaled by their RMS distance
+from that centre. Centre and scale are per clip (not per frame), so the motion is kept.
+z (where there is one) is scaled with x and y but not centred (MediaPipe's z is already relative).
+
+CNN features (iv3_gru) are not normalised and only get the temporal augmentations
+(speed change, frame dropout, time mask).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -25,79 +41,134 @@ MEDIAPIPE_WIDTH = 156
 _LEFT_SHOULDER, _RIGHT_SHOULDER = 11, 12
 # MediaPipe pose left/right pairs among the first 25 landmarks.
 _POSE_PAIRS = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20), (21, 22), (23, 24)]
-_LEFT_HAND, _RIGHT_HAND = range(25, 46), range(46, 67)
+_HAND = 21
 
 
 @dataclass(frozen=True)
 class Layout:
+    """How to read a keypoint frame: `points` groups of `dims` coordinates (x, y[, z])."""
+
+    name: str
     points: int
+    dims: int
     shoulders: Optional[tuple[int, int]]  # point indices, where the layout has a body
     mirror_order: np.ndarray  # point permutation applied by a left/right mirror
 
+    @property
+    def width(self) -> int:
+        return self.points * self.dims
+
+
+def _swap(order: np.ndarray, a: Sequence[int], b: Sequence[int]) -> None:
+    a, b = list(a), list(b)
+    order[a], order[b] = b, a
+
 
 def keypoint_layout(width: int) -> Optional[Layout]:
-    """How to read a keypoint frame of this width; None where it is not (x, y) pairs."""
-    if width % 2:
-        return None
-    points = width // 2
-    order = np.arange(points)
+    """How to read a keypoint frame of this width; None where it is not points we can read."""
     if width == MEDIAPIPE_WIDTH:
+        order = np.arange(78)
         for a, b in _POSE_PAIRS:
             order[a], order[b] = b, a
-        order[list(_LEFT_HAND)], order[list(_RIGHT_HAND)] = list(_RIGHT_HAND), list(_LEFT_HAND)
-        return Layout(points, (_LEFT_SHOULDER, _RIGHT_SHOULDER), order)
-    return Layout(points, None, order)
+        _swap(order, range(25, 46), range(46, 67))
+        return Layout("mediapipe-78x2", 78, 2, (_LEFT_SHOULDER, _RIGHT_SHOULDER), order)
+    for dims in (2, 3):
+        if width == 2 * _HAND * dims:  # 84, 126: left hand then right hand
+            order = np.arange(2 * _HAND)
+            _swap(order, range(0, _HAND), range(_HAND, 2 * _HAND))
+            return Layout(f"two-hands-42x{dims}", 2 * _HAND, dims, None, order)
+        if width == _HAND * dims:  # 42, 63: one hand
+            return Layout(f"one-hand-21x{dims}", _HAND, dims, None, np.arange(_HAND))
+    if width % 2 == 0 and width > 0:
+        return Layout(f"points-{width // 2}x2", width // 2, 2, None, np.arange(width // 2))
+    return None
 
 
-def _points(x: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """[T, P, 2] view of the clip and the [T, P] mask of detected points."""
-    pts = x.reshape(x.shape[0], layout.points, 2)
-    detected = np.any(pts != 0, axis=-1)
-    return pts, detected
+def _detected(pts: np.ndarray) -> np.ndarray:
+    """[T, P] bool from [T, P, dims] points: True where any coordinate is non-zero."""
+    detected = pts[..., 0] != 0
+    for k in range(1, pts.shape[-1]):
+        detected |= pts[..., k] != 0
+    return detected
 
 
-def normalize_clip(x: np.ndarray, layout: Layout) -> np.ndarray:
-    """Centre on the shoulders' midpoint and scale by shoulder width; without a body, on the detected points."""
-    pts, detected = _points(x.astype(np.float32, copy=True), layout)
-    if not detected.any():
-        return x.astype(np.float32, copy=True)
-    center = scale = None
+def detected_points(x: np.ndarray, layout: Layout) -> np.ndarray:
+    """[T, P] bool: True where a point was detected (any of its coordinates is non-zero)."""
+    return _detected(x.reshape(x.shape[0], layout.points, layout.dims))
+
+
+def _centre_and_scale(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> tuple[np.ndarray, float]:
+    """The clip's centre (x, y) and scale: shoulders where seen, else the detected points."""
     if layout.shoulders is not None:
         a, b = layout.shoulders
         both = detected[:, a] & detected[:, b]
-        if both.any():
-            left, right = pts[both, a], pts[both, b]
-            center = ((left + right) / 2).mean(axis=0)
-            width = np.linalg.norm(left - right, axis=-1).mean()
-            scale = width if width > 1e-6 else None
-    if center is None or scale is None:
-        seen = pts[detected]
-        center = seen.mean(axis=0)
-        spread = np.sqrt(((seen - center) ** 2).sum(axis=-1).mean())
-        scale = spread if spread > 1e-6 else 1.0
-    pts = np.where(detected[..., None], (pts - center) / scale, 0.0).astype(np.float32)
-    return pts.reshape(x.shape)
+        seen = int(both.sum())
+        if seen:
+            left, right = pts[:, a, :2], pts[:, b, :2]
+            if seen < len(both):
+                left, right = left[both], right[both]
+            width = float(np.sqrt(((left - right) ** 2).sum(axis=-1)).mean())
+            if width > 1e-6:
+                return (left + right).mean(axis=0) / 2, width
+    seen_pts = pts[detected][:, :2]
+    centre = seen_pts.mean(axis=0)
+    spread = float(np.sqrt(((seen_pts - centre) ** 2).sum(axis=-1).mean()))
+    return centre, spread if spread > 1e-6 else 1.0
 
 
-def _mirror(x: np.ndarray, layout: Layout, centred: bool) -> np.ndarray:
-    pts, detected = _points(x, layout)
+def _normalize_points(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:
+    """Centred and scaled points; undetected points come out as zeros."""
+    if not detected.any():
+        return pts * detected[..., None]
+    centre, scale = _centre_and_scale(pts, detected, layout)
+    origin = np.zeros(layout.dims, np.float32)
+    origin[:2] = centre  # z (if any) is scaled, not centred
+    out = pts - origin
+    out *= (detected * np.float32(1.0 / scale))[..., None]  # undetected points: exactly zero
+    return out
+
+
+def normalize_clip(x: np.ndarray, layout: Layout) -> np.ndarray:
+    """Centre on the shoulders' midpoint and scale by shoulder width; without a body, on the detected points.
+
+    Undetected points (all zeros) stay zeros; a clip with nothing detected is returned as it is.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    pts = x.reshape(x.shape[0], layout.points, layout.dims)
+    return _normalize_points(pts, _detected(pts), layout).astype(np.float32, copy=False).reshape(x.shape)
+
+
+def _mirror_points(pts: np.ndarray, detected: np.ndarray, layout: Layout, centred: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Flip x (about 0 when centred, else about 0.5 of the image) and swap left/right points."""
     flipped = pts.copy()
-    flipped[..., 0] = np.where(detected, -pts[..., 0] if centred else 1.0 - pts[..., 0], 0.0)
-    return flipped[:, layout.mirror_order].reshape(x.shape)
+    flipped[..., 0] = -pts[..., 0] if centred else 1.0 - pts[..., 0]
+    order = layout.mirror_order
+    return flipped[:, order], detected[:, order]
 
 
-def _affine(x: np.ndarray, layout: Layout, s: AugmentSettings, rng: np.random.Generator, centred: bool) -> np.ndarray:
-    pts, detected = _points(x, layout)
+def mirror_clip(x: np.ndarray, layout: Layout, centred: bool = True) -> np.ndarray:
+    """A left/right mirror of the clip: x flipped, hands (and left/right body points) swapped."""
+    x = np.asarray(x, dtype=np.float32)
+    pts = x.reshape(x.shape[0], layout.points, layout.dims)
+    out, detected = _mirror_points(pts, _detected(pts), layout, centred)
+    return (out * detected[..., None]).astype(np.float32, copy=False).reshape(x.shape)
+
+
+def _affine_points(pts: np.ndarray, s: AugmentSettings, rng: np.random.Generator, centred: bool) -> np.ndarray:
+    """One random rotation (in the image plane), scale and shift for the whole clip."""
     angle = np.deg2rad(rng.uniform(-s.rotate_deg, s.rotate_deg))
     scale = rng.uniform(1 - s.scale_jitter, 1 + s.scale_jitter)
     shift = rng.uniform(-s.shift, s.shift, size=2)
-    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=np.float32) * scale
+    cos, sin = np.cos(angle), np.sin(angle)
+    rot = np.array([[cos, -sin], [sin, cos]], dtype=np.float32) * scale
     origin = np.zeros(2, np.float32) if centred else np.full(2, 0.5, np.float32)
-    moved = (pts - origin) @ rot.T + origin + shift
-    return np.where(detected[..., None], moved, 0.0).astype(np.float32).reshape(x.shape)
+    out = pts * np.float32(scale)  # z (if any) scales with x and y
+    out[..., :2] = (pts[..., :2] - origin) @ rot.T + origin + shift
+    return out
 
 
 def _change_speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play the clip `factor` times as fast (nearest frames, so no point is blended with a missing one)."""
     length = max(2, int(round(x.shape[0] / factor)))
     idx = np.clip(np.round(np.linspace(0, x.shape[0] - 1, length)).astype(int), 0, x.shape[0] - 1)
     return x[idx]
@@ -120,30 +191,44 @@ def _mask_span(x: np.ndarray, share: float, rng: np.random.Generator) -> np.ndar
     return x
 
 
+def _spatial_augment(settings: AugmentSettings) -> bool:
+    return bool(settings.mirror_prob or settings.rotate_deg or settings.scale_jitter or settings.shift)
+
+
 def build_transform(settings: AugmentSettings, input_kind: str, width: int, train: bool) -> Optional[Transform]:
-    """The clip transform for one split: normalisation always (keypoints), augmentation in training."""
+    """The clip transform for one split: normalisation always (keypoints), augmentation in training.
+
+    `transform(x [T, D] float32, rng) -> [T', D] float32`; the same rng gives the same result.
+    """
     layout = keypoint_layout(width) if input_kind == "keypoints" else None
     normalize = settings.normalize and layout is not None
     augment = train and settings.augment
-    if not normalize and not augment:
+    spatial = augment and layout is not None and _spatial_augment(settings)
+    temporal = augment and bool(settings.speed_jitter or settings.frame_dropout or settings.time_mask)
+    if not normalize and not spatial and not temporal:
         return None
 
     def transform(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if normalize:
-            x = normalize_clip(x, layout)
-        if not augment:
-            return x
-        if layout is not None:
-            if settings.mirror_prob and rng.random() < settings.mirror_prob:
-                x = _mirror(x, layout, centred=normalize)
-            if settings.rotate_deg or settings.scale_jitter or settings.shift:
-                x = _affine(x, layout, settings, rng, centred=normalize)
-        if settings.speed_jitter:
-            x = _change_speed(x, rng.uniform(1 - settings.speed_jitter, 1 + settings.speed_jitter))
-        if settings.frame_dropout:
-            x = _drop_frames(x, settings.frame_dropout, rng)
-        if settings.time_mask:
-            x = _mask_span(x, settings.time_mask, rng)
+        x = np.asarray(x, dtype=np.float32)
+        if normalize or spatial:
+            pts = x.reshape(x.shape[0], layout.points, layout.dims)
+            detected = _detected(pts)
+            if normalize:
+                pts = _normalize_points(pts, detected, layout)
+            if spatial:
+                if settings.mirror_prob and rng.random() < settings.mirror_prob:
+                    pts, detected = _mirror_points(pts, detected, layout, centred=normalize)
+                if settings.rotate_deg or settings.scale_jitter or settings.shift:
+                    pts = _affine_points(pts, settings, rng, centred=normalize)
+                pts = pts * detected[..., None]  # undetected points back to exactly zero
+            x = pts.astype(np.float32, copy=False).reshape(x.shape)
+        if temporal:
+            if settings.speed_jitter:
+                x = _change_speed(x, rng.uniform(1 - settings.speed_jitter, 1 + settings.speed_jitter))
+            if settings.frame_dropout:
+                x = _drop_frames(x, settings.frame_dropout, rng)
+            if settings.time_mask:
+                x = _mask_span(x, settings.time_mask, rng)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     return transform
