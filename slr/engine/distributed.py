@@ -43,7 +43,12 @@ def init_distributed(device_kind: str) -> DistInfo:
 
 def shutdown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        # Rank 0 may still be writing checkpoints and logs: leave together, or the ranks that
+        # finish first tear the group down under it.
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
