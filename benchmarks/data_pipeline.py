@@ -98,36 +98,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the 240-clip example set")
     parser.add_argument("--train", type=Path, help="training clip directory (default: asl-words train, else the example)")
-    parser.add_argument("--epochs", type=int, help="epochs per run, the first not counted (default 3, quick 2)")
+    parser.add_argument("--epochs", type=int, help="epochs per run, the first not counted (default 3)")
+    parser.add_argument("--rounds", type=int, help="alternating cache / --no-cache rounds (default 2, quick 1)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0: what slr picks on CPU)")
     args = parser.parse_args()
     train_dir = args.train or (MINI / "train" if args.quick or not (ASL_WORDS / "train").is_dir() else ASL_WORDS / "train")
-    epochs = args.epochs or (2 if args.quick else 3)
+    epochs = args.epochs or 3
+    rounds = args.rounds or (1 if args.quick else 2)
     with open(train_dir / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     num_gloss = max(2, max(int(r["gloss"]) for r in rows) + 1)
     num_cat = max(1, max(int(r["cat"]) for r in rows) + 1)
     print(f"machine: {machine()}")
-    print(f"data: {train_dir} ({len(rows)} clips), batch 32, {epochs} epochs per run (first not counted), "
-          f"{args.workers} workers")
-    results = {}
+    print(f"data: {train_dir} ({len(rows)} clips), batch 32, {rounds} round(s) of {epochs} epochs per variant "
+          f"(the first epoch of each run not counted), {args.workers} workers")
+    results: dict[str, list[dict[str, float]]] = {"cache": [], "--no-cache": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         val_dir = small_val_dir(train_dir, tmp)
-        for name, cache in (("cache", True), ("--no-cache", False)):
-            s = TrainSettings(
-                model="transformer", keypoints_train=train_dir, keypoints_val=val_dir, num_gloss=num_gloss,
-                num_cat=num_cat, epochs=epochs, output_dir=tmp / name.strip("-"), plots=False, device="cpu",
-                cache=cache, num_workers=args.workers, auto_workers=False,
-            )
-            shutil.rmtree(s.output_dir, ignore_errors=True)
-            per_epoch = measure(s)
-            counted = per_epoch[1:] or per_epoch
-            results[name] = counted
-            for r in per_epoch:
-                print(f"  {name:10s} epoch {r['epoch']}: waiting {r['wait_s']:.2f} s of {r['train_s']:.2f} s "
-                      f"training = {100 * r['share']:.1f}%  ({r['per_batch_ms']:.1f} ms per batch, "
-                      f"{r['samples_per_s']:.0f} samples/s)")
+        for r in range(rounds):
+            for name, cache in (("cache", True), ("--no-cache", False)):
+                s = TrainSettings(
+                    model="transformer", keypoints_train=train_dir, keypoints_val=val_dir, num_gloss=num_gloss,
+                    num_cat=num_cat, epochs=epochs, output_dir=tmp / name.strip("-"), plots=False, device="cpu",
+                    cache=cache, num_workers=args.workers, auto_workers=False,
+                )
+                shutil.rmtree(s.output_dir, ignore_errors=True)
+                per_epoch = measure(s)
+                results[name] += per_epoch[1:] or per_epoch
+                for e in per_epoch:
+                    print(f"  round {r + 1} {name:10s} epoch {e['epoch']}: waiting {e['wait_s']:.2f} s of "
+                          f"{e['train_s']:.2f} s training = {100 * e['share']:.1f}%  ({e['per_batch_ms']:.1f} ms per "
+                          f"batch, {e['samples_per_s']:.0f} samples/s)", flush=True)
     share = {k: statistics.median(r["share"] for r in v) for k, v in results.items()}
     per_batch = {k: statistics.median(r["per_batch_ms"] for r in v) for k, v in results.items()}
     print("\nshare of each training step spent waiting for data (median over counted epochs):")

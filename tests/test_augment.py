@@ -54,6 +54,7 @@ def test_normalize_keeps_missing_points_zero():
     x = body_clip()
     out = normalize_clip(x, keypoint_layout(156))
     np.testing.assert_array_equal(zeros_of(out), zeros_of(x))
+    assert not np.signbit(out[out == 0]).any()  # +0.0, as stored, not -0.0
     assert zeros_of(x)[:, 67:].all() and zeros_of(x)[:6, 25:46].all()
 
 

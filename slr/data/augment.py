@@ -124,7 +124,8 @@ def _normalize_points(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> 
     origin = np.zeros(layout.dims, np.float32)
     origin[:2] = centre  # z (if any) is scaled, not centred
     out = pts - origin
-    out *= (detected * np.float32(1.0 / scale))[..., None]  # undetected points: exactly zero
+    out *= (detected * np.float32(1.0 / scale))[..., None]  # undetected points: zero
+    out += 0.0  # and +0.0, not -0.0
     return out
 
 
@@ -151,7 +152,7 @@ def mirror_clip(x: np.ndarray, layout: Layout, centred: bool = True) -> np.ndarr
     x = np.asarray(x, dtype=np.float32)
     pts = x.reshape(x.shape[0], layout.points, layout.dims)
     out, detected = _mirror_points(pts, _detected(pts), layout, centred)
-    return (out * detected[..., None]).astype(np.float32, copy=False).reshape(x.shape)
+    return (out * detected[..., None] + 0.0).astype(np.float32, copy=False).reshape(x.shape)
 
 
 def _affine_points(pts: np.ndarray, s: AugmentSettings, rng: np.random.Generator, centred: bool) -> np.ndarray:
@@ -220,7 +221,7 @@ def build_transform(settings: AugmentSettings, input_kind: str, width: int, trai
                     pts, detected = _mirror_points(pts, detected, layout, centred=normalize)
                 if settings.rotate_deg or settings.scale_jitter or settings.shift:
                     pts = _affine_points(pts, settings, rng, centred=normalize)
-                pts = pts * detected[..., None]  # undetected points back to exactly zero
+                pts = pts * detected[..., None] + 0.0  # undetected points back to exactly +0.0
             x = pts.astype(np.float32, copy=False).reshape(x.shape)
         if temporal:
             if settings.speed_jitter:
