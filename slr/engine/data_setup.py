@@ -90,7 +90,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
-    datasets = []
+    datasets, frames = [], []
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
             raise DataError(f"{src.flag}: clip directory not found", src.directory)
@@ -124,11 +124,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
                 preloaded=report.clips if settings.cache else None,
             )
         )
-        frames = report.frames
-        if train:
-            longest = max(frames) if frames else 1
-        else:
-            longest = max(longest, max(frames) if frames else 1)
+        frames += report.frames
     train_ds, val_ds = datasets
     if train_ds.input_dim != val_ds.input_dim:
         raise DataError(
@@ -138,6 +134,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     input_dim = train_ds.input_dim
     for ds, train in ((train_ds, True), (val_ds, False)):
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train)
+    longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
     return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds))

@@ -40,7 +40,7 @@ class RunPaths:
 
 
 @dataclass
-class Progress:
+class RunProgress:
     """Where the run stands; saved in every checkpoint."""
 
     epoch: int = 0  # epochs fully done
@@ -89,7 +89,7 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        self.progress = Progress()
+        self.progress = RunProgress()
         self._pending_rng: Optional[dict[str, Any]] = None
         self._interrupt = False
         self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
@@ -145,7 +145,7 @@ class Trainer:
             from slr.errors import CheckpointError
 
             raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
-        self.progress = Progress(
+        self.progress = RunProgress(
             epoch=state["epoch"],
             step=state.get("step_in_epoch", 0),
             totals=list(state.get("epoch_totals", [0.0, 0.0, 0.0, 0.0])),
@@ -162,7 +162,7 @@ class Trainer:
             ckpt.save_checkpoint(self.state_dict(), path)
 
     # -- the loop ---------------------------------------------------------------------------
-    def fit(self) -> Progress:
+    def fit(self) -> RunProgress:
         s, p = self.s, self.progress
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         self.view.start(s.epochs, p.epoch)
@@ -244,8 +244,8 @@ class Trainer:
         k = s.gradient_accumulation_steps
         totals = RunningTotals(self.device, p.totals)
         self.view.epoch_start(epoch, s.epochs, n_batches, p.step)
-        window_started = time.perf_counter()
-        samples_in_window = 0
+        epoch_started = time.perf_counter()
+        samples_seen = 0
         for i, batch in enumerate(self.train_loader, start=p.step):
             batch = batch.to(self.device, non_blocking=True)
             window_start = (i // k) * k
@@ -260,20 +260,20 @@ class Trainer:
                     loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
                 self.scaler.scale(loss / window).backward()
             totals.add(loss, gloss_logits, cat_logits, batch.gloss, batch.cat)
-            samples_in_window += batch.gloss.shape[0]
+            samples_seen += batch.gloss.shape[0]
             if last_micro:
                 self._optimizer_step()
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
                 if not totals.loss_is_finite():
                     self._stop_non_finite(epoch, done)
-                elapsed = time.perf_counter() - window_started
-                self.view.step(done, samples_in_window / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
+                elapsed = time.perf_counter() - epoch_started
+                self.view.step(done, samples_seen / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
                 if self.view.wants_memory:
                     self.view.memory(memory_snapshot(self.device))
             if last_micro and self._interrupt_agreed():
                 p.step, p.totals = done, totals.as_list()
-                p.epoch_seconds = time.perf_counter() - window_started
+                p.epoch_seconds = time.perf_counter() - epoch_started
                 self.save(self.paths.last)
                 raise Interrupted(self.paths.last)
         return totals.summary(self.dist)
