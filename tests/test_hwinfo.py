@@ -71,3 +71,39 @@ def test_memory_rule_clamps_to_the_guide_range():
 def test_process_rss_is_plausible():
     rss = hardware.process_rss()
     assert 10 * 2**20 < rss < 20 * 2**30
+
+
+def _device_with(budget: int, per_sample: int, fixed: int = 0):
+    """The probe's view of a GPU with ``budget`` bytes: a step's peak grows with the batch, and past
+    the budget the allocator raises CUDA's out-of-memory error. (No GPU here to run real steps on.)"""
+    calls = []
+
+    def peak_of(size: int) -> int:
+        calls.append(size)
+        peak = fixed + size * per_sample
+        if peak > budget:
+            raise torch.OutOfMemoryError(f"CUDA out of memory: tried {peak} bytes")
+        return peak
+
+    return peak_of, calls
+
+
+def test_batch_probe_halves_past_out_of_memory_and_keeps_the_first_fit():
+    peak_of, calls = _device_with(budget=100 * 2**20, per_sample=3 * 2**20)  # 33 samples fit
+    size, tried = hardware.largest_fitting_batch(peak_of, total=100 * 2**20, safety=1.0)
+    assert size == 32 and calls == [64, 32]
+    assert tried[0] == "64: out of memory" and tried[1].startswith("32: peak")
+
+
+def test_batch_probe_leaves_headroom_below_the_safety_share():
+    # 32 samples fit in memory but peak at 96% of it: over the 85% share, so 16 is chosen.
+    peak_of, calls = _device_with(budget=100 * 2**20, per_sample=3 * 2**20)
+    size, tried = hardware.largest_fitting_batch(peak_of, total=100 * 2**20, safety=0.85)
+    assert size == 16 and calls == [64, 32, 16]
+    assert "over 85%" in tried[1]
+
+
+def test_batch_probe_reports_when_nothing_fits():
+    peak_of, calls = _device_with(budget=2**20, per_sample=2**20, fixed=2**20)
+    size, tried = hardware.largest_fitting_batch(peak_of, total=2**20, safety=0.85)
+    assert size is None and calls == [64, 32, 16, 8] and len(tried) == 4

@@ -52,13 +52,17 @@ def _probe_step(model_name, settings, input_dim, frames, device, num_gloss, num_
         mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
         gloss = torch.randint(0, num_gloss, (batch,), device=device)
         cat = torch.randint(0, num_cat, (batch,), device=device)
-        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
-            gloss_logits, cat_logits = model(x, mask)
-            loss = torch.nn.functional.cross_entropy(gloss_logits, gloss) + torch.nn.functional.cross_entropy(
-                cat_logits, cat
-            )
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        try:
+            with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+                gloss_logits, cat_logits = model(x, mask)
+                loss = torch.nn.functional.cross_entropy(gloss_logits, gloss) + torch.nn.functional.cross_entropy(
+                    cat_logits, cat
+                )
+            loss.backward()
+            optimizer.step()
+        finally:
+            # A step that ran out of memory half-way leaves gradients behind; the next, smaller try
+            # must not pay for them.
+            optimizer.zero_grad(set_to_none=True)
 
     return step

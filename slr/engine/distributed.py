@@ -65,3 +65,13 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def min_across_ranks(value: int, info: DistInfo, device: torch.device) -> int:
+    """The smallest of every rank's value: ranks must agree on sizes that set the number of steps
+    (a batch size one rank picked alone would give it a different number of collectives: a hang)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())

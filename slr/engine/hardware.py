@@ -182,27 +182,46 @@ def probe_batch_size(
     neither runs out of memory nor peaks above ``safety`` of the GPU's total memory.
     """
     total = torch.cuda.get_device_properties(device).total_memory
-    tried = []
-    size = MAX_AUTO_BATCH
-    while size >= MIN_AUTO_BATCH:
+
+    def peak_of(size: int) -> int:
         _release(device)
         torch.cuda.reset_peak_memory_stats(device)
         try:
             step(size)
             torch.cuda.synchronize(device)
-            peak = torch.cuda.max_memory_allocated(device)
+            return torch.cuda.max_memory_allocated(device)
+        finally:
+            _release(device)
+
+    size, tried = largest_fitting_batch(peak_of, total, safety)
+    if size is None:
+        return MIN_AUTO_BATCH, "measured: even the smallest size did not fit comfortably; " + "; ".join(tried)
+    return size, f"measured on {torch.cuda.get_device_name(device)}: " + "; ".join(tried)
+
+
+def largest_fitting_batch(
+    peak_of: Callable[[int], int], total: int, safety: float
+) -> tuple[Optional[int], list[str]]:
+    """Halve from the largest size until one step neither runs out of memory nor peaks above
+    ``safety * total`` bytes. Returns that size (None when none fits) and what each try measured.
+
+    ``peak_of(size)`` runs one step and returns its peak memory, or raises torch.OutOfMemoryError.
+    """
+    tried = []
+    size = MAX_AUTO_BATCH
+    while size >= MIN_AUTO_BATCH:
+        try:
+            peak = peak_of(size)
         except torch.OutOfMemoryError:
             tried.append(f"{size}: out of memory")
             size //= 2
             continue
-        finally:
-            _release(device)
         if peak <= safety * total:
             tried.append(f"{size}: peak {peak / GIB:.2f} GiB")
-            return size, f"measured on {torch.cuda.get_device_name(device)}: " + "; ".join(tried)
+            return size, tried
         tried.append(f"{size}: peak {peak / GIB:.2f} GiB over {safety:.0%} of {total / GIB:.1f} GiB")
         size //= 2
-    return MIN_AUTO_BATCH, "measured: even the smallest size did not fit comfortably; " + "; ".join(tried)
+    return None, tried
 
 
 def _release(device: torch.device) -> None:

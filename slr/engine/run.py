@@ -14,7 +14,13 @@ from slr.config import resolve_settings
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
-from slr.engine.distributed import DistInfo, init_distributed, launched_by_torchrun, shutdown_distributed
+from slr.engine.distributed import (
+    DistInfo,
+    init_distributed,
+    launched_by_torchrun,
+    min_across_ranks,
+    shutdown_distributed,
+)
 from slr.engine.logbook import write_json
 from slr.engine.sampler import EpochSampler
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
@@ -224,10 +230,13 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
         else:
             pick = choose_batch_size(settings.model, settings, data.input_dim, data.longest_clip, device,
                                      settings.num_gloss, settings.num_cat)
-            updates["batch_size"] = pick.batch_size
-            runtime["batch_size"] = {"value": pick.batch_size, "method": pick.method, "reason": pick.reason}
+            size, reason = min_across_ranks(pick.batch_size, dist, device), pick.reason
+            if size != pick.batch_size:
+                reason += f"; {size}, the smallest any of the {dist.world_size} ranks picked"
+            updates["batch_size"] = size
+            runtime["batch_size"] = {"value": size, "method": pick.method, "reason": reason}
             if dist.is_main:
-                print_notice(f"--auto-batch-size: {pick.batch_size} ({pick.method}: {pick.reason})")
+                print_notice(f"--auto-batch-size: {size} ({pick.method}: {reason})")
     workers, reason = settings.num_workers, "--num-workers"
     if settings.auto_workers or settings.num_workers == 0:
         workers, reason = hardware.auto_workers(device.type)

@@ -1,0 +1,73 @@
+"""The trainer's mixed-precision path (autocast, GradScaler, unscale before clipping, the scaler in
+checkpoints), run on the CPU.
+
+`--amp` itself stays off on the CPU (a notice, float32), so these tests force the autocast dtype the
+way `hardware.amp_dtype` picks it on a GPU. The trainer code under test is the code CUDA runs; what
+only a GPU can show (speed, CUDA kernels) is in benchmarks/gpu_checks.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from slr.engine import checkpoint as ckpt
+from slr.engine import hardware
+from slr.engine.run import resume_from_settings, run_training
+from slr.settings import ResumeSettings
+
+from test_training import clips, settings  # noqa: F401  (the module's synthetic clips fixture)
+
+COMMON = dict(amp=True, grad_clip=1.0, dropout=0.0, scheduler="plateau")
+
+
+@pytest.fixture
+def force_amp(monkeypatch):
+    def use(dtype: torch.dtype) -> None:
+        monkeypatch.setattr(hardware, "amp_dtype", lambda device, preference="auto": dtype)
+
+    return use
+
+
+def _curve(history):
+    return [(row["train_loss"], row["val_loss"], row["val_gloss_acc"]) for row in history]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dtype):  # noqa: F811
+    reference = run_training(settings(clips, tmp_path / "fp32", epochs=3, **{**COMMON, "amp": False}))
+    force_amp(dtype)
+    mixed = run_training(settings(clips, tmp_path / "amp", epochs=3, **COMMON))
+    assert mixed.history[-1]["train_loss"] < 0.6 * mixed.history[0]["train_loss"]  # it learns
+    for (loss, val_loss, acc), (ref_loss, ref_val_loss, ref_acc) in zip(_curve(mixed.history), _curve(reference.history)):
+        # Rounding to 8 or 11 bits of mantissa moves the losses a little; it must not change the run.
+        assert loss == pytest.approx(ref_loss, rel=0.02)
+        assert val_loss == pytest.approx(ref_val_loss, rel=0.02)
+        assert abs(acc - ref_acc) <= 1 / 24 + 1e-9  # at most one of the 24 validation clips differs
+    state = ckpt.load_checkpoint(tmp_path / "amp" / "SignTransformer_last.pt")
+    if dtype is torch.float16:
+        assert state["scaler_state"]["scale"] > 1.0  # float16 trains with loss scaling ...
+    else:
+        assert not state["scaler_state"]  # ... bfloat16 has float32's range and needs none
+
+
+def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp_path, force_amp):  # noqa: F811
+    force_amp(torch.float16)
+    straight = run_training(settings(clips, tmp_path / "straight", epochs=4, **COMMON))
+    run_training(settings(clips, tmp_path / "resumed", epochs=2, **COMMON))
+    half = tmp_path / "resumed" / "SignTransformer_last.pt"
+    assert ckpt.load_checkpoint(half)["scaler_state"]["_growth_tracker"] > 0  # the scaler has state to lose
+    resumed = resume_from_settings(ResumeSettings(checkpoint=half, overrides={"epochs": 4}))
+    flat = [value for row in _curve(resumed.history) for value in row]
+    assert flat == pytest.approx([value for row in _curve(straight.history) for value in row], abs=1e-6)
+    # The scale and its count of clean steps went on from the checkpoint, not from a fresh scaler.
+    end = ckpt.load_checkpoint(tmp_path / "resumed" / "SignTransformer_last.pt")["scaler_state"]
+    assert end == ckpt.load_checkpoint(tmp_path / "straight" / "SignTransformer_last.pt")["scaler_state"]
+
+def test_iv3_gru_trains_under_float16(clips, tmp_path, force_amp):  # noqa: F811
+    force_amp(torch.float16)
+    run = run_training(settings(clips, tmp_path, model="iv3_gru", epochs=3, **COMMON))
+    losses = [row["train_loss"] for row in run.history]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
