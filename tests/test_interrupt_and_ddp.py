@@ -99,3 +99,18 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(cli
     _compare([{k: float(v) for k, v in r.items() if isinstance(v, (int, float))} for r in single.history], ddp, tol=1e-4)
     state = ckpt.load_checkpoint(tmp_path / "ddp" / "SignTransformer_last.pt")
     assert state["runtime"]["world_size"] == 2
+
+
+def test_an_error_on_rank_0_alone_ends_every_rank_instead_of_hanging(clips, tmp_path):
+    """Only rank 0 writes, so only it sees an unusable --output-dir; rank 1 is by then waiting in a
+    collective. Before the fix both ranks waited forever (rank 0 in the shutdown barrier)."""
+    (tmp_path / "a-file").write_text("not a directory")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "slr",
+         *_args(clips, tmp_path / "a-file" / "run", "--epochs", "1")],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=180,
+    )
+    assert proc.returncode != 0
+    assert "a-file/run: Not a directory" in proc.stderr
+    assert "rank 1: stopped because another rank failed" in proc.stderr
+    assert "internal error" not in proc.stderr

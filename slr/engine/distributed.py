@@ -41,12 +41,13 @@ def init_distributed(device_kind: str) -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank)
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(wait_for_peers: bool = True) -> None:
     if dist.is_available() and dist.is_initialized():
-        # Rank 0 may still be writing checkpoints and logs: leave together, or the ranks that
-        # finish first tear the group down under it.
         try:
-            dist.barrier()
+            if wait_for_peers:
+                # Rank 0 may still be writing checkpoints and logs: leave together, or the ranks
+                # that finish first tear the group down under it.
+                dist.barrier()
         finally:
             dist.destroy_process_group()
 
@@ -75,3 +76,9 @@ def min_across_ranks(value: int, info: DistInfo, device: torch.device) -> int:
     t = torch.tensor([value], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return int(t.item())
+
+
+def peer_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` only says that another rank went away (its own error tells the user why)."""
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or "closed by peer" in text or "remote worker" in text

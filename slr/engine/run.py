@@ -19,12 +19,13 @@ from slr.engine.distributed import (
     init_distributed,
     launched_by_torchrun,
     min_across_ranks,
+    peer_failed,
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
 from slr.engine.sampler import EpochSampler
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
-from slr.errors import ConfigError
+from slr.errors import ConfigError, TrainingStopped
 from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
 from slr.ui.console import print_notice
 from slr.ui.training_view import TrainingView
@@ -66,9 +67,22 @@ def run_training(
     choice = hardware.select_device(settings.device)
     dist = init_distributed(choice.kind)
     try:
-        return _run(settings, choice, dist, resume_state, resume_path, view)
-    finally:
-        shutdown_distributed()
+        outcome = _run(settings, choice, dist, resume_state, resume_path, view)
+    except (SystemExit, TrainingStopped):
+        # Stops every rank agreed on (Ctrl-C, a non-finite loss): leave together, after rank 0 has
+        # written its checkpoint.
+        shutdown_distributed(wait_for_peers=True)
+        raise
+    except BaseException as exc:
+        # An error on this rank alone (e.g. rank 0 cannot write to --output-dir): the others may be
+        # waiting in a collective it will never join. Waiting for them would hang; leave now, and
+        # torchrun stops them.
+        shutdown_distributed(wait_for_peers=False)
+        if dist.enabled and peer_failed(exc):
+            raise TrainingStopped(f"rank {dist.rank}: stopped because another rank failed (its message is above)") from None
+        raise
+    shutdown_distributed(wait_for_peers=True)
+    return outcome
 
 
 def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> TrainOutcome:

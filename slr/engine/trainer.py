@@ -265,7 +265,7 @@ class Trainer:
                 self._optimizer_step()
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
-                if not totals.loss_is_finite():
+                if self._any_rank(not totals.loss_is_finite()):
                     self._stop_non_finite(epoch, done)
                 elapsed = time.perf_counter() - epoch_started
                 self.view.step(done, samples_seen / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
@@ -330,9 +330,14 @@ class Trainer:
         self.view.note("interrupt received: saving a resumable checkpoint after this step (Ctrl-C again to abort)")
 
     def _interrupt_agreed(self) -> bool:
+        return self._any_rank(self._interrupt)
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Decisions that end the run are taken by all ranks at once: a rank that stopped alone would
+        leave the others waiting in the next collective."""
         if not self.dist.enabled:
-            return self._interrupt
-        return broadcast_flag(self._interrupt, self.dist, self.device)
+            return flag
+        return broadcast_flag(flag, self.dist, self.device)
 
 
 def _main_thread() -> bool:
