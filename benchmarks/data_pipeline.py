@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import csv
 import io
-import os
 import shutil
 import statistics
 import sys

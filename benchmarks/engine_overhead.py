@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import csv
 import io
-import math
 import os
 import platform
 import shutil
@@ -40,7 +39,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console

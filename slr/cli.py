@@ -31,7 +31,7 @@ from slr.settings import (
     TrainSettings,
     ValidateSettings,
 )
-from slr.ui.console import err, print_error
+from slr.ui.console import print_error
 
 app = typer.Typer(
     name="slr",

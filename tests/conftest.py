@@ -31,3 +31,15 @@ def asl_words_dir() -> Path:
     if not (ASL_WORDS / "train" / "labels.csv").is_file():
         pytest.skip(f"real clips not found at {ASL_WORDS} (set SLR_ASL_WORDS)")
     return ASL_WORDS
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine two OpenMP threads
+    wait on each other for whole scheduler slices (a 1 s test became 40 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,7 +8,6 @@ only a GPU can show (speed, CUDA kernels) is in benchmarks/gpu_checks.py.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch

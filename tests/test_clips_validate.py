@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from slr.cli import app
-from slr.data.clips import ArraySpec, read_clip, read_clip_width
+from slr.data.clips import read_clip, read_clip_width
 from slr.data.synthetic import SyntheticClips, make_synthetic_clips, write_clips, write_synthetic_dataset
 from slr.data.validate import check_training_data, validate_directory, validation_specs
 from slr.errors import DataError

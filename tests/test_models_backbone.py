@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.error import URLError
 
 import pytest
@@ -19,13 +18,7 @@ from slr.models.registry import count_parameters
 GLOSS, CAT = 5, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # On a busy machine two OpenMP threads wait on each other for whole scheduler slices.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+
+import model_checks
 
 from slr.models.iv3_gru import GRU_POOLING_MODES, InceptionV3GRU
 
@@ -13,14 +14,7 @@ DIRECTIONS = pytest.mark.parametrize("bidirectional", [False, True], ids=["uni",
 POOLINGS = pytest.mark.parametrize("pooling", GRU_POOLING_MODES)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy machine two OpenMP threads
-    # wait on each other for whole scheduler slices.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(pooling: str = "mean_last", bidirectional: bool = True, **kwargs) -> InceptionV3GRU:
@@ -30,12 +24,7 @@ def small_model(pooling: str = "mean_last", bidirectional: bool = True, **kwargs
 
 
 def padded_batch(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.zeros(len(lengths), max(lengths), DIM)
-    mask = torch.zeros(len(lengths), max(lengths), dtype=torch.bool)
-    for row, length in enumerate(lengths):
-        x[row, :length] = torch.randn(length, DIM)
-        mask[row, :length] = True
-    return x, mask
+    return model_checks.padded_batch(lengths, DIM)
 
 
 @POOLINGS
@@ -128,17 +117,6 @@ def test_bad_pooling_is_refused():
 def test_it_overfits_a_tiny_batch(bidirectional):
     torch.manual_seed(0)
     model = InceptionV3GRU(DIM, GLOSS, CAT, gru_hidden=32, gru_bidirectional=bidirectional, dropout=0.0)
-    x, mask = padded_batch([5, 9, 12, 7, 3, 10, 8, 6])
-    gloss = torch.arange(8) % GLOSS
-    cat = torch.arange(8) % CAT
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    first = None
-    for _ in range(60):
-        gloss_logits, cat_logits = model(x, mask)
-        loss = F.cross_entropy(gloss_logits, gloss) + F.cross_entropy(cat_logits, cat)
-        first = first if first is not None else loss.item()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    first, last = model_checks.overfit_tiny_batch(model, DIM, GLOSS, CAT, lr=1e-2)
     assert first > 1.5  # near chance (ln 5 + ln 3 = 2.7) at the start...
-    assert loss.item() < 0.05  # ...and 8 clips memorised
+    assert last < 0.05  # ...and 8 clips memorised

@@ -10,13 +10,7 @@ from slr.models import MODELS, InceptionV3GRU, SignTransformer, build_model, che
 from slr.settings import MODEL_CLASS_NAMES, SmokeSettings, TrainSettings
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # On a busy machine two OpenMP threads wait on each other for whole scheduler slices.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_model_name_has_a_spec_with_its_checkpoint_class_name():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+
+import model_checks
 
 from slr.models.positional import SinusoidalPositions, sinusoidal_encoding
 from slr.models.transformer import POOLING_MODES, SignTransformer
@@ -13,14 +14,7 @@ DIM, GLOSS, CAT = 12, 5, 3
 SMALL = dict(d_model=32, num_heads=4, num_layers=2, ff_dim=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy machine two OpenMP threads
-    # wait on each other for whole scheduler slices (a 1 s test became 40 s).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model(pooling: str, **kwargs) -> SignTransformer:
@@ -30,13 +24,7 @@ def small_model(pooling: str, **kwargs) -> SignTransformer:
 
 def padded_batch(lengths: list[int], junk: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Random clips padded to the longest; padding holds ``junk`` (0 as collate_clips writes)."""
-    steps = max(lengths)
-    x = torch.full((len(lengths), steps, DIM), junk)
-    mask = torch.zeros(len(lengths), steps, dtype=torch.bool)
-    for row, length in enumerate(lengths):
-        x[row, :length] = torch.randn(length, DIM)
-        mask[row, :length] = True
-    return x, mask
+    return model_checks.padded_batch(lengths, DIM, junk)
 
 
 @pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
@@ -147,17 +135,6 @@ def test_settings_are_checked():
 def test_it_overfits_a_tiny_batch(pooling):
     torch.manual_seed(0)
     model = SignTransformer(DIM, GLOSS, CAT, pooling=pooling, dropout=0.0, **SMALL)
-    x, mask = padded_batch([5, 9, 12, 7, 3, 10, 8, 6])
-    gloss = torch.arange(8) % GLOSS
-    cat = torch.arange(8) % CAT
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(60):
-        gloss_logits, cat_logits = model(x, mask)
-        loss = F.cross_entropy(gloss_logits, gloss) + F.cross_entropy(cat_logits, cat)
-        first = first if first is not None else loss.item()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    first, last = model_checks.overfit_tiny_batch(model, DIM, GLOSS, CAT, lr=3e-3)
     assert first > 1.5  # it starts near chance (ln 5 + ln 3 = 2.7)...
-    assert loss.item() < 0.05  # ...and memorises 8 clips
+    assert last < 0.05  # ...and memorises 8 clips

@@ -15,7 +15,7 @@ from slr.data.synthetic import write_synthetic_dataset
 from slr.engine import checkpoint as ckpt
 from slr.engine.logbook import GUIDE_COLUMNS
 from slr.engine.run import resume_from_settings, run_training
-from slr.errors import CheckpointError, TrainingStopped
+from slr.errors import TrainingStopped
 from slr.settings import ResumeSettings, TrainSettings
 
 TINY = dict(d_model=32, num_heads=2, num_layers=1, ff_dim=64, gru_hidden=16, gru_layers=1)

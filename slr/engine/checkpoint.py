@@ -16,10 +16,10 @@ import torch
 
 from slr.engine.atomic import write_atomically
 from slr.errors import CheckpointError
+from slr.models.state_keys import unwrapped_keys
 
 FORMAT = "slr-checkpoint"
 VERSION = 1
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -35,16 +35,7 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
 
 def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Strip `module.` and `_orig_mod.` prefixes, in any order or number, from every key."""
-    cleaned = {}
-    for key, value in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in _WRAPPER_PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix) :], True
-        cleaned[key] = value
-    return cleaned
+    return unwrapped_keys(state)
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:

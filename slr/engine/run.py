@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -17,15 +16,13 @@ from slr.engine.autobatch import choose_batch_size
 from slr.engine.distributed import (
     DistInfo,
     init_distributed,
-    launched_by_torchrun,
     min_across_ranks,
     peer_failed,
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
-from slr.engine.sampler import EpochSampler
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
-from slr.errors import ConfigError, TrainingStopped
+from slr.errors import TrainingStopped
 from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
 from slr.ui.console import print_notice
 from slr.ui.training_view import TrainingView

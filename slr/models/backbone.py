@@ -23,12 +23,11 @@ from torchvision.models import Inception_V3_Weights
 from torchvision.models.inception import Inception3
 
 from slr.errors import ConfigError
+from slr.models.state_keys import unwrapped_keys
 
 FEATURE_DIM = 2048
 
-# Wrappers whose prefixes appear in saved state dicts: DataParallel/DDP, torch.compile, and the
-# attribute name of the backbone inside InceptionV3GRU.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# The attribute name of the backbone inside InceptionV3GRU, as it appears in saved state dicts.
 _BACKBONE_PREFIX = "backbone."
 # Parts of torchvision's network that the feature extractor does not have.
 _DROPPED_PREFIXES = ("AuxLogits.", "fc.")
@@ -95,7 +94,7 @@ def clean_state_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     When the keys belong to a whole InceptionV3GRU (``backbone.*`` beside ``gru.*``), only the
     backbone's entries are kept.
     """
-    stripped = {_strip_prefixes(key, _WRAPPER_PREFIXES): value for key, value in state.items()}
+    stripped = unwrapped_keys(state)
     if any(key.startswith(_BACKBONE_PREFIX) for key in stripped):
         stripped = {
             key[len(_BACKBONE_PREFIX) :]: value for key, value in stripped.items() if key.startswith(_BACKBONE_PREFIX)
@@ -124,13 +123,3 @@ def load_backbone_state(net: nn.Module, state: Mapping[str, Tensor], *, source: 
 def _few(keys: list[str], shown: int = 3) -> str:
     more = f", ... ({len(keys)} in all)" if len(keys) > shown else ""
     return ", ".join(keys[:shown]) + more
-
-
-def _strip_prefixes(key: str, prefixes: tuple[str, ...]) -> str:
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in prefixes:
-            if key.startswith(prefix):
-                key, stripped = key[len(prefix) :], True
-    return key
