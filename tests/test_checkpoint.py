@@ -9,13 +9,17 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from slr.engine import checkpoint as ckpt
+from slr.engine.trainer import capture_rng
 from slr.errors import CheckpointError
+from slr.models.registry import build_model
+from slr.settings import TrainSettings
 
 
 def _state(value: float = 1.0) -> dict:
@@ -144,3 +148,74 @@ def test_kill_during_saves_leaves_a_loadable_checkpoint(tmp_path):
         state = ckpt.load_checkpoint(path)
         w = state["model_state"]["w"]
         assert torch.all(w == w[0, 0])  # one whole checkpoint, never a mix
+
+
+# -- damaged files, legacy format, structure, weight mismatches ----------------------------------------
+
+TINY = dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32)
+
+
+def _training_state(**sizes) -> dict:
+    """A checkpoint with every entry the trainer writes, around a real (untrained) small transformer."""
+    settings = TrainSettings(model="transformer", num_gloss=5, num_cat=2, **{**TINY, **sizes})
+    model = build_model("transformer", settings, 12, 5, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    return {
+        "format": ckpt.FORMAT, "version": ckpt.VERSION, "model": "transformer", "model_class": "SignTransformer",
+        "input_dim": 12, "num_gloss": 5, "num_cat": 2, "settings": settings.model_dump(mode="json"),
+        "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(), "scheduler_state": None,
+        "scaler_state": {}, "epoch": 1, "step_in_epoch": 0, "epoch_totals": [0.0, 0.0, 0.0, 0.0],
+        "epoch_seconds": 0.0, "best_metric": 0.5, "best_epoch": 1,
+        "early_stop": {"stale_epochs": 0, "patience": None}, "history": [{"epoch": 1}], "rng": capture_rng(),
+    }
+
+
+def _member_offset(path: Path, suffix: str) -> tuple[str, int]:
+    """Where the bytes of the zip member whose name ends in ``suffix`` start in the file."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(suffix))
+    with open(path, "rb") as f:
+        f.seek(info.header_offset + 26)  # the local header's name and extra-field lengths
+        name_len, extra_len = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+    return info.filename, info.header_offset + 30 + name_len + extra_len
+
+
+def test_damaged_weight_bytes_are_refused_by_their_crc(tmp_path):
+    """Flipped bytes inside a tensor load fine with torch (it never checks the CRCs) and used to give
+    NaN predictions; the archive's CRCs catch them and name the member."""
+    path = tmp_path / "SignTransformer_best.pt"
+    ckpt.save_checkpoint(_state(1.0), path)
+    member, offset = _member_offset(path, "/data/0")
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 8] = b"\xff" * 8  # 0xffffffff is a float32 NaN
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value) and f"CRC mismatch in {member}" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_with_nan_or_inf_are_refused(tmp_path, bad):
+    state = _state(1.0)
+    state["model_state"]["w"][3, 7] = bad
+    path = tmp_path / "diverged.pt"
+    ckpt.save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match="NaN or infinite values \\(w\\).*diverged run") as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_legacy_format_checkpoint_is_refused_with_a_reason(tmp_path):
+    """torch's legacy (non-zip) format writes the uint32 random-number state but cannot read it back:
+    an AttributeError deep in torch became an "internal error"."""
+    path = tmp_path / "legacy.pt"
+    torch.save(_training_state(), path, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match="legacy \\(non-zip\\) format.*_use_new_zipfile_serialization") as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_legacy_format_checkpoint_that_torch_can_read_loads(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save(_state(2.0), path, _use_new_zipfile_serialization=False)
+    assert torch.equal(ckpt.load_checkpoint(path)["model_state"]["w"], torch.full((256, 256), 2.0))
