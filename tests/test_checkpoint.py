@@ -219,3 +219,67 @@ def test_legacy_format_checkpoint_that_torch_can_read_loads(tmp_path):
     path = tmp_path / "legacy.pt"
     torch.save(_state(2.0), path, _use_new_zipfile_serialization=False)
     assert torch.equal(ckpt.load_checkpoint(path)["model_state"]["w"], torch.full((256, 256), 2.0))
+
+
+def _drop(key):
+    return lambda s: s.pop(key)
+
+
+def _put(key, value):
+    return lambda s: s.update({key: value})
+
+
+@pytest.mark.parametrize(
+    "edit, need, message",
+    [
+        (_drop("epoch"), "resume", "no 'epoch' entry to resume training"),
+        (_drop("history"), "resume", "no 'history' entry"),
+        (_drop("rng"), "resume", "no 'rng' entry"),
+        (_drop("settings"), "resume", "no 'settings' entry"),
+        (_drop("optimizer_state"), "resume", "no 'optimizer_state' entry"),
+        (_drop("settings"), "model", "no 'settings' entry to build its model"),
+        (_drop("input_dim"), "model", "no 'input_dim' entry"),
+        (_drop("model_state"), "weights", "no 'model_state' entry"),
+        (_put("epoch", "3"), "resume", "'epoch' should be a whole number of epochs, not str '3'"),
+        (_put("best_metric", "x"), "resume", "'best_metric' should be a number, not str 'x'"),
+        (_put("history", {"epoch": 1}), "resume", "'history' should be a list of dicts"),
+        (_put("rng", {"python": []}), "resume", "'rng' should be the random-number state"),
+        (_put("early_stop", {}), "resume", "'early_stop' should be a dict with 'stale_epochs'"),
+        (_put("settings", [1, 2]), "model", "'settings' should be a dict of settings, not list [1, 2]"),
+        (_put("num_gloss", "15"), "model", "'num_gloss' should be a positive integer, not str '15'"),
+        (_put("input_dim", 0), "model", "'input_dim' should be a positive integer"),
+        (_put("model", "foo"), "model", "unknown model 'foo'"),
+        (_put("version", "1"), "weights", "'version' should be an integer"),
+    ],
+)
+def test_missing_or_mistyped_entries_are_named(tmp_path, edit, need, message):
+    state = _training_state()
+    edit(state)
+    path = tmp_path / "SignTransformer_last.pt"
+    ckpt.save_checkpoint(state, path)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_checkpoint(path, need=need)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+def test_inference_needs_fewer_entries_than_resume(tmp_path):
+    """predict/evaluate/export read the model's entries only: a checkpoint without its training
+    history still builds its model, and resume refuses it."""
+    state = _training_state()
+    for key in ("epoch", "history", "rng", "optimizer_state"):
+        del state[key]
+    path = tmp_path / "SignTransformer_best.pt"
+    ckpt.save_checkpoint(state, path)
+    model, _ = ckpt.load_trained_model(path)
+    assert isinstance(model, torch.nn.Module)
+    with pytest.raises(CheckpointError, match="no 'optimizer_state', 'epoch', 'history', 'rng' entry"):
+        ckpt.load_checkpoint(path, need="resume")
+
+
+def test_load_trained_model_names_a_missing_entry(tmp_path):
+    state = _training_state()
+    del state["settings"]
+    path = tmp_path / "SignTransformer_best.pt"
+    ckpt.save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match="no 'settings' entry"):
+        ckpt.load_trained_model(path)

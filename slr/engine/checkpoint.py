@@ -10,7 +10,7 @@ import pickle
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import torch
 
@@ -20,6 +20,11 @@ from slr.models.state_keys import unwrapped_keys
 
 FORMAT = "slr-checkpoint"
 VERSION = 1
+
+#: What a caller will use the checkpoint for, which decides the entries it must hold:
+#: "weights" (a model's state only, e.g. the smoke test's round trip), "model" (build and run the
+#: model: predict, evaluate, export), "resume" (continue training).
+Need = Literal["weights", "model", "resume"]
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -43,10 +48,11 @@ def save_checkpoint(state: Mapping[str, Any], path: Path) -> None:
     write_atomically(Path(path), lambda f: torch.save(dict(state), f))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path, need: Need = "weights") -> dict[str, Any]:
     """Read an slr checkpoint; anything that is not one is refused with a message, never executed.
 
-    Refused too: a file damaged after it was written (zip CRCs) and weights holding NaN or inf.
+    Refused too: a file damaged after it was written (zip CRCs), weights holding NaN or inf, and a
+    checkpoint that lacks an entry ``need`` requires or holds one of the wrong type.
     """
     path = Path(path)
     if not path.is_file():
@@ -89,8 +95,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"damaged checkpoint: 'version' should be an integer, not {_describe(version)}", path)
     if version > VERSION:
         raise CheckpointError(f"written by a newer slr (format version {version})", path)
-    if isinstance(state.get("model_state"), dict):
-        _check_finite_weights(state["model_state"], path)
+    check_structure(state, path, need)
+    _check_finite_weights(state["model_state"], path)
     return state
 
 
@@ -116,9 +122,7 @@ def _check_archive(path: Path) -> None:
 def _check_finite_weights(weights: Mapping[str, torch.Tensor], path: Path) -> None:
     bad = [
         name for name, t in weights.items()
-        if isinstance(t, torch.Tensor)
-        and (t.is_floating_point() or t.is_complex())
-        and not bool(torch.isfinite(t).all())
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())
     ]
     if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
@@ -129,8 +133,102 @@ def _check_finite_weights(weights: Mapping[str, torch.Tensor], path: Path) -> No
         )
 
 
+# -- structure -------------------------------------------------------------------------------------
+# Each entry: (check, what it should be). Only the entries a use needs are checked, so that, say,
+# predict still works on a checkpoint whose training history is odd.
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_weights(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+
+def _is_rng(v: Any) -> bool:
+    """The random streams as capture_rng() in engine/trainer.py stores them."""
+    if not isinstance(v, dict) or not isinstance(v.get("python"), list) or not isinstance(v.get("torch"), torch.Tensor):
+        return False
+    n = v.get("numpy")
+    return (
+        isinstance(n, dict)
+        and isinstance(n.get("keys"), torch.Tensor)
+        and all(_is_int(n.get(k)) for k in ("pos", "has_gauss"))
+        and _is_number(n.get("cached"))
+    )
+
+
+_Check = tuple[Callable[[Any], bool], str]  # (test, what the entry should be)
+_COUNT: _Check = (lambda v: _is_int(v) and v >= 1, "a positive integer")
+_OPTIONAL_DICT: _Check = (lambda v: v is None or isinstance(v, dict), "a dict or None")
+
+_WEIGHTS: dict[str, _Check] = {"model_state": (_is_weights, "a dict of named tensors")}
+_MODEL: dict[str, _Check] = {
+    **_WEIGHTS,
+    "model": (lambda v: isinstance(v, str), "a model name"),
+    "input_dim": _COUNT,
+    "num_gloss": _COUNT,
+    "num_cat": _COUNT,
+    "settings": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of settings"),
+}
+_RESUME: dict[str, _Check] = {
+    **_MODEL,
+    "optimizer_state": (lambda v: isinstance(v, dict), "a dict"),
+    "epoch": (lambda v: _is_int(v) and v >= 0, "a whole number of epochs"),
+    "best_metric": (_is_number, "a number"),
+    "early_stop": (lambda v: isinstance(v, dict) and _is_int(v.get("stale_epochs")), "a dict with 'stale_epochs'"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v), "a list of dicts"),
+    "rng": (_is_rng, "the random-number state slr saves"),
+}
+#: Entries a use reads when present: checked then, absent is fine.
+_OPTIONAL: dict[str, dict[str, _Check]] = {
+    "weights": {},
+    "model": {
+        "model_class": (lambda v: isinstance(v, str), "a class name"),
+        "frames": (lambda v: isinstance(v, bool), "true or false"),
+    },
+    "resume": {
+        "model_class": (lambda v: isinstance(v, str), "a class name"),
+        "scheduler_state": _OPTIONAL_DICT,
+        "scaler_state": _OPTIONAL_DICT,
+        "runtime": _OPTIONAL_DICT,
+        "step_in_epoch": (lambda v: _is_int(v) and v >= 0, "a whole number"),
+        "best_epoch": (lambda v: _is_int(v) and v >= 0, "a whole number"),
+        "epoch_seconds": (_is_number, "a number"),
+        "epoch_totals": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
+    },
+}
+_REQUIRED: dict[str, dict[str, _Check]] = {"weights": _WEIGHTS, "model": _MODEL, "resume": _RESUME}
+_PURPOSE = {"weights": "", "model": " to build its model", "resume": " to resume training"}
+
+
+def check_structure(state: Mapping[str, Any], path: Path, need: Need = "weights") -> None:
+    """Refuse a checkpoint that lacks an entry ``need`` requires, or holds one of the wrong type,
+    with a message naming the entry (instead of a KeyError or TypeError later on)."""
+    if need not in _REQUIRED:
+        raise ValueError(f"need must be one of {sorted(_REQUIRED)}, not {need!r}")
+    missing = [key for key in _REQUIRED[need] if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"incomplete checkpoint: no {', '.join(repr(k) for k in missing)} entry{_PURPOSE[need]}", path
+        )
+    for key, (check, wanted) in {**_REQUIRED[need], **_OPTIONAL[need]}.items():
+        if key in state and not check(state[key]):
+            raise CheckpointError(
+                f"damaged checkpoint: {key!r} should be {wanted}, not {_describe(state[key])}", path
+            )
+    if need in ("model", "resume"):
+        from slr.models.registry import MODELS
+
+        if state["model"] not in MODELS:
+            raise CheckpointError(
+                f"checkpoint is of an unknown model {state['model']!r} (this slr has: {', '.join(MODELS)})", path
+            )
 
 
 def _describe(value: Any) -> str:
@@ -142,7 +240,7 @@ def check_compatible(state: Mapping[str, Any], path: Path, *, model: str, num_gl
     """Refuse a checkpoint of another model or other class counts before any weights are touched."""
     if state["model"] != model:
         raise CheckpointError(
-            f"checkpoint is of model '{state['model']}' ({state['model_class']}), not '{model}'", path
+            f"checkpoint is of model '{state['model']}' ({state.get('model_class', '?')}), not '{model}'", path
         )
     for key, wanted in (("num_gloss", num_gloss), ("num_cat", num_cat)):
         if state[key] != wanted:
@@ -157,16 +255,24 @@ def load_model_state(model: torch.nn.Module, state: Mapping[str, Any], path: Pat
         raise CheckpointError(f"weights do not fit this model's settings: {first}", path) from None
 
 
-def load_trained_model(path: Path, device: torch.device | str = "cpu"):
-    """A checkpoint's model, built from its stored settings and put in eval mode: (model, state)."""
+# -- a trained model, ready to run ---------------------------------------------------------------------
+
+
+def build_trained_model(state: Mapping[str, Any], path: Path, device: torch.device | str = "cpu"):
+    """The model a checkpoint loaded with ``need="model"`` describes, with its weights, in eval mode."""
     from slr.models.registry import build_model
     from slr.settings import TrainSettings
 
-    state = load_checkpoint(path)
     try:
         settings = TrainSettings.model_validate(state["settings"])
     except Exception as exc:  # pydantic ValidationError: settings of another slr version
         raise CheckpointError(f"its stored settings are not valid for this slr: {exc}", path) from None
     model = build_model(state["model"], settings, state["input_dim"], state["num_gloss"], state["num_cat"])
     load_model_state(model, state, path)
-    return model.to(device).eval(), state
+    return model.to(device).eval()
+
+
+def load_trained_model(path: Path, device: torch.device | str = "cpu"):
+    """A checkpoint's model, built from its stored settings and put in eval mode: (model, state)."""
+    state = load_checkpoint(path, need="model")
+    return build_trained_model(state, path, device), state
