@@ -283,3 +283,47 @@ def test_load_trained_model_names_a_missing_entry(tmp_path):
     ckpt.save_checkpoint(state, path)
     with pytest.raises(CheckpointError, match="no 'settings' entry"):
         ckpt.load_trained_model(path)
+
+
+def _model_of(state: dict, **sizes) -> tuple[torch.nn.Module, TrainSettings]:
+    settings = TrainSettings.model_validate({**state["settings"], **sizes})
+    return build_model("transformer", settings, state["input_dim"], 5, 2), settings
+
+
+def test_weight_mismatch_names_the_weights_and_the_setting(tmp_path):
+    """torch's message was cut at its first line ("Error(s) in loading state_dict for SignTransformer:")."""
+    state = _training_state(d_model=32)
+    path = tmp_path / "SignTransformer_last.pt"
+    ckpt.save_checkpoint(state, path)
+    state = ckpt.load_checkpoint(path, need="resume")
+    model, settings = _model_of(state, d_model=16)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_model_state(model, state, path, settings=settings, input_dim=12)
+    text = str(info.value)
+    assert text.startswith(f"{path}: weights do not fit")
+    assert "different sizes: input_proj.weight [32, 12] in the checkpoint, [16, 12] in this model" in text
+    assert "--d-model 16 here, --d-model 32 in the checkpoint" in text
+    assert "more" in text and len(text.splitlines()) <= 5  # a few names, the rest counted
+
+
+def test_weight_mismatch_without_the_runs_settings_shows_the_checkpoints(tmp_path):
+    state = _training_state(pooling="cls")
+    path = tmp_path / "SignTransformer_last.pt"
+    ckpt.save_checkpoint(state, path)
+    model, _ = _model_of(state, pooling="mean")
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_model_state(model, state, path)
+    text = str(info.value)
+    assert "not in this model: " in text and "--pooling cls" in text and "--d-model 16" in text
+    assert "dropout" not in text  # settings that size nothing are left out
+
+
+def test_weights_that_do_not_fit_their_own_stored_settings(tmp_path):
+    state = _training_state()
+    state["input_dim"] = 30  # an edited checkpoint: its model would read 30 values, its weights read 12
+    path = tmp_path / "SignTransformer_best.pt"
+    ckpt.save_checkpoint(state, path)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_trained_model(path)
+    assert "input_proj.weight [16, 12] in the checkpoint, [16, 30] in this model" in str(info.value)
+    assert "edited or damaged" in str(info.value)

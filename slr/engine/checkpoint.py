@@ -247,12 +247,94 @@ def check_compatible(state: Mapping[str, Any], path: Path, *, model: str, num_gl
             raise CheckpointError(f"checkpoint has {key} = {state[key]}, this run has {wanted}", path)
 
 
-def load_model_state(model: torch.nn.Module, state: Mapping[str, Any], path: Path) -> None:
+# -- weights into a model ------------------------------------------------------------------------------
+
+_SHOWN = 3  # names listed per kind of mismatch; the rest are counted
+
+
+def load_model_state(
+    model: torch.nn.Module,
+    state: Mapping[str, Any],
+    path: Path,
+    *,
+    settings: Any | None = None,
+    input_dim: int | None = None,
+) -> None:
+    """Put the checkpoint's weights into ``model``, or say which weights do not fit and why.
+
+    ``settings`` and ``input_dim``: what this run built ``model`` from; where they differ from the
+    checkpoint's, the message names them (e.g. "--d-model 32 here, 64 in the checkpoint").
+    """
+    target = unwrap_model(model)
+    weights = clean_state_dict(state["model_state"])
+    problems = _mismatches(target.state_dict(), weights)
+    if problems:
+        hint = _settings_hint(state, settings, input_dim)
+        raise CheckpointError(
+            "weights do not fit this model's settings:\n  " + "\n  ".join(problems + [hint]), path
+        )
     try:
-        unwrap_model(model).load_state_dict(clean_state_dict(state["model_state"]))
-    except RuntimeError as exc:
-        first = str(exc).split("\n")[0]
-        raise CheckpointError(f"weights do not fit this model's settings: {first}", path) from None
+        target.load_state_dict(weights)
+    except RuntimeError as exc:  # mismatches the comparison above does not see (dtype, custom loaders)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()][1 : 1 + _SHOWN]
+        raise CheckpointError("weights do not fit this model's settings:\n  " + "\n  ".join(lines), path) from None
+
+
+def _mismatches(expected: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]) -> list[str]:
+    """A line per kind of difference: sizes first (they say the most), then missing and extra names."""
+
+    def listed(items: list[str]) -> str:
+        more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+        return ", ".join(items[:_SHOWN]) + more
+
+    sizes = [
+        f"{k} {list(weights[k].shape)} in the checkpoint, {list(t.shape)} in this model"
+        for k, t in expected.items()
+        if k in weights and weights[k].shape != t.shape
+    ]
+    missing = [k for k in expected if k not in weights]
+    extra = [k for k in weights if k not in expected]
+    lines = []
+    if sizes:
+        lines.append("different sizes: " + listed(sizes))
+    if missing:
+        lines.append("missing from the checkpoint: " + listed(missing))
+    if extra:
+        lines.append("not in this model: " + listed(extra))
+    return lines
+
+
+#: Model settings that change no weight's name or size; left out of the hint.
+_NOT_SIZES = {"dropout", "pretrained_backbone", "backbone_weights", "finetune_backbone"}
+
+
+def _settings_hint(state: Mapping[str, Any], settings: Any | None, input_dim: int | None) -> str:
+    from slr.models.registry import MODELS
+
+    stored = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+    model = state.get("model") if isinstance(state.get("model"), str) else getattr(settings, "model", None)
+    spec = MODELS.get(model) if isinstance(model, str) else None
+    names = [n for n in (spec.settings_group.model_fields if spec else ()) if n not in _NOT_SIZES and n in stored]
+    if settings is None:  # the caller cannot say what it built the model from: show the checkpoint's
+        if not names:
+            return "the checkpoint stores no model settings to compare with"
+        given = " ".join(_flag(n, stored[n]) for n in names)
+        return f"the checkpoint's model settings: {given}; give the same ones"
+    current = settings.model_dump(mode="json")
+    diffs = [f"{_flag(n, current[n])} here, {_flag(n, stored[n])} in the checkpoint"
+             for n in names if n in current and current[n] != stored[n]]
+    if input_dim is not None and _is_int(state.get("input_dim")) and state["input_dim"] != input_dim:
+        diffs.append(f"clips of {input_dim} values per frame here, {state['input_dim']} in the checkpoint")
+    if diffs:
+        return "settings differ from the checkpoint's: " + "; ".join(diffs)
+    return "the weights do not match the settings stored with them: the checkpoint was edited or damaged"
+
+
+def _flag(name: str, value: Any) -> str:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else "--no-" + name.replace("_", "-")
+    return f"{flag} {value}"
 
 
 # -- a trained model, ready to run ---------------------------------------------------------------------
@@ -268,7 +350,7 @@ def build_trained_model(state: Mapping[str, Any], path: Path, device: torch.devi
     except Exception as exc:  # pydantic ValidationError: settings of another slr version
         raise CheckpointError(f"its stored settings are not valid for this slr: {exc}", path) from None
     model = build_model(state["model"], settings, state["input_dim"], state["num_gloss"], state["num_cat"])
-    load_model_state(model, state, path)
+    load_model_state(model, state, path, settings=settings, input_dim=state["input_dim"])
     return model.to(device).eval()
 
 
