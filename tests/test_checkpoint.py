@@ -301,7 +301,7 @@ def test_weight_mismatch_names_the_weights_and_the_setting(tmp_path):
         ckpt.load_model_state(model, state, path, settings=settings, input_dim=12)
     text = str(info.value)
     assert text.startswith(f"{path}: weights do not fit")
-    assert "different sizes: input_proj.weight [32, 12] in the checkpoint, [16, 12] in this model" in text
+    assert "sizes (checkpoint vs this model): input_proj.weight [32, 12] vs [16, 12]; " in text
     assert "--d-model 16 here, --d-model 32 in the checkpoint" in text
     assert "more" in text and len(text.splitlines()) <= 5  # a few names, the rest counted
 
@@ -325,5 +325,5 @@ def test_weights_that_do_not_fit_their_own_stored_settings(tmp_path):
     ckpt.save_checkpoint(state, path)
     with pytest.raises(CheckpointError) as info:
         ckpt.load_trained_model(path)
-    assert "input_proj.weight [16, 12] in the checkpoint, [16, 30] in this model" in str(info.value)
+    assert "input_proj.weight [16, 12] vs [16, 30]" in str(info.value)
     assert "edited or damaged" in str(info.value)

@@ -263,7 +263,7 @@ def load_model_state(
     """Put the checkpoint's weights into ``model``, or say which weights do not fit and why.
 
     ``settings`` and ``input_dim``: what this run built ``model`` from; where they differ from the
-    checkpoint's, the message names them (e.g. "--d-model 32 here, 64 in the checkpoint").
+    checkpoint's, the message names them ("--d-model 32 here, --d-model 64 in the checkpoint").
     """
     target = unwrap_model(model)
     weights = clean_state_dict(state["model_state"])
@@ -285,10 +285,10 @@ def _mismatches(expected: Mapping[str, torch.Tensor], weights: Mapping[str, torc
 
     def listed(items: list[str]) -> str:
         more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
-        return ", ".join(items[:_SHOWN]) + more
+        return "; ".join(items[:_SHOWN]) + more
 
     sizes = [
-        f"{k} {list(weights[k].shape)} in the checkpoint, {list(t.shape)} in this model"
+        f"{k} {list(weights[k].shape)} vs {list(t.shape)}"
         for k, t in expected.items()
         if k in weights and weights[k].shape != t.shape
     ]
@@ -296,7 +296,7 @@ def _mismatches(expected: Mapping[str, torch.Tensor], weights: Mapping[str, torc
     extra = [k for k in weights if k not in expected]
     lines = []
     if sizes:
-        lines.append("different sizes: " + listed(sizes))
+        lines.append("sizes (checkpoint vs this model): " + listed(sizes))
     if missing:
         lines.append("missing from the checkpoint: " + listed(missing))
     if extra:
