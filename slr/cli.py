@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -33,13 +34,20 @@ from slr.settings import (
 )
 from slr.ui.console import print_error
 
+def _help_style() -> str | None:
+    """Rich panels from 100 columns; below that they cut long flag names (`--no-pretrained-bac…`)
+    so they can't be copied, and click's plain list, which never cuts them, reads better."""
+    return "rich" if shutil.get_terminal_size((120, 24)).columns >= 100 else None
+
+
 app = typer.Typer(
     name="slr",
     help="Train, resume, check and compare sign-language recognition models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=_help_style(),
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
 _state = {"debug": False}
 
@@ -121,19 +129,28 @@ def validate(flags: dict, config: Optional[Path]) -> None:
 def train(flags: dict, config: Optional[Path]) -> None:
     """Train MODEL (transformer or iv3_gru) on clip directories."""
     settings = resolve_settings(TrainSettings, flags, config)
+    if settings.smoke_test:  # the guide's `train.py --model X --smoke-test`
+        from slr.engine.smoke import run_smoke
+
+        shared = {k: getattr(settings, k) for k in settings.model_fields_set if k in SmokeSettings.model_fields}
+        raise typer.Exit(run_smoke(SmokeSettings(**{**shared, "model": settings.model})))
     from slr.engine.run import train_from_settings
 
     train_from_settings(settings)
 
 
-_RESUME_FIELDS = [n for n in TrainSettings.model_fields if n not in ("model", "resume")]
+_RESUME_FIELDS = [n for n in TrainSettings.model_fields if n not in ("model", "resume", "smoke_test")]
 
 
 @app.command()
-@settings_command(TrainSettings, fields=_RESUME_FIELDS, extra=[CHECKPOINT, CONFIG])
+@settings_command(TrainSettings, fields=_RESUME_FIELDS, extra=[CHECKPOINT, CONFIG],
+                  default_note={"*": "from the checkpoint", "output_dir": "the checkpoint's folder"})
 @guarded
 def resume(flags: dict, checkpoint: Path, config: Optional[Path]) -> None:
-    """Continue a run from CKPT with its stored settings; flags given here override them."""
+    """Continue a run from CKPT with its stored settings; flags given here override them.
+
+    Outputs go beside CKPT (unless --output-dir); --epochs stays the total.
+    """
     overrides = read_config_file(config) if config else {}
     check_known_keys(TrainSettings, overrides, config or "")
     settings = ResumeSettings(checkpoint=checkpoint, overrides={**overrides, **flags})

@@ -9,6 +9,7 @@ and range-checks them, so a bad flag and a bad config value read the same.
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -40,7 +41,9 @@ def _is_bool(annotation: Any) -> bool:
     return _unwrap_optional(annotation)[0] is bool
 
 
-def _default_text(info: FieldInfo) -> str:
+def _default_text(info: FieldInfo, note: str | None = None) -> str:
+    if note is not None:
+        return f" (default: {note})"
     if info.is_required() or "default:" in (info.description or ""):
         return ""
     default = info.get_default(call_default_factory=True)
@@ -55,17 +58,25 @@ def flag_name(name: str, info: FieldInfo) -> str:
     return "--" + (info.alias or name).replace("_", "-")
 
 
-def _parameter(name: str, info: FieldInfo, panel: str | None) -> inspect.Parameter:
-    help_text = (info.description or "") + _default_text(info)
+def _without_default(description: str) -> str:
+    """The description less its own "default: ..." clause (replaced by a command-wide note)."""
+    return re.split(r"\s*\(default:|; default:|\. Default:", description)[0].rstrip(".") + "."
+
+
+def _parameter(name: str, info: FieldInfo, panel: str | None, default_note: str | None = None) -> inspect.Parameter:
+    description = info.description or ""
+    if default_note is not None and description:
+        description = _without_default(description)
+    help_text = description + _default_text(info, default_note)
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     if extra.get("positional"):
         default = typer.Argument(None, help=help_text, metavar=name.upper(), show_default=False)
         annotation: Any = Optional[str]
     elif _is_bool(info.annotation):
         flag = flag_name(name, info)
-        if info.get_default() is True:
+        if default_note is None and info.get_default() is True:
             help_text += " (default: on)"
-        elif info.get_default() is False:
+        elif default_note is None and info.get_default() is False:
             help_text += " (default: off)"
         default = typer.Option(
             None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False, rich_help_panel=panel
@@ -84,9 +95,12 @@ def _parameter(name: str, info: FieldInfo, panel: str | None) -> inspect.Paramet
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def _hidden_alias(name: str) -> inspect.Parameter:
+def _flag_alias(name: str) -> inspect.Parameter:
     """`--model transformer` as well as `slr train transformer`: the training guide's spelling."""
-    option = typer.Option(None, f"--{name.replace('_', '-')}", hidden=True)
+    option = typer.Option(
+        None, f"--{name.replace('_', '-')}", help=f"Same as {name.upper()} (the training guide's spelling).",
+        metavar="TEXT", show_default=False,
+    )
     return inspect.Parameter(f"{name}__flag", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[str])
 
 
@@ -125,19 +139,24 @@ def settings_command(
     *,
     fields: list[str] | None = None,
     extra: list[inspect.Parameter] | None = None,
+    default_note: str | dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate ``func(flags: dict, **extra)`` so Typer sees one parameter per settings field.
 
     ``flags`` receives only the fields given on the command line; "none"/"null" given to an
-    optional field arrives as an explicit None.
+    optional field arrives as an explicit None. ``default_note`` replaces every shown default (e.g.
+    "from the checkpoint" for `slr resume`, whose defaults are the stored settings); as a dict, per
+    field name, with "*" for the rest.
     """
     names = fields if fields is not None else list(model.model_fields)
     positional = [n for n in names if (model.model_fields[n].json_schema_extra or {}).get("positional")]
     ordered = positional + [n for n in names if n not in positional]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        params = [_parameter(n, model.model_fields[n], _panel_of(model, n)) for n in ordered]
-        params += [_hidden_alias(n) for n in positional]
+        notes = default_note if isinstance(default_note, dict) else {"*": default_note}
+        params = [_parameter(n, model.model_fields[n], _panel_of(model, n), notes.get(n, notes.get("*")))
+                  for n in ordered]
+        params += [_flag_alias(n) for n in positional]
         params += extra or []
 
         def command(**kwargs: Any) -> Any:

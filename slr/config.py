@@ -94,24 +94,29 @@ def resolve_settings(
     flags: Mapping[str, Any],
     config_file: Path | None = None,
     base: Mapping[str, Any] | None = None,
+    base_source: str | Path | None = None,
 ) -> S:
     """Build ``model`` from ``base`` (e.g. stored settings) < config file < flags.
 
-    ``flags`` holds only what was given on the command line.
+    ``flags`` holds only what was given on the command line. An error names where the bad value
+    came from: nothing for a flag, the config file, or ``base_source`` (e.g. a checkpoint).
     """
     values: dict[str, Any] = dict(base or {})
-    source: str | Path | None = None
+    from_file: dict[str, Any] = {}
     if config_file is not None:
         from_file = read_config_file(config_file)
         check_known_keys(model, from_file, config_file)
         values.update(from_file)
-        source = config_file
     given = dict(flags)
     values.update(given)
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        # Name the config file only when the bad value came from it.
         bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
-        from_flags = bad and bad <= set(given)
-        raise ConfigError(format_validation_error(exc, model, None if from_flags else source)) from None
+        if bad and bad <= set(given):
+            source = None
+        elif config_file is not None and bad and bad <= set(given) | set(from_file):
+            source = config_file
+        else:
+            source = base_source if base_source is not None else config_file
+        raise ConfigError(format_validation_error(exc, model, source)) from None

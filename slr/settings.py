@@ -20,10 +20,10 @@ ModelName = Literal["transformer", "iv3_gru"]
 MODEL_CLASS_NAMES: dict[str, str] = {"transformer": "SignTransformer", "iv3_gru": "InceptionV3GRU"}
 
 
-def positional(**kwargs: Any) -> Any:
+def positional(default: Any = ..., **kwargs: Any) -> Any:
     """A field given on the command line as a positional argument rather than a --flag."""
     extra = kwargs.pop("json_schema_extra", {}) or {}
-    return Field(json_schema_extra={**extra, "positional": True}, **kwargs)
+    return Field(default, json_schema_extra={**extra, "positional": True}, **kwargs)
 
 
 class Settings(BaseModel):
@@ -260,8 +260,18 @@ class TrainSettings(
 ):
     """`slr train MODEL`: every flag of the training guide, plus the model sizes."""
 
-    model: ModelName = positional(description="Model architecture: transformer or iv3_gru.")
-    resume: Optional[Path] = Field(None, description="Continue from this checkpoint (same as `slr resume`).")
+    model: ModelName = positional(
+        "transformer",
+        description="Model architecture: transformer or iv3_gru (default: transformer; with --resume: the "
+        "checkpoint's).",
+    )
+    resume: Optional[Path] = Field(
+        None, description="Continue from this checkpoint (as `slr resume`; outputs go beside it unless --output-dir)."
+    )
+    smoke_test: bool = Field(
+        False,
+        description="Only run the smoke test (as `slr smoke MODEL`): a few steps on synthetic clips, no data needed.",
+    )
 
     @property
     def model_class_name(self) -> str:

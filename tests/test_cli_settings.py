@@ -101,7 +101,7 @@ def test_unknown_key_suggests_the_flag(tmp_path):
         (["train", "transformer", "--lr", "abc"], "--lr"),
         (["train", "transformer", "--epochs", "0"], "--epochs"),
         (["train", "lstm"], "MODEL"),
-        (["train"], "MODEL is required"),
+        (["smoke"], "MODEL is required"),
         (["train", "transformer", "--d-model", "100", "--num-heads", "8"], "not divisible"),
         (["train", "transformer", "--config", "/nonexistent/cfg.yaml"], "config file not found"),
         (["train", "transformer", "--alpha", "0", "--beta", "0"], "nothing to learn"),

@@ -1,4 +1,4 @@
-"""Ranks under torchrun agree on the sizes that set how many steps an epoch has."""
+"""Ranks under torchrun: they agree on sizes that set the number of steps, and notice a peer that left."""
 
 from __future__ import annotations
 
@@ -31,3 +31,32 @@ def test_ranks_take_the_smallest_auto_batch_size(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "rank 0 agreed 16" in proc.stdout and "rank 1 agreed 16" in proc.stdout
+
+
+PEER_GONE = textwrap.dedent(
+    """
+    import datetime, os, sys, torch, torch.distributed as dist
+    from slr.engine.distributed import peer_failed
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=20))
+    if dist.get_rank() == 1:
+        os._exit(0)  # a rank that went away without joining the collective below
+    try:
+        dist.all_reduce(torch.ones(1))
+    except Exception as exc:
+        print(f"peer_failed={peer_failed(exc)}", flush=True)
+        sys.exit(0 if peer_failed(exc) else 5)
+    sys.exit(4)
+    """
+)
+
+
+def test_a_vanished_peer_is_recognised_from_the_gloo_error(tmp_path):
+    """What the surviving rank sees when another leaves: the run reports it as "another rank
+    failed" (its own error is printed by that rank), not as an internal error."""
+    script = tmp_path / "peer.py"
+    script.write_text(PEER_GONE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert "peer_failed=True" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]

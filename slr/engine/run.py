@@ -21,8 +21,9 @@ from slr.engine.distributed import (
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
+from slr.engine.run_files import check_writable, keep_earlier_run
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
-from slr.errors import TrainingStopped
+from slr.errors import DataError, TrainingStopped
 from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
 from slr.ui.console import print_notice
 from slr.ui.training_view import TrainingView
@@ -40,19 +41,62 @@ class TrainOutcome:
 
 def resume_from_settings(settings: ResumeSettings) -> TrainOutcome:
     """Continue a run: the checkpoint's settings, overridden by any flags given to `slr resume`."""
-    state = ckpt.load_checkpoint(settings.checkpoint)
+    path = Path(settings.checkpoint)
+    state = ckpt.load_checkpoint(path)
     stored = dict(state["settings"])
     stored.pop("resume", None)
-    train_settings = resolve_settings(TrainSettings, settings.overrides, base=stored)
-    return run_training(train_settings, resume_state=state, resume_path=settings.checkpoint)
+    stored.update(_outputs_beside(path, stored, settings.overrides))
+    train_settings = resolve_settings(
+        TrainSettings, settings.overrides, base=stored, base_source=f"{path} (settings stored in the checkpoint)"
+    )
+    _check_stored_data_dirs(train_settings, settings.overrides, path)
+    return run_training(train_settings, resume_state=state, resume_path=path)
 
 
 def train_from_settings(settings: TrainSettings) -> TrainOutcome:
     """`slr train`; with --resume, the given settings continue from that checkpoint's state."""
     if settings.resume is not None:
-        state = ckpt.load_checkpoint(settings.resume)
-        return run_training(settings, resume_state=state, resume_path=settings.resume)
+        path = Path(settings.resume)
+        state = ckpt.load_checkpoint(path)
+        given = settings.model_fields_set
+        updates: dict[str, Any] = {}
+        if "model" not in given:  # the guide's `train.py --resume CKPT ...` names no model
+            updates["model"] = state.get("model", settings.model)
+        if "output_dir" not in given:
+            updates["output_dir"] = path.parent
+        if updates:
+            settings = settings.model_copy(update=updates)
+        return run_training(settings, resume_state=state, resume_path=path)
     return run_training(settings)
+
+
+def _outputs_beside(checkpoint: Path, stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run writes beside its checkpoint: the stored --output-dir was relative to wherever
+    the first run started, and may now hold another run."""
+    if "output_dir" in given:
+        return {}
+    updates: dict[str, Any] = {"output_dir": str(checkpoint.parent)}
+    log = stored.get("log_csv")
+    if log and "log_csv" not in given:
+        try:  # a log inside the old output directory moves along; one kept elsewhere stays there
+            updates["log_csv"] = str(checkpoint.parent / Path(log).relative_to(stored.get("output_dir", "runs")))
+        except ValueError:
+            pass
+    return updates
+
+
+def _check_stored_data_dirs(settings: TrainSettings, given: dict[str, Any], checkpoint: Path) -> None:
+    kind = "keypoints" if settings.model == "transformer" else "features"
+    for split in ("train", "val"):
+        field = f"{kind}_{split}"
+        directory = getattr(settings, field)
+        if directory is not None and field not in given and not Path(directory).is_dir():
+            flag = f"--{kind}-{split}"
+            raise DataError(
+                f"{flag} {directory}, stored in the checkpoint (relative to where the run started), is not a "
+                f"directory here: run from there, or pass {flag} DIR",
+                checkpoint,
+            )
 
 
 def run_training(
@@ -99,10 +143,19 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
                 f"{resume_path} has already trained {resume_state['epoch']} of --epochs {settings.epochs}: "
                 "nothing to do (--epochs is the total; raise it to train further)"
             )
-            paths = run_paths(settings)
-            return TrainOutcome(paths, resume_state["best_metric"], resume_state.get("best_epoch", 0),
-                                resume_state["epoch"], resume_state["history"])
+            return _nothing_to_do(settings, resume_state)
+        stale = resume_state["early_stop"]["stale_epochs"]
+        if settings.early_stop and stale >= settings.early_stop:
+            view.note(
+                f"{resume_path} stopped early after epoch {resume_state['epoch']}: no better val_gloss_acc for "
+                f"{stale} epochs (--early-stop {settings.early_stop}). Nothing to do; to train further pass a "
+                f"larger --early-stop, or --early-stop 0 to turn it off"
+            )
+            return _nothing_to_do(settings, resume_state)
 
+    paths = run_paths(settings)
+    if dist.is_main:
+        check_writable(paths)  # now, not after the first epoch
     torch.manual_seed(settings.seed)
     from slr.engine.data_setup import build_data
 
@@ -117,7 +170,6 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     total_params, trainable = count_parameters(model)
     model = wrap_model(model, settings, device, dist)
 
-    paths = run_paths(settings)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
     extras = {
         "slr_version": __version__,
@@ -133,6 +185,9 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     if resume_state is not None:
         trainer.load_state_dict(resume_state, resume_path)
     if dist.is_main:
+        folder, moved = keep_earlier_run(paths, resume_path)
+        if folder is not None:
+            view.note(f"{paths.output_dir} held an earlier run: {', '.join(moved)} moved to {folder}")
         write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
                                          "runtime": runtime})
         view.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))
@@ -148,6 +203,11 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     if dist.is_main:
         finish(settings, outcome, view)
     return outcome
+
+
+def _nothing_to_do(settings: TrainSettings, state: dict[str, Any]) -> TrainOutcome:
+    return TrainOutcome(run_paths(settings), state["best_metric"], state.get("best_epoch", 0), state["epoch"],
+                        state["history"])
 
 
 def _run_header(settings, device, reason, data, runtime, amp, total_params, trainable) -> str:
@@ -244,6 +304,8 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
             size, reason = min_across_ranks(pick.batch_size, dist, device), pick.reason
             if size != pick.batch_size:
                 reason += f"; {size}, the smallest any of the {dist.world_size} ranks picked"
+            if "batch_size" in settings.model_fields_set and size != settings.batch_size:
+                reason += f"; replaces --batch-size {settings.batch_size}"
             updates["batch_size"] = size
             runtime["batch_size"] = {"value": size, "method": pick.method, "reason": reason}
             if dist.is_main:

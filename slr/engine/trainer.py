@@ -25,7 +25,7 @@ from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
 from slr.engine.metrics import RunningTotals
-from slr.errors import TrainingStopped
+from slr.errors import CheckpointError, TrainingStopped
 from slr.settings import TrainSettings
 from slr.ui.training_view import TrainingView
 
@@ -135,6 +135,13 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
         ckpt.load_model_state(self.model, state, path)
+        stored = state.get("settings", {})
+        if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
+            raise CheckpointError(
+                f"trained with --scheduler {stored.get('scheduler')}; a resumed run keeps its schedule "
+                f"(got --scheduler {self.s.scheduler}). Start a new run to use another one",
+                path,
+            )
         try:
             self.optimizer.load_state_dict(state["optimizer_state"])
             if self.scheduler is not None and state.get("scheduler_state"):
@@ -142,9 +149,8 @@ class Trainer:
             if state.get("scaler_state"):
                 self.scaler.load_state_dict(state["scaler_state"])
         except (ValueError, KeyError, RuntimeError) as exc:
-            from slr.errors import CheckpointError
-
             raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
+        self._apply_flags_over_resumed_state(stored)
         self.progress = RunProgress(
             epoch=state["epoch"],
             step=state.get("step_in_epoch", 0),
@@ -156,6 +162,26 @@ class Trainer:
             history=list(state["history"]),
         )
         self._pending_rng = state["rng"]
+
+    def _apply_flags_over_resumed_state(self, stored: dict[str, Any]) -> None:
+        """The optimizer and scheduler states carry the old run's lr, weight decay and patience;
+        flags given on resume win over them, and the cosine curve follows the current --epochs."""
+        s, groups = self.s, self.optimizer.param_groups
+        new_lr = stored.get("lr", s.lr) != s.lr
+        for group in groups:
+            group["weight_decay"] = s.weight_decay
+            if new_lr:
+                group["lr"] = group["initial_lr"] = s.lr
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.patience = s.scheduler_patience
+        elif isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+            if new_lr:
+                self.scheduler.base_lrs = [s.lr for _ in groups]
+            # The optimizer holds the lr the old curve reached (0 at its end when --epochs was
+            # smaller): put every group where the current curve is now.
+            for group, base, factor in zip(groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
+                group["lr"] = base * factor(self.scheduler.last_epoch)
+            self.scheduler._last_lr = [group["lr"] for group in groups]
 
     def save(self, path: Path) -> None:
         if self.dist.is_main:

@@ -1,0 +1,176 @@
+"""What a resumed or repeated run does with settings and files: flags given on resume take effect,
+outputs go beside the checkpoint, and an earlier run's files are kept, never overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from slr.cli import app
+from slr.engine import checkpoint as ckpt
+from slr.engine.run import resume_from_settings, run_training
+from slr.errors import CheckpointError, ConfigError, DataError
+from slr.settings import ResumeSettings
+
+from test_training import TINY, clips, read_log, settings  # noqa: F401  (clips: the module's fixture)
+
+runner = CliRunner()
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def data_flags(clips: Path) -> list[str]:  # noqa: F811
+    small = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    return ["--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
+            "--num-gloss", "4", "--num-cat", "2", "--no-plots", *small]
+
+
+def test_lr_weight_decay_and_patience_given_on_resume_take_effect(clips, tmp_path):  # noqa: F811
+    run_training(settings(clips, tmp_path, epochs=1, scheduler="plateau", scheduler_patience=5))
+    last = tmp_path / "SignTransformer_last.pt"
+    resumed = resume_from_settings(ResumeSettings(
+        checkpoint=last, overrides={"epochs": 2, "lr": 3e-3, "weight_decay": 0.05, "scheduler_patience": 1}))
+    assert resumed.history[1]["lr"] == pytest.approx(3e-3)  # trained at the new rate, not the stored 1e-3
+    state = ckpt.load_checkpoint(last)
+    groups = state["optimizer_state"]["param_groups"]
+    assert all(g["weight_decay"] == 0.05 for g in groups)
+    assert state["scheduler_state"]["patience"] == 1
+    assert state["settings"]["lr"] == 3e-3  # what is recorded is what ran
+
+
+def test_cosine_resumed_with_more_epochs_follows_the_longer_curve(clips, tmp_path):  # noqa: F811
+    run_training(settings(clips, tmp_path, epochs=3, scheduler="cosine"))
+    resumed = resume_from_settings(
+        ResumeSettings(checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 5}))
+    lrs = [row["lr"] for row in resumed.history]
+    # Epoch 4 of a 5-epoch curve, not the 0 where the 3-epoch curve ended.
+    assert lrs[3] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 3 / 5)))
+    assert lrs[4] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 4 / 5)))
+
+
+def test_another_scheduler_on_resume_is_refused_clearly(clips, tmp_path):  # noqa: F811
+    run_training(settings(clips, tmp_path, epochs=1, scheduler="plateau"))
+    with pytest.raises(CheckpointError, match="trained with --scheduler plateau"):
+        resume_from_settings(ResumeSettings(
+            checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 2, "scheduler": "cosine"}))
+
+
+def test_resume_of_a_moved_run_writes_beside_it_and_leaves_the_original_alone(clips, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    run_training(settings(clips, Path("runs"), epochs=1))
+    original = digests(tmp_path / "runs")
+    shutil.copytree(tmp_path / "runs", tmp_path / "copy")
+    result = runner.invoke(app, ["resume", "copy/SignTransformer_last.pt", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert digests(tmp_path / "runs") == original
+    assert [int(r["epoch"]) for r in read_log(tmp_path / "copy" / "log.csv")] == [1, 2]
+
+
+def test_resume_from_elsewhere_names_the_stored_data_path(clips, tmp_path, monkeypatch):  # noqa: F811
+    data = tmp_path / "data"
+    shutil.copytree(clips, data)
+    monkeypatch.chdir(tmp_path)
+    run_training(settings(Path("data"), Path("runs"), epochs=1))
+    monkeypatch.chdir(tmp_path / "runs")
+    with pytest.raises(DataError, match="--keypoints-train data/train, stored in the checkpoint"):
+        resume_from_settings(ResumeSettings(checkpoint=Path("SignTransformer_last.pt"), overrides={"epochs": 2}))
+
+
+def test_guide_resume_spelling_takes_the_model_and_folder_from_the_checkpoint(clips, tmp_path):  # noqa: F811
+    run_training(settings(clips, tmp_path / "gru", model="iv3_gru", epochs=1))
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "gru" / "InceptionV3GRU_last.pt"),
+                                 "--features-train", str(clips / "train"), "--features-val", str(clips / "val"),
+                                 "--epochs", "2", *data_flags(clips)[4:]])
+    assert result.exit_code == 0, result.output
+    assert ckpt.load_checkpoint(tmp_path / "gru" / "InceptionV3GRU_last.pt")["epoch"] == 2
+
+
+def test_a_new_run_keeps_the_earlier_run_in_the_same_folder(clips, tmp_path):  # noqa: F811
+    out = tmp_path / "runs"
+    run_training(settings(clips, out, epochs=1))
+    earlier = digests(out)
+    run_training(settings(clips, out, epochs=1, seed=7))
+    kept = list((out / "earlier").iterdir())
+    assert len(kept) == 1 and digests(kept[0]) == earlier  # every file, unchanged
+    assert ckpt.load_checkpoint(out / "SignTransformer_last.pt")["settings"]["seed"] == 7
+
+
+def test_resuming_an_older_checkpoint_keeps_the_later_files(clips, tmp_path):  # noqa: F811
+    out = tmp_path / "runs"
+    run_training(settings(clips, out, epochs=3, lr=1e-7))  # best stays at epoch 1
+    assert ckpt.load_checkpoint(out / "SignTransformer_best.pt")["epoch"] == 1
+    later = {name: digest for name, digest in digests(out).items() if name != "SignTransformer_best.pt"}
+    resume_from_settings(ResumeSettings(checkpoint=out / "SignTransformer_best.pt", overrides={"epochs": 2}))
+    kept = next((out / "earlier").iterdir())
+    assert digests(kept) == later  # the 3-epoch _last.pt and its log survive
+    assert len(read_log(out / "log.csv")) == 2
+
+
+def test_resume_in_place_moves_nothing(clips, tmp_path):  # noqa: F811
+    run_training(settings(clips, tmp_path, epochs=1))
+    resume_from_settings(ResumeSettings(checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 2}))
+    assert not (tmp_path / "earlier").exists()
+
+
+def test_log_csv_that_is_not_a_log_is_refused_before_anything_is_written(clips, tmp_path):  # noqa: F811
+    data = tmp_path / "data"
+    shutil.copytree(clips, data)
+    labels = data / "train" / "labels.csv"
+    before = labels.read_bytes()
+    with pytest.raises(ConfigError, match="not an slr training log"):
+        run_training(settings(data, tmp_path / "out", epochs=1, log_csv=labels))
+    assert labels.read_bytes() == before
+    assert not (tmp_path / "out" / "SignTransformer_last.pt").exists()
+
+
+@pytest.mark.parametrize("where", ["log-dir", "output-file"])
+def test_unusable_output_paths_fail_before_training(clips, tmp_path, where):  # noqa: F811
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    flag = ["--log-csv", str(tmp_path / "a-dir")] if where == "log-dir" else ["--output-dir", str(tmp_path / "a-file")]
+    out = [] if where == "output-file" else ["--output-dir", str(tmp_path / "out")]
+    result = runner.invoke(app, ["train", "transformer", *data_flags(clips), *flag, *out])
+    assert result.exit_code == 2
+    assert ("is a directory" if where == "log-dir" else "is a file, not a directory") in result.output
+    assert "epoch 1" not in result.output and ".tmp" not in result.output
+
+
+def test_resuming_an_early_stopped_run_says_why_nothing_happens(clips, tmp_path):  # noqa: F811
+    run_training(settings(clips, tmp_path, epochs=10, lr=1e-7, early_stop=1))
+    result = runner.invoke(app, ["resume", str(tmp_path / "SignTransformer_last.pt"), "--epochs", "20"])
+    assert result.exit_code == 0
+    assert "stopped early" in result.output and "--early-stop" in result.output
+
+
+def test_bad_stored_settings_name_the_checkpoint(clips, tmp_path):  # noqa: F811
+    run_training(settings(clips, tmp_path, epochs=1))
+    last = tmp_path / "SignTransformer_last.pt"
+    state = ckpt.load_checkpoint(last)
+    state["settings"]["lr"] = -1.0
+    ckpt.save_checkpoint(state, last)
+    result = runner.invoke(app, ["resume", str(last), "--epochs", "2"])
+    assert result.exit_code == 2
+    assert "settings stored in the checkpoint" in result.output and "--lr" in result.output
+
+
+def test_model_defaults_to_transformer_and_the_guide_smoke_test_runs(clips, tmp_path):  # noqa: F811
+    result = runner.invoke(app, ["train", *data_flags(clips), "--epochs", "1", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "SignTransformer_last.pt").is_file()
+    # The guide's smoke test, word for word.
+    result = runner.invoke(app, ["train", "--model", "transformer", "--smoke-test", "--num-gloss", "105",
+                                 "--num-cat", "10"])
+    assert result.exit_code == 0, result.output
+    assert "smoke" in result.output.lower()
+
+
+def test_resume_help_says_defaults_come_from_the_checkpoint():
+    result = runner.invoke(app, ["resume", "--help"], terminal_width=120)
+    assert "from the checkpoint" in result.output and "(default: 20)" not in result.output
