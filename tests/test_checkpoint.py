@@ -244,6 +244,8 @@ def _put(key, value):
         (_put("best_metric", "x"), "resume", "'best_metric' should be a number, not str 'x'"),
         (_put("history", {"epoch": 1}), "resume", "'history' should be a list of dicts"),
         (_put("rng", {"python": []}), "resume", "'rng' should be the random-number state"),
+        (lambda s: s["rng"]["numpy"].update(keys=torch.zeros(3)), "resume", "'rng' should be"),
+        (lambda s: s["rng"].update(python=[3, "x", None]), "resume", "'rng' should be"),
         (_put("early_stop", {}), "resume", "'early_stop' should be a dict with 'stale_epochs'"),
         (_put("settings", [1, 2]), "model", "'settings' should be a dict of settings, not list [1, 2]"),
         (_put("num_gloss", "15"), "model", "'num_gloss' should be a positive integer, not str '15'"),

@@ -151,15 +151,16 @@ def _is_weights(v: Any) -> bool:
 
 
 def _is_rng(v: Any) -> bool:
-    """The random streams as capture_rng() in engine/trainer.py stores them."""
-    if not isinstance(v, dict) or not isinstance(v.get("python"), list) or not isinstance(v.get("torch"), torch.Tensor):
+    """The random streams as capture_rng() in engine/trainer.py stores them (checked here because
+    they are restored only after the data is loaded, where a bad one would end in a TypeError)."""
+    if not isinstance(v, dict):
         return False
-    n = v.get("numpy")
+    py, n, t = v.get("python"), v.get("numpy"), v.get("torch")
     return (
-        isinstance(n, dict)
-        and isinstance(n.get("keys"), torch.Tensor)
-        and all(_is_int(n.get(k)) for k in ("pos", "has_gauss"))
-        and _is_number(n.get("cached"))
+        isinstance(py, list) and len(py) == 3 and isinstance(py[1], list) and all(_is_int(x) for x in py[1])
+        and isinstance(n, dict) and isinstance(n.get("keys"), torch.Tensor) and n["keys"].numel() == 624
+        and all(_is_int(n.get(k)) for k in ("pos", "has_gauss")) and _is_number(n.get("cached"))
+        and isinstance(t, torch.Tensor) and t.dtype == torch.uint8
     )
 
 
