@@ -235,6 +235,11 @@ def plot(flags: dict, config: Optional[Path]) -> None:
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # Class names and paths may be any Unicode; a terminal or pipe set to ASCII
+        # (PYTHONIOENCODING=ascii, LANG=C) must still get the output, escaped, not a crash.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     app(prog_name="slr")
 
 

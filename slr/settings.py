@@ -9,10 +9,11 @@ Keep this module free of torch: ``slr --help`` and ``slr validate`` import it.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 ModelName = Literal["transformer", "iv3_gru"]
 
@@ -27,9 +28,23 @@ def positional(default: Any = ..., **kwargs: Any) -> Any:
 
 
 class Settings(BaseModel):
-    """Base: unknown keys are errors, values are checked again on assignment."""
+    """Base: unknown keys are errors, values are checked again on assignment; inf and nan are not
+    numbers any setting can use; a YAML `true` is not the number 1."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name) if info.field_name else None
+        if isinstance(value, bool) and field is not None and _number_field(field.annotation):
+            raise ValueError("expected a number")
+        return value
+
+
+def _number_field(annotation: Any) -> bool:
+    args = typing.get_args(annotation) or (annotation,)
+    return bool(args) and all(a in (int, float, type(None)) for a in args) and any(a in (int, float) for a in args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +189,7 @@ class HardwareSettings(Settings):
         "auto", description="Mixed-precision type; auto = bfloat16 where the GPU supports it, else float16."
     )
     compile_model: bool = Field(False, description="torch.compile the model (not combined with DataParallel).")
-    seed: int = Field(42, ge=0, description="Random seed for weights, shuffling and augmentation.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for weights, shuffling and augmentation.")
 
 
 class LoaderSettings(Settings):
@@ -305,7 +320,7 @@ class SmokeSettings(ClassCountSettings, TransformerSettings, IV3GRUSettings, Har
     frames: bool = Field(
         False, description="iv3_gru: feed small RGB frames through InceptionV3 instead of features."
     )
-    seed: int = Field(0, ge=0, description="Random seed.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed.")
 
 
 class HwinfoSettings(Settings):

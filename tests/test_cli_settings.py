@@ -105,6 +105,9 @@ def test_unknown_key_suggests_the_flag(tmp_path):
         (["train", "transformer", "--d-model", "100", "--num-heads", "8"], "not divisible"),
         (["train", "transformer", "--config", "/nonexistent/cfg.yaml"], "config file not found"),
         (["train", "transformer", "--alpha", "0", "--beta", "0"], "nothing to learn"),
+        (["train", "transformer", "--alpha", "inf"], "--alpha: Input should be a finite number"),
+        (["train", "transformer", "--weight-decay", "nan"], "--weight-decay: Input should be a finite number"),
+        (["train", "transformer", "--seed", "99999999999999999999"], "--seed: Input should be less than"),
     ],
 )
 def test_bad_values_exit_2_without_traceback(args, message):
@@ -139,3 +142,10 @@ def test_guide_spelling_of_model_flag_is_accepted():
     assert result.exit_code == 2 and "--keypoints-train DIR is required" in result.output  # MODEL was taken
     result = runner.invoke(app, ["train", "iv3_gru", "--model", "transformer"])
     assert result.exit_code == 2 and "disagree" in result.output
+
+
+def test_a_yaml_boolean_is_not_a_number(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("epochs: true\n")
+    result = runner.invoke(app, ["train", "transformer", "--config", str(cfg)])
+    assert result.exit_code == 2 and "--epochs: expected a number" in result.output
