@@ -194,10 +194,13 @@ def test_damaged_weight_bytes_are_refused_by_their_crc(tmp_path):
     assert str(path) in str(info.value) and f"CRC mismatch in {member}" in str(info.value)
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_weights_with_nan_or_inf_are_refused(tmp_path, bad):
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_weights_with_nan_or_inf_are_refused(tmp_path, bad, dtype):
     state = _state(1.0)
+    state["model_state"]["w"] = state["model_state"]["w"].to(dtype)
     state["model_state"]["w"][3, 7] = bad
+    state["model_state"]["empty"] = torch.zeros(0)  # nothing to check there, and no error
     path = tmp_path / "diverged.pt"
     ckpt.save_checkpoint(state, path)
     with pytest.raises(CheckpointError, match="NaN or infinite values \\(w\\).*diverged run") as info:
