@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from slr.data.classes import read_class_names
 from slr.data.labels import class_names_from_clips, gloss_name_from_clip, load_labels, read_labels
 from slr.errors import DataError
 
@@ -31,7 +32,7 @@ def test_bom_crlf_suffix_spaces_apostrophes_and_extra_columns(tmp_path):
     assert list(rows["gloss"]) == [42, 7, 3] and rows["gloss"].dtype == "int64"
     assert list(rows["cat"]) == [3, 1, 2]
     assert list(rows["occluded"]) == ["0", "1", "0"]  # extra columns kept, as written
-    assert list(rows["line"]) == [2, 3, 4]
+    assert list(rows.index) == [2, 3, 4]  # the line of each row
 
 
 def test_blank_lines_are_skipped_and_line_numbers_stay_true(tmp_path):
@@ -115,3 +116,66 @@ def test_gloss_name_from_clip():
 def test_class_names_take_the_most_common_name_per_gloss():
     names = ["clip_0001_hello", "clip_0002_helo", "clip_0003_hello", "clip_0004_thank you", "clip_0005_b", "clip_0006_a"]
     assert class_names_from_clips(names, [0, 0, 0, 1, 2, 2]) == {0: "hello", 1: "thank you", 2: "a"}
+
+
+def test_extra_columns_keep_any_name_even_line(tmp_path):
+    text = "file,gloss,cat,line,,note,note\nclip_1,0,0,x,a,b,c\n\nclip_2,1.0,0,y,d,e,f\n"
+    rows = read_labels(write(tmp_path / "labels.csv", text))
+    assert list(rows["line"]) == ["x", "y"]  # the user's column, as written
+    assert list(rows.index) == [2, 4]  # the lines, for messages, kept apart from any column
+    assert list(rows.columns) == ["file", "gloss", "cat", "line", "column 5", "note", "note.1"]
+    assert list(rows["gloss"]) == [0, 1]
+
+
+def test_a_required_column_twice_is_a_columns_problem(tmp_path):
+    labels = load_labels(write(tmp_path / "labels.csv", "file,gloss,cat, cat\nclip_1,0,0,1\n"))
+    assert kinds(labels) == ["labels_columns"]
+    assert "cat appear more than once" in labels.problems[0].message
+
+
+def test_labels_path_that_is_a_directory(tmp_path):
+    (tmp_path / "labels.csv").mkdir()
+    labels = load_labels(tmp_path / "labels.csv")
+    assert kinds(labels) == ["labels_unreadable"]
+    with pytest.raises(DataError) as caught:
+        read_labels(tmp_path / "labels.csv")
+    assert str(caught.value) == f"{tmp_path / 'labels.csv'}: is a directory, not a CSV file"
+
+
+# --- classes files: the same reader and the same id rules -----------------------------------
+
+CLASSES_HEADER = "gloss,name,cat,cat_name\n"
+
+
+def test_classes_accept_the_ids_labels_accept(tmp_path):
+    path = write(tmp_path / "classes.csv", CLASSES_HEADER + "0,A,2,function\n1.0,CAN,2.0,function\n 2 ,COFFEE,1,food\n")
+    assert read_class_names(path) == {"gloss": {0: "A", 1: "CAN", 2: "COFFEE"}, "cat": {2: "function", 1: "food"}}
+    rows = read_labels(write(tmp_path / "labels.csv", "file,gloss,cat\nclip_1,1.0,2.0\nclip_2, 2 ,1\n"))
+    assert list(rows["gloss"]) == [1, 2] and list(rows["cat"]) == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ("0,A,x,function\n", "line 2: cat 'x' is not an integer id"),
+        ("0,A,2,function\n1.5,B,2,function\n", "line 3: gloss '1.5' is not an integer id"),
+        ("0,A,2,function,extra\n", "Expected 4 fields in line 2, saw 5"),
+        ("0,A,2,function\n0,B,2,function\n", "line 3: gloss 0 is already on line 2"),
+        ("-1,A,2,function\n", "line 2: gloss -1 is negative"),
+        ("0,A,-2,function\n", "line 2: cat -2 is negative"),
+        ("0,A,2,function\n1,B,2,food\n", "line 3: cat 2 is named 'food' here but 'function' on line 2"),
+        ("0,A,2,function\n1\n", "line 3: gloss 1 has no name"),
+    ],
+    ids=["bad-cat", "bad-gloss", "extra-field", "duplicate-gloss", "negative-gloss", "negative-cat", "cat-two-names", "short-row"],
+)
+def test_classes_problems_name_the_line_and_the_column(tmp_path, rows, message):
+    path = write(tmp_path / "classes.csv", CLASSES_HEADER + rows)
+    with pytest.raises(DataError) as caught:
+        read_class_names(path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+
+
+def test_classes_path_that_is_a_directory(tmp_path):
+    (tmp_path / "classes.csv").mkdir()
+    with pytest.raises(DataError, match="classes file is a directory, not a CSV file"):
+        read_class_names(tmp_path / "classes.csv")

@@ -1,34 +1,77 @@
-"""Class names from a classes file: `gloss,name,cat,cat_name` (as in FSL-105 and asl-words)."""
+"""Class names from a classes file: `gloss,name,cat,cat_name` (as in FSL-105 and asl-words).
+
+Read with the same reader and id rules as labels.csv (`3` and `3.0` are both id 3). Each gloss
+id may appear once; a category id may repeat (one row per gloss) but must keep its name.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from slr.data.csv_table import TableError, integer_ids, read_table
 from slr.errors import DataError
+
+_LAYOUT = "gloss,name[,cat,cat_name]"
 
 
 def read_class_names(path: Path) -> dict[str, dict[int, str]]:
     """{"gloss": {id: name}, "cat": {id: cat_name}}; `cat`/`cat_name` columns are optional."""
-    import pandas as pd
-
     path = Path(path)
-    if not path.is_file():
-        raise DataError("classes file not found", path)
     try:
-        table = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"not a readable classes CSV: {str(exc).splitlines()[0]}", path) from None
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = {"gloss", "name"} - set(table.columns)
-    if missing:
-        raise DataError(f"classes file needs columns gloss,name[,cat,cat_name]; missing {', '.join(sorted(missing))}", path)
+        table = read_table(path, ("gloss", "name"), _LAYOUT)
+    except TableError as error:
+        if error.kind == "missing":
+            raise DataError("classes file not found", path) from None
+        if error.kind == "not_a_file":
+            raise DataError(f"classes file {error.message}", path) from None
+        raise DataError(f"classes file: {error.message}", path) from None
+    gloss = _ids(table, "gloss", path)
     names: dict[str, dict[int, str]] = {"gloss": {}, "cat": {}}
-    for line, row in enumerate(table.itertuples(index=False), start=2):
-        row = row._asdict()
-        try:
-            names["gloss"][int(row["gloss"])] = row["name"].strip()
-            if row.get("cat", "") != "" and row.get("cat_name", "") != "":
-                names["cat"][int(row["cat"])] = row["cat_name"].strip()
-        except ValueError:
-            raise DataError(f"line {line}: ids must be integers, got gloss={row['gloss']!r}", path) from None
+    first_line: dict[str, dict[int, int]] = {"gloss": {}, "cat": {}}
+    for line in table.index:
+        _add(names, first_line, "gloss", int(gloss[line]), table.at[line, "name"], line, path)
+    if "cat" in table.columns and "cat_name" in table.columns:
+        with_cat = table[(table["cat"].str.strip() != "") & (table["cat_name"].str.strip() != "")]
+        cat = _ids(with_cat, "cat", path)
+        for line in with_cat.index:
+            _add(names, first_line, "cat", int(cat[line]), with_cat.at[line, "cat_name"], line, path)
     return names
+
+
+def _ids(table: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """The column's ids, or `DataError` naming the first line whose id is not a usable one."""
+    ids = integer_ids(table[column])
+    for line in table.index:
+        if pd.isna(ids[line]):
+            raise DataError(f"line {line}: {column} {table.at[line, column]!r} is not an integer id", path)
+        if ids[line] < 0:
+            raise DataError(f"line {line}: {column} {ids[line]} is negative", path)
+    return ids
+
+
+def _add(
+    names: dict[str, dict[int, str]],
+    first_line: dict[str, dict[int, int]],
+    column: str,
+    class_id: int,
+    name: str,
+    line: int,
+    path: Path,
+) -> None:
+    """Record one id's name; a gloss listed twice, or a category with two names, is refused."""
+    name = name.strip()
+    if not name:  # a short row ("1"): a classes file is there to give names
+        raise DataError(f"line {line}: {column} {class_id} has no name", path)
+    seen = first_line[column].get(class_id)
+    if seen is None:
+        names[column][class_id] = name
+        first_line[column][class_id] = line
+    elif column == "gloss":
+        raise DataError(f"line {line}: gloss {class_id} is already on line {seen}", path)
+    elif names[column][class_id] != name:
+        raise DataError(
+            f"line {line}: cat {class_id} is named {name!r} here but {names[column][class_id]!r} on line {seen}",
+            path,
+        )

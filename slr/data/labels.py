@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import pandas as pd
 
 from slr.data.clips import NPZ_SUFFIX, clip_stem
+from slr.data.csv_table import TableError, integer_ids, read_table
 from slr.data.problems import Problem
 from slr.errors import DataError
 
@@ -32,7 +32,9 @@ class LabelTable:
     """The parsed labels: `rows` holds every row naming a clip, first occurrence only.
 
     Columns: `file` (the clip's stem), `gloss` and `cat` (nullable Int64: missing where the id
-    is unusable), `line` (its line in the CSV, for messages), then the file's extra columns.
+    is unusable), then the file's extra columns, whatever their names. The index is each row's
+    line in the CSV (for messages): an index, not a column, so that no user column can clash
+    with it (an extra column may well be called `line`).
     """
 
     path: Path
@@ -47,70 +49,43 @@ class LabelTable:
 
 def _empty_rows() -> pd.DataFrame:
     return pd.DataFrame(
-        {
-            "file": pd.Series(dtype=str),
-            "gloss": pd.Series(dtype="Int64"),
-            "cat": pd.Series(dtype="Int64"),
-            "line": pd.Series(dtype=int),
-        }
+        {"file": pd.Series(dtype=str), "gloss": pd.Series(dtype="Int64"), "cat": pd.Series(dtype="Int64")},
+        index=pd.Index([], dtype=int),
     )
 
 
+_TABLE_PROBLEMS = {
+    "missing": "labels_missing",
+    "not_a_file": "labels_unreadable",
+    "unreadable": "labels_unreadable",
+    "empty": "labels_empty",
+    "columns": "labels_columns",
+}
+
+
 def _read_csv(path: Path) -> tuple[Optional[pd.DataFrame], list[Problem]]:
-    name = path.name
-    if not path.is_file():
-        return None, [Problem("labels_missing", name, f"labels file not found: {path}")]
     try:
-        if not path.read_bytes().strip():
-            return None, [Problem("labels_empty", name, "the labels file is empty")]
-        # Everything as text: ids are parsed below so a bad value is reported, not guessed at;
-        # blank lines are kept so that row i is line i + 2 in messages.
-        table = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False
-        )
-    except UnicodeDecodeError as exc:
-        return None, [Problem("labels_unreadable", name, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        return None, [Problem("labels_unreadable", name, f"not a readable CSV file ({exc})")]
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        found = ", ".join(table.columns) or "none"
-        return None, [
-            Problem(
-                "labels_columns",
-                name,
-                f"missing column(s) {', '.join(missing)}; expected file,gloss,cat (found: {found})",
-            )
-        ]
-    table.insert(len(table.columns), "line", np.arange(len(table)) + 2)
-    # A blank line reads as a row of empty strings: skip it silently, like a trailing newline.
-    blank = (table.drop(columns="line") == "").all(axis=1)
-    table = table[~blank]
-    if table.empty:
-        return None, [Problem("labels_empty", name, "the labels file has a header but no rows")]
-    return table, []
+        return read_table(path, REQUIRED_COLUMNS, "file,gloss,cat"), []
+    except TableError as error:
+        message = f"labels file not found: {path}" if error.kind == "missing" else error.message
+        return None, [Problem(_TABLE_PROBLEMS[error.kind], path.name, message)]
 
 
 def _parse_ids(table: pd.DataFrame, column: str, limit: Optional[int], where: str) -> tuple[pd.Series, list[Problem]]:
     """Integer ids as nullable Int64 (missing where unusable), and a problem per unusable one."""
-    text = table[column].str.strip()
-    number = pd.to_numeric(text, errors="coerce")
-    # Beyond 2**53 a float no longer holds every integer exactly: not a plausible class id anyway.
-    integral = number.notna() & (number.abs() < 2**53) & (number == np.floor(number))
-    ids = pd.Series(pd.NA, index=table.index, dtype="Int64")
-    ids[integral] = number[integral].astype("int64")
+    ids = integer_ids(table[column])
+    integral = ids.notna()
     problems = []
     for index in table.index[~integral]:
         value = table.at[index, column]
         problems.append(
             _row_problem("non_integer_id", table, index, where, f"{column} {value!r} is not an integer id")
         )
-    negative = integral & (number < 0)
+    negative = integral & (ids < 0)
     for index in table.index[negative]:
         problems.append(_row_problem("negative_id", table, index, where, f"{column} {ids[index]} is negative"))
     if limit is not None:
-        too_big = integral & (number >= limit)
+        too_big = integral & (ids >= limit)
         for index in table.index[too_big]:
             problems.append(
                 _row_problem(
@@ -129,7 +104,7 @@ def _parse_ids(table: pd.DataFrame, column: str, limit: Optional[int], where: st
 def _row_problem(kind: str, table: pd.DataFrame, index: object, where: str, message: str) -> Problem:
     clip = str(table.at[index, "file"]).strip()
     file = clip_stem(clip) + NPZ_SUFFIX if clip else where
-    return Problem(kind, file, f"{where} line {table.at[index, 'line']}: {message}")
+    return Problem(kind, file, f"{where} line {index}: {message}")
 
 
 def load_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optional[int] = None) -> LabelTable:
@@ -142,7 +117,7 @@ def load_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optiona
 
     named = table["file"].str.strip() != ""
     for index in table.index[~named]:
-        problems.append(Problem("bad_row", where, f"{where} line {table.at[index, 'line']}: no clip name in 'file'"))
+        problems.append(Problem("bad_row", where, f"{where} line {index}: no clip name in 'file'"))
     table = table[named].copy()
     table["file"] = table["file"].map(clip_stem)
 
@@ -152,8 +127,8 @@ def load_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optiona
 
     problems += _duplicate_problems(table, where)
     rows = table.drop_duplicates("file", keep="first")
-    rows = rows[["file", "gloss", "cat", "line"] + [c for c in rows.columns if c not in (*REQUIRED_COLUMNS, "line")]]
-    labels = LabelTable(path, rows.reset_index(drop=True), problems)
+    rows = rows[[*REQUIRED_COLUMNS] + [c for c in rows.columns if c not in REQUIRED_COLUMNS]]
+    labels = LabelTable(path, rows, problems)
     labels.problems += _gloss_category_problems(labels.usable, where)
     return labels
 
@@ -175,7 +150,7 @@ def _duplicate_problems(table: pd.DataFrame, where: str) -> list[Problem]:
             Problem(
                 "duplicate_row",
                 name + NPZ_SUFFIX,
-                f"{where} line {table.at[index, 'line']} repeats line {table.at[first, 'line']} {detail}",
+                f"{where} line {index} repeats line {first} {detail}",
             )
         )
     return problems
@@ -207,12 +182,15 @@ def _gloss_category_problems(rows: pd.DataFrame, where: str) -> list[Problem]:
 
 
 def read_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optional[int] = None) -> pd.DataFrame:
-    """Clean labels rows (`file`, `gloss`, `cat` as int64, `line`, extras) or `DataError`."""
+    """Clean labels rows (`file`, `gloss`, `cat` as int64, extras; index = line) or `DataError`."""
     labels = load_labels(path, num_gloss=num_gloss, num_cat=num_cat)
     errors = [p for p in labels.problems if p.is_error]
     if errors:
         more = f" (and {len(errors) - 1} more problems; run `slr validate` on the directory)" if len(errors) > 1 else ""
-        raise DataError(f"{errors[0]}{more}", path)
+        first = errors[0]
+        # A problem with the labels file itself is named by `path` already; one with a row names its clip.
+        text = first.message if first.file == path.name else str(first)
+        raise DataError(f"{text}{more}", path)
     rows = labels.rows.copy()
     rows["gloss"] = rows["gloss"].astype("int64")
     rows["cat"] = rows["cat"].astype("int64")

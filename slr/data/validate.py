@@ -210,7 +210,7 @@ def _match_labels_to_clips(labels: LabelTable, present: set[str], directory: Pat
     problems = []
     where = labels.path.name
     listed = set(labels.rows["file"])
-    for name, line in zip(labels.rows["file"], labels.rows["line"]):
+    for name, line in zip(labels.rows["file"], labels.rows.index):
         if name not in present:
             problems.append(
                 Problem("missing_clip", f"{name}.npz", f"{where} line {line} names it, but it is not in {directory}")
