@@ -19,6 +19,8 @@ S = TypeVar("S", bound=BaseModel)
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML or TOML mapping of settings; keys may use dashes or underscores."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a directory, not a config file", path)
     if not path.is_file():
         raise ConfigError("config file not found", path)
     try:
@@ -32,9 +34,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
             data = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text)
         else:
             raise ConfigError("unknown config format: use a .yaml, .yml or .toml file", path)
     except ConfigError:
@@ -45,7 +45,35 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping of setting names to values at the top level", path)
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    values = ConfigValues({str(k).replace("-", "_"): v for k, v in data.items()})
+    values.typed_keys = {str(k).replace("-", "_"): str(k) for k in data}
+    return values
+
+
+class ConfigValues(dict):
+    """Settings read from a file, keyed by field name; ``typed_keys`` keeps each key as written,
+    for messages."""
+
+    typed_keys: dict[str, str] = {}
+
+
+def _load_yaml(text: str) -> Any:
+    """yaml.safe_load, except that a key given twice is an error instead of the last one winning."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"setting '{key}' is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def field_key(model: type[BaseModel], name: str) -> str:
@@ -60,7 +88,8 @@ def check_known_keys(model: type[BaseModel], values: Mapping[str, Any], source: 
         if key not in known:
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             suggestion = f" (did you mean '{hint[0].replace('_', '-')}'?)" if hint else ""
-            raise ConfigError(f"unknown setting '{key}'{suggestion}", source)
+            typed = getattr(values, "typed_keys", {}).get(key, key)
+            raise ConfigError(f"unknown setting '{typed}'{suggestion}", source)
 
 
 def _flag_of(model: type[BaseModel], name: str) -> str:

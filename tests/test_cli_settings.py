@@ -149,3 +149,12 @@ def test_a_yaml_boolean_is_not_a_number(tmp_path):
     cfg.write_text("epochs: true\n")
     result = runner.invoke(app, ["train", "transformer", "--config", str(cfg)])
     assert result.exit_code == 2 and "--epochs: expected a number" in result.output
+
+
+def test_a_yaml_key_given_twice_and_a_directory_as_config_are_refused(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("epochs: 3\nlr: 0.001\nepochs: 5\n")
+    result = runner.invoke(app, ["train", "transformer", "--config", str(cfg)])
+    assert result.exit_code == 2 and "setting 'epochs' is given twice" in result.output
+    result = runner.invoke(app, ["train", "transformer", "--config", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory, not a config file" in result.output

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -82,6 +85,32 @@ def _sources(settings: TrainSettings) -> tuple[SplitSource, SplitSource]:
     return found[0], found[1]
 
 
+def _first_clip_has(directory: Path, key: str) -> bool:
+    """Whether the first clip file carries ``key`` (reads the archive's index only)."""
+    first = next(iter(sorted(directory.glob("*.npz"))), None)
+    if first is None:
+        return True
+    try:
+        with np.load(first, allow_pickle=False) as archive:
+            return key in archive.files
+    except Exception:  # unreadable files were already reported by the checks
+        return True
+
+
+def validate_command(settings: TrainSettings, src: SplitSource) -> str:
+    """`slr validate` with the flags of this run that change what it checks, so that it finds
+    the same problems training did (e.g. labels outside --num-gloss)."""
+    parts = ["slr", "validate", str(src.directory)]
+    if src.labels_csv != src.directory / "labels.csv":
+        parts += ["--labels-csv", str(src.labels_csv)]
+    parts += ["--num-gloss", str(settings.num_gloss), "--num-cat", str(settings.num_cat)]
+    if settings.kp_key != "X":
+        parts += ["--kp-key", settings.kp_key]
+    if model_spec(settings.model).input_kind != "keypoints" and settings.feature_key != "X2048":
+        parts += ["--feature-key", settings.feature_key]
+    return shlex.join(parts)
+
+
 def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) -> RunData:
     spec = model_spec(settings.model)
     keypoints = spec.input_kind == "keypoints"
@@ -105,7 +134,12 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         if report.warnings and dist.is_main:
             print_notice(
                 f"{src.directory}: {len(report.warnings)} warning(s) in the data; "
-                f"`slr validate {src.directory}` lists them"
+                f"`{validate_command(settings, src)}` lists them"
+            )
+        if fallback is not None and dist.is_main and not _first_clip_has(src.directory, key):
+            print_notice(
+                f"{src.directory}: clips without '{key}' (--feature-key): {settings.model} reads "
+                f"'{fallback}' from them ({report.widths.get(key, '?')} values per frame)"
             )
         dim = width or report.widths.get(key) or None
         datasets.append(

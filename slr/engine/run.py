@@ -42,7 +42,7 @@ class TrainOutcome:
 def resume_from_settings(settings: ResumeSettings) -> TrainOutcome:
     """Continue a run: the checkpoint's settings, overridden by any flags given to `slr resume`."""
     path = Path(settings.checkpoint)
-    state = ckpt.load_checkpoint(path)
+    state = ckpt.load_checkpoint(path, need="resume")
     stored = dict(state["settings"])
     stored.pop("resume", None)
     stored.update(_outputs_beside(path, stored, settings.overrides))
@@ -57,7 +57,7 @@ def train_from_settings(settings: TrainSettings) -> TrainOutcome:
     """`slr train`; with --resume, the given settings continue from that checkpoint's state."""
     if settings.resume is not None:
         path = Path(settings.resume)
-        state = ckpt.load_checkpoint(path)
+        state = ckpt.load_checkpoint(path, need="resume")
         given = settings.model_fields_set
         updates: dict[str, Any] = {}
         if "model" not in given:  # the guide's `train.py --resume CKPT ...` names no model
@@ -216,7 +216,9 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
         f"{MODEL_CLASS_NAMES[settings.model]}: {total_params:,} parameters ({trainable:,} trainable) "
         f"on {device} ({reason})",
         data.summary,
-        f"batch {settings.batch_size}" + (f" x {accumulation} accumulated" if accumulation > 1 else ""),
+        f"batch {settings.batch_size}"
+        + (f" per process x {runtime['world_size']} processes" if runtime["world_size"] > 1 else "")
+        + (f" x {accumulation} accumulated" if accumulation > 1 else ""),
         f"{runtime['num_workers']} workers",
     ]
     if amp is not None:

@@ -134,7 +134,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
-        ckpt.load_model_state(self.model, state, path)
+        ckpt.load_model_state(self.model, state, path, settings=self.s, input_dim=self.extras["input_dim"])
         stored = state.get("settings", {})
         if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
             raise CheckpointError(
@@ -148,7 +148,7 @@ class Trainer:
                 self.scheduler.load_state_dict(state["scheduler_state"])
             if state.get("scaler_state"):
                 self.scaler.load_state_dict(state["scaler_state"])
-        except (ValueError, KeyError, RuntimeError) as exc:
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
         self._apply_flags_over_resumed_state(stored)
         self.progress = RunProgress(
@@ -253,7 +253,7 @@ class Trainer:
         stop = bool(s.early_stop and p.stale_epochs >= s.early_stop)
         if stop:
             self.view.note(
-                f"early stop: no better val_gloss_acc for {p.stale_epochs} epochs "
+                f"early stop: no better val_gloss_acc for {p.stale_epochs} epoch{'s' if p.stale_epochs > 1 else ''} "
                 f"(best {p.best_metric:.4f} at epoch {p.best_epoch})"
             )
         return {**row, "stopped_early": stop}
