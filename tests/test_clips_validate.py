@@ -6,13 +6,17 @@ a message naming the file; the CLI cases check exit codes, output and the real d
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from slr.data.clips import read_clip, read_clip_width
 from slr.data.synthetic import SyntheticClips, make_synthetic_clips, write_clips, write_synthetic_dataset
 from slr.data.validate import check_training_data, validate_directory, validation_specs
 from slr.errors import DataError
+from slr.ui.validate_view import SHOWN_PER_KIND
 
 FIRST = "clip_0001_gloss 0.npz"  # the clean directory's first clip (gloss 0, category 0)
 
@@ -114,6 +119,36 @@ def _two_categories(d: Path) -> None:
     (d / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
+def _npy_member_not_npy(d: Path) -> None:
+    """An npz whose X.npy is a pickle, not a .npy array: numpy hands back raw bytes for it."""
+    with zipfile.ZipFile(d / FIRST, "w") as archive:
+        archive.writestr("X.npy", pickle.dumps(frames()))
+
+
+def _deep_header(d: Path) -> None:
+    """X.npy with a header of 4,000 nested parentheses: numpy quotes all of it in its error."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, frames(), version=(1, 0))
+    header = ("(" * 2000 + ")" * 2000).encode("latin1")
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    member = buffer.getvalue()[:6] + bytes([2, 0]) + len(header).to_bytes(4, "little") + header
+    with zipfile.ZipFile(d / FIRST, "w") as archive:
+        archive.writestr("X.npy", member + frames().tobytes())
+
+
+def _replace_with(make):
+    def edit(d: Path) -> None:
+        (d / FIRST).unlink()
+        make(d / FIRST)
+
+    return edit
+
+
+def _second_case(d: Path) -> None:
+    """The same clip name twice: labels.csv cannot say which of the two it means."""
+    shutil.copy(d / FIRST, d / (FIRST[:-4] + ".NPZ"))
+
+
 def _replace_label(old: str, new: str):
     def edit(d: Path) -> None:
         rows = labels_of(d)
@@ -156,6 +191,14 @@ CORPUS = [
     ("two-categories", _two_categories, {}, "gloss_in_two_categories", "labels.csv", "gloss 0 is in categories"),
     ("features-missing", lambda d: save(d, X=frames()), {"require_features": True, "feature_dim": 16}, "missing_key", FIRST, "no key 'X2048'"),
     ("features-width", lambda d: None, {"require_features": True}, "bad_width", None, "'X2048' is 16 wide, expected 2048 (required)"),
+    ("beyond-float32", lambda d: save(d, X=frames().astype(np.float64) * 1e300), {}, "non_finite", FIRST, "5 of 5 frames (5 of them only once read as float32"),
+    ("npy-member-not-npy", _npy_member_not_npy, {}, "unreadable", FIRST, "'X.npy' is not a .npy array"),
+    ("deep-header", _deep_header, {}, "unreadable", FIRST, "Cannot parse header"),
+    ("directory-as-clip", _replace_with(Path.mkdir), {}, "not_a_file", FIRST, "is a directory, not a clip file"),
+    ("broken-link-as-clip", _replace_with(lambda p: p.symlink_to(p.parent / "gone.npz")), {}, "not_a_file", FIRST, "is a broken symbolic link"),
+    ("fifo-as-clip", _replace_with(os.mkfifo), {}, "not_a_file", FIRST, "is a FIFO (named pipe), not a clip file"),
+    ("same-name-twice", _second_case, {}, "name_clash", FIRST[:-4] + ".NPZ", "cannot tell them apart"),
+    ("labels-directory", lambda d: (d / "labels.csv").unlink() or (d / "labels.csv").mkdir(), {}, "labels_unreadable", "labels.csv", "is a directory, not a CSV file"),
 ]
 
 
@@ -209,6 +252,46 @@ def test_every_problem_is_reported_in_one_run(broken):
     report = run_checks(broken, num_gloss=2)
     kinds = {p.kind for p in report.problems}
     assert {"unreadable", "empty_clip", "unlabelled_clip", "id_out_of_range"} <= kinds
+
+
+def test_a_member_that_is_not_npy_does_not_stop_the_check(broken):
+    _npy_member_not_npy(broken)
+    save(broken, "clip_0002_gloss 1.npz", X=frames(d=150))
+    report = run_checks(broken)
+    assert {(p.kind, p.file) for p in report.errors} == {("unreadable", FIRST), ("bad_width", "clip_0002_gloss 1.npz")}
+    for read in (read_clip, read_clip_width):  # what training, evaluate and predict call
+        with pytest.raises(DataError, match=r"gloss 0\.npz: 'X.npy' is not a .npy array"):
+            read(broken / FIRST, "X")
+
+
+@pytest.mark.parametrize(
+    "values, fragment",
+    [
+        (np.where(np.arange(5)[:, None] == 2, np.nan, frames()), "in 1 of 5 frames"),
+        (np.full((4, 156), -np.inf, np.float32), "in 4 of 4 frames"),
+        (frames().astype(np.float64) * 1e300, "5 of them only once read as float32"),
+    ],
+    ids=["nan", "inf", "beyond-float32"],
+)
+def test_read_clip_refuses_values_a_model_cannot_use(broken, values, fragment):
+    """read_clip is how training, `slr evaluate` and `slr predict` read clips: none may see NaN."""
+    save(broken, X=values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow is reported once, by name, not as a numpy warning
+        with pytest.raises(DataError, match="NaN or infinite values") as caught:
+            read_clip(broken / FIRST, "X")
+        report = run_checks(broken)
+    assert str(caught.value).startswith(f"{broken / FIRST}: 'X' has") and fragment in str(caught.value)
+    assert [p.kind for p in report.errors] == ["non_finite"]
+
+
+def test_quoted_error_text_is_cut_short(broken):
+    _deep_header(broken)
+    (problem,) = run_checks(broken).errors
+    assert len(problem.message) < 400 and "more characters]" in problem.message
+    with pytest.raises(DataError) as caught:
+        read_clip(broken / FIRST, "X")
+    assert len(str(caught.value)) < 400 + len(str(broken))
 
 
 def test_missing_directory_is_a_usage_error(tmp_path):
@@ -291,6 +374,25 @@ def test_cli_require_x2048_options(broken):
     save(broken, X2048=frames(d=16))  # a features-only clip: no keypoints needed
     assert cli(str(broken), "--require-x2048", "--feature-dim", "16").exit_code == 0
     assert cli(str(broken)).exit_code == 1
+
+
+def test_cli_labels_csv_that_is_a_directory(broken, tmp_path):
+    result = cli(str(broken), "--labels-csv", str(tmp_path))
+    assert result.exit_code == 2 and "is a directory, not a CSV file (--labels-csv)" in result.output
+
+
+def test_cli_lists_a_few_files_per_kind_and_no_width_for_an_absent_key(tmp_path):
+    """--require-x2048 on keypoint-only clips: one line per clip would bury everything else."""
+    write_synthetic_dataset(tmp_path, 30, num_gloss=2, with_features=False)
+    result = cli(str(tmp_path), "--require-x2048")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert sum("no key 'X2048'" in line for line in lines) == SHOWN_PER_KIND
+    assert f"  ... ({30 - SHOWN_PER_KIND} more of this kind; --json lists every one)" in lines
+    assert "X2048: - (in no readable clip), X: 156" in result.output  # not the required 2048
+    listed = json.loads(cli(str(tmp_path), "--require-x2048", "--json").output)
+    assert len(listed["problems"]["missing_key"]["items"]) == 30
+    assert listed["summary"]["widths"] == {"X2048": None, "X": 156}
 
 
 def test_original_file_layout_is_accepted(tmp_path):

@@ -240,3 +240,30 @@ def test_cached_pass_is_faster_on_real_data(asl_words_dir):
     assert len(dataset._cache) == len(dataset) == 419
     assert all(torch.equal(a.x, b.x) for a, b in zip(first, second))
     assert cached_pass < first_pass
+
+
+@pytest.mark.parametrize("values", [np.full((5, 156), np.nan), np.full((5, 156), 1e300)], ids=["nan", "beyond-float32"])
+def test_reading_a_clip_with_non_finite_values_names_it(clip_copy, values):
+    """`slr evaluate` reads clips like this (no validation first): it must refuse, not score NaN."""
+    first = sorted(clip_copy.glob("*.npz"))[0]
+    np.savez(first, X=values)
+    dataset = ClipDataset(clip_copy, cache=False, dim=156)
+    with pytest.raises(DataError, match="NaN or infinite values") as caught:
+        dataset[0]
+    assert str(caught.value).startswith(f"{first}: ")
+
+
+def test_a_labelled_clip_that_is_not_a_file_says_what_it_is(clip_copy):
+    first = sorted(clip_copy.glob("*.npz"))[0]
+    first.unlink()
+    first.mkdir()
+    with pytest.raises(DataError, match="is a directory, not a clip file") as caught:
+        ClipDataset(clip_copy)
+    assert str(caught.value).startswith(f"{first}: ")
+
+
+def test_two_files_for_one_clip_name_are_refused(clip_copy):
+    first = sorted(clip_copy.glob("*.npz"))[0]
+    shutil.copy(first, first.with_suffix(".NPZ"))
+    with pytest.raises(DataError, match="are the same clip .* keep one"):
+        ClipDataset(clip_copy)

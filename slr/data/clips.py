@@ -1,7 +1,9 @@
 """Reading clip files: one `.npz` per clip holding a 2-D float array `[T, D]` under a key.
 
 Two readers share the same rules: `inspect_clip` collects every problem of a file for
-`slr validate`, and `read_clip` returns the array or raises `DataError` for the dataset.
+`slr validate`, and `read_clip` returns the array or raises `DataError` for everything else
+(training, evaluation, prediction). Both check the array as training sees it, after the cast to
+float32: a float64 value beyond float32's range is finite on disk but infinite in the model.
 Arrays are always loaded with `allow_pickle=False`: an object array is refused before anything
 in it is unpickled. numpy only (no torch), so `slr validate` starts fast.
 """
@@ -11,12 +13,14 @@ from __future__ import annotations
 import collections
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from slr.errors import DataError
+from slr.data.files import describe_non_file
 from slr.data.problems import Problem
 
 T = TypeVar("T")
@@ -25,6 +29,8 @@ R = TypeVar("R")
 NPZ_SUFFIX = ".npz"
 _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
+#: Longest text quoted from an exception: a crafted .npy header can make numpy quote kilobytes.
+_QUOTE_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,49 @@ def clip_stem(name: str) -> str:
     return name[: -len(NPZ_SUFFIX)] if name.lower().endswith(NPZ_SUFFIX) else name
 
 
+@dataclass(frozen=True)
+class ClipListing:
+    """The entries of a clip directory named like clips (`*.npz`, any case).
+
+    `files`: the regular files (symbolic links to one included), sorted by name.
+    `not_files`: entries named like a clip that are something else, with what they are
+    ("a directory", "a broken symbolic link (to x)", ...), so that a labels row naming one is
+    not told the clip "is not in" the directory.
+    """
+
+    files: list[Path]
+    not_files: dict[Path, str]
+
+    @cached_property
+    def stems(self) -> set[str]:
+        """Every clip name present, whether its entry is usable or not."""
+        return {clip_stem(p.name) for p in [*self.files, *self.not_files]}
+
+    @cached_property
+    def clashes(self) -> dict[str, list[Path]]:
+        """Clip names that more than one file answers to (`a.npz` and `a.NPZ`): labels.csv can't tell them apart."""
+        by_stem: dict[str, list[Path]] = collections.defaultdict(list)
+        for path in self.files:
+            by_stem[clip_stem(path.name)].append(path)
+        return {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
+
+
+def scan_clip_dir(directory: Path) -> ClipListing:
+    """The `*.npz` entries directly in `directory` (subdirectories are not searched)."""
+    files, not_files = [], {}
+    for path in sorted(Path(directory).iterdir()):
+        if path.suffix.lower() != NPZ_SUFFIX:
+            continue
+        if path.is_file():
+            files.append(path)
+        else:
+            not_files[path] = describe_non_file(path)
+    return ClipListing(files, not_files)
+
+
 def list_clip_files(directory: Path) -> list[Path]:
     """The `.npz` files directly in `directory`, sorted by name (subdirectories are not searched)."""
-    return sorted(p for p in Path(directory).iterdir() if p.suffix.lower() == NPZ_SUFFIX and p.is_file())
+    return scan_clip_dir(directory).files
 
 
 def most_common_width(widths: Iterable[int]) -> Optional[int]:
@@ -90,6 +136,8 @@ def map_files(read: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 def _open_archive(path: Path) -> "np.lib.npyio.NpzFile":
     """Open an npz, telling apart the usual ways a file is not one."""
+    if not path.is_file():  # say what it is; and opening a FIFO would wait forever for a writer
+        raise ClipProblem("unreadable", f"is {describe_non_file(path)}, not a clip file")
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(_NPY_MAGIC))
@@ -112,8 +160,15 @@ def _describe(exc: BaseException) -> str:
     name = type(exc).__name__
     if name == "error":  # zlib.error and friends: the module says what failed
         name = f"{type(exc).__module__}.error"
-    text = str(exc).strip()
+    text = _shorten(str(exc).strip())
     return f"{name}: {text}" if text else name
+
+
+def _shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
+    """`text`, cut to `limit` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, np.ndarray] | None:
@@ -139,6 +194,8 @@ def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, 
         raise ClipProblem("unreadable", f"cannot read {key!r} ({_describe(exc)})") from None
     except Exception as exc:  # a damaged member: bad CRC, zlib error, short read
         raise ClipProblem("unreadable", f"cannot read {key!r} ({_describe(exc)})") from None
+    if not isinstance(array, np.ndarray):  # numpy hands back the raw bytes of a member without the .npy magic
+        raise ClipProblem("unreadable", f"'{key}.npy' is not a .npy array (it does not start like one)")
     if array.dtype.kind not in "iuf":
         raise ClipProblem("bad_dtype", f"{key!r} has dtype {array.dtype}, expected numbers (float or int)")
     if array.ndim != 2:
@@ -148,12 +205,35 @@ def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, 
     return key, array
 
 
-def _content_problems(key: str, array: np.ndarray, max_zero_frames: float) -> list[tuple[str, str]]:
+def to_float32(array: np.ndarray) -> np.ndarray:
+    """The array as training reads it. A value beyond float32's range becomes inf here, which
+    `non_finite_message` then reports; numpy's overflow warning would only repeat that, unnamed."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(array, dtype=np.float32)
+
+
+def non_finite_message(key: str, original: np.ndarray, as_float32: np.ndarray) -> Optional[str]:
+    """Why the clip cannot be used if it has NaN or infinite values once read as float32, else None."""
+    bad = int((~np.isfinite(as_float32)).any(axis=1).sum())
+    if not bad:
+        return None
+    message = f"{key!r} has NaN or infinite values in {bad} of {len(as_float32)} frames"
+    if original.dtype.kind == "f" and original.dtype != np.float32:
+        overflow = bad - int((~np.isfinite(original)).any(axis=1).sum())
+        if overflow:
+            message += (
+                f" ({overflow} of them only once read as float32, as slr reads clips: "
+                f"values beyond ±{np.finfo(np.float32).max:.1e})"
+            )
+    return message
+
+
+def _content_problems(key: str, original: np.ndarray, array: np.ndarray, max_zero_frames: float) -> list[tuple[str, str]]:
+    """Problems in the values of `array` (the float32 copy of `original`, as training sees it)."""
     found = []
-    if array.dtype.kind == "f":
-        bad_frames = int((~np.isfinite(array)).any(axis=1).sum())
-        if bad_frames:
-            found.append(("non_finite", f"{key!r} has NaN or infinite values in {bad_frames} of {len(array)} frames"))
+    non_finite = non_finite_message(key, original, array)
+    if non_finite:
+        found.append(("non_finite", non_finite))
     zero_frames = int((array == 0).all(axis=1).sum())
     if zero_frames / len(array) > max_zero_frames:
         found.append(
@@ -167,7 +247,10 @@ def _content_problems(key: str, array: np.ndarray, max_zero_frames: float) -> li
 
 
 def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.5) -> ClipInspection:
-    """Every problem of one clip file; widths are checked later, against the whole directory."""
+    """Every problem of one clip file; widths are checked later, against the whole directory.
+
+    The arrays it keeps are the float32 copies training would use.
+    """
     report = ClipInspection(file=path.name)
     try:
         archive = _open_archive(path)
@@ -183,15 +266,21 @@ def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.
                 continue
             if found is None:
                 continue
-            key, array = found
+            key, original = found
+            array = to_float32(original)
             report.arrays[spec.key] = array
-            for kind, message in _content_problems(key, array, max_zero_frames):
+            for kind, message in _content_problems(key, original, array, max_zero_frames):
                 report.problems.append(Problem(kind, path.name, message))
     return report
 
 
 def read_clip(path: Path, key: str, fallback_key: Optional[str] = None, width: Optional[int] = None) -> np.ndarray:
-    """The clip's `[T, D]` array as float32, or `DataError` naming the file and the problem."""
+    """The clip's `[T, D]` array as float32, or `DataError` naming the file and the problem.
+
+    The one way training, evaluation and prediction read a clip: besides the checks `slr
+    validate` makes (readable, numeric, 2-D, T > 0, the width when given) it refuses NaN and
+    infinite values, counted after the cast to float32, so no model ever sees them.
+    """
     spec = ArraySpec(key, fallback_key, width)
     try:
         with _open_archive(path) as archive:
@@ -202,7 +291,11 @@ def read_clip(path: Path, key: str, fallback_key: Optional[str] = None, width: O
     used_key, array = found
     if width is not None and array.shape[1] != width:
         raise DataError(f"{used_key!r} has width {array.shape[1]}, expected {width}", path)
-    return np.asarray(array, dtype=np.float32)
+    as_float32 = to_float32(array)
+    non_finite = non_finite_message(used_key, array, as_float32)
+    if non_finite:
+        raise DataError(non_finite, path)
+    return as_float32
 
 
 _HEADER_READERS = {
@@ -212,7 +305,11 @@ _HEADER_READERS = {
 
 
 def read_clip_width(path: Path, key: str, fallback_key: Optional[str] = None) -> int:
-    """The width D of a clip's `[T, D]` array, from the array's header alone (no data is read)."""
+    """The width D of a clip's `[T, D]` array, from the array's header alone (no data is read).
+
+    A file whose header cannot be read this way is read in full by `read_clip`, so that a
+    broken clip gets the same message here as anywhere else.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -227,8 +324,8 @@ def read_clip_width(path: Path, key: str, fallback_key: Optional[str] = None) ->
                 shape = reader(handle)[0]
     except DataError:
         raise
-    except Exception as exc:  # not a zip, damaged header: same message as a full read would give
-        raise DataError(f"cannot read ({_describe(exc)})", path) from None
+    except Exception:  # not a zip, not a .npy member, damaged header: let the full read say what is wrong
+        return read_clip(path, key, fallback_key).shape[1]
     if len(shape) != 2:
         raise DataError(f"{member[:-4]!r} has shape {list(shape)}, expected [T, D]", path)
     return int(shape[1])

@@ -25,7 +25,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset, get_worker_info
 
-from slr.data.clips import clip_stem, list_clip_files, map_files, most_common_width, read_clip, read_clip_width
+from slr.data.clips import ClipListing, clip_stem, map_files, most_common_width, read_clip, read_clip_width, scan_clip_dir
 from slr.data.frames import LongClipPolicy, fit_length
 from slr.data.labels import class_names_from_clips, read_labels
 from slr.errors import DataError
@@ -82,6 +82,22 @@ def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
         cat=torch.tensor([s.cat for s in samples], dtype=torch.long),
         index=torch.tensor([s.index for s in samples], dtype=torch.long),
     )
+
+
+def _check_labelled_clips(listing: ClipListing, names: list[str], labels_csv: Path, directory: Path) -> None:
+    """`DataError` unless every clip labels.csv names is exactly one regular file in the directory."""
+    not_files = {clip_stem(p.name): (p, what) for p, what in listing.not_files.items()}
+    for name in names:  # say what is in the way rather than "not in the directory"
+        if name in not_files:
+            path, what = not_files[name]
+            raise DataError(f"is {what}, not a clip file ({labels_csv.name} names clip {name!r})", path)
+        if name in listing.clashes:
+            shown = " and ".join(p.name for p in listing.clashes[name])
+            raise DataError(f"{shown} are the same clip {name!r} to {labels_csv.name}: keep one", directory)
+    missing = [name for name in names if name not in listing.stems]
+    if missing:
+        shown = ", ".join(f"{m}.npz" for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise DataError(f"{len(missing)} clip(s) named in {labels_csv.name} are not in {directory}: {shown}")
 
 
 def _in_worker() -> bool:
@@ -146,11 +162,9 @@ class ClipDataset(Dataset):
             raise DataError("clip directory not found", directory)
         labels_csv = Path(labels_csv) if labels_csv is not None else directory / "labels.csv"
         self.rows = read_labels(labels_csv)
-        files = {clip_stem(p.name): p for p in list_clip_files(directory)}
-        missing = [name for name in self.rows["file"] if name not in files]
-        if missing:
-            shown = ", ".join(f"{m}.npz" for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
-            raise DataError(f"{len(missing)} clip(s) named in {labels_csv.name} are not in {directory}: {shown}")
+        listing = scan_clip_dir(directory)
+        _check_labelled_clips(listing, list(self.rows["file"]), labels_csv, directory)
+        files = {clip_stem(p.name): p for p in listing.files}
         self.names = list(self.rows["file"])
         self.gloss = self.rows["gloss"].to_numpy(dtype=np.int64)
         self.cat = self.rows["cat"].to_numpy(dtype=np.int64)

@@ -23,6 +23,8 @@ class ProblemKind:
 KINDS: dict[str, ProblemKind] = {
     # the directory and the clip files
     "no_clips": ProblemKind("error", "No clip files"),
+    "not_a_file": ProblemKind("error", "Named like a clip but not a file"),
+    "name_clash": ProblemKind("error", "Several files for one clip name"),
     "unreadable": ProblemKind("error", "Unreadable or corrupt archive"),
     "missing_key": ProblemKind("error", "Missing key"),
     "object_array": ProblemKind("error", "Object array (refused, never unpickled)"),

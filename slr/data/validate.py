@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from slr.data.clips import ArraySpec, clip_stem, inspect_clip, list_clip_files, map_files, most_common_width
+from slr.data.clips import ArraySpec, ClipListing, clip_stem, inspect_clip, map_files, most_common_width, scan_clip_dir
+from slr.data.files import describe_non_file
 from slr.data.labels import LabelTable, load_labels
 from slr.data.problems import KINDS, Problem, group_by_kind
 from slr.errors import DataError
@@ -141,11 +142,13 @@ def validate_directory(
         raise DataError("not a directory", directory)
     labels_csv = Path(labels_csv) if labels_csv is not None else directory / "labels.csv"
 
-    files = list_clip_files(directory)
+    listing = scan_clip_dir(directory)
+    files = listing.files
     facts = _inspect_all(files, specs, max_zero_frames, keep_clips)
     problems: list[Problem] = []
-    if not files:
+    if not listing.stems:
         problems.append(Problem("no_clips", directory.name or str(directory), f"no .npz files in {directory}"))
+    problems += _listing_problems(listing, labels_csv.name)
     for clip in facts:
         problems += clip.problems
     widths, width_problems = _check_widths(facts, specs)
@@ -154,7 +157,7 @@ def validate_directory(
 
     labels = load_labels(labels_csv, num_gloss=num_gloss, num_cat=num_cat)
     problems += labels.problems
-    present = {clip_stem(path.name) for path in files}
+    present = listing.stems  # a labelled clip that is not a file is reported above, not as missing
     problems += _match_labels_to_clips(labels, present, directory)
     class_counts = _count_classes(labels, present)
     problems += _empty_classes(class_counts, {"gloss": num_gloss, "cat": num_cat}, labels)
@@ -166,7 +169,7 @@ def validate_directory(
         problems=problems,
         widths=widths,
         frames=[c.shapes[main_key][0] for c in facts if main_key in c.shapes],
-        clip_files=len(files),
+        clip_files=len(files) + len(listing.not_files),
         readable_clips=sum(1 for c in facts if c.path.name not in unusable),
         labels=labels,
         class_counts=class_counts,
@@ -180,21 +183,42 @@ def _inspect_all(files: list[Path], specs: list[ArraySpec], max_zero_frames: flo
     def inspect(path: Path) -> _ClipFacts:
         found = inspect_clip(path, specs, max_zero_frames)
         shapes = {key: (a.shape[0], a.shape[1]) for key, a in found.arrays.items()}
-        array = found.arrays.get(main_key) if keep else None
-        if array is not None:
-            array = array.astype(np.float32, copy=False)
+        array = found.arrays.get(main_key) if keep else None  # float32 already
         return _ClipFacts(path, found.problems, shapes, array)
 
     return map_files(inspect, files)
 
 
+def _listing_problems(listing: ClipListing, labels_name: str) -> list[Problem]:
+    """Entries named like clips that are not files, and clip names more than one file answers to."""
+    problems = [
+        Problem("not_a_file", path.name, f"is {what}, not a clip file")
+        for path, what in listing.not_files.items()
+    ]
+    for stem, paths in listing.clashes.items():
+        names = " and ".join(p.name for p in paths)
+        problems.append(
+            Problem(
+                "name_clash",
+                paths[0].name,
+                f"{names} are the same clip {stem!r} to {labels_name}, which cannot tell them apart: keep one",
+            )
+        )
+    return problems
+
+
 def _check_widths(facts: list[_ClipFacts], specs: list[ArraySpec]) -> tuple[dict[str, Optional[int]], list[Problem]]:
-    """The expected width per key (as set, or the most common one) and a problem per misfit."""
+    """The expected width per key (as set, or the most common one) and a problem per misfit.
+
+    The widths returned are for the summary: a key no readable clip carries has None there,
+    even when its width was set (a set width is a requirement, not something found).
+    """
     widths: dict[str, Optional[int]] = {}
     problems = []
     for spec in specs:
-        expected = spec.width or most_common_width(c.shapes[spec.key][1] for c in facts if spec.key in c.shapes)
-        widths[spec.key] = expected
+        found = [c.shapes[spec.key][1] for c in facts if spec.key in c.shapes]
+        expected = spec.width or most_common_width(found)
+        widths[spec.key] = expected if found else None
         why = "required" if spec.width else "the most common width in this directory"
         for clip in facts:
             shape = clip.shapes.get(spec.key)
@@ -326,8 +350,10 @@ def run_validate(settings: ValidateSettings) -> int:
     from slr.ui.validate_view import print_validation_json, print_validation_report
 
     if settings.labels_csv is not None and not Path(settings.labels_csv).is_file():
-        # A path typed on the command line that does not exist is a usage error, not a data one.
-        raise DataError("labels file not found (--labels-csv)", settings.labels_csv)
+        # A path typed on the command line that is not a file is a usage error, not a data one.
+        what = describe_non_file(Path(settings.labels_csv))
+        message = "labels file not found" if what == "not found" else f"is {what}, not a CSV file"
+        raise DataError(f"{message} (--labels-csv)", settings.labels_csv)
     report = validate_directory(
         settings.directory,
         settings.labels_csv,

@@ -1,6 +1,9 @@
 """How `slr validate` shows its report: rich tables on a terminal, plain lines in a pipe, or JSON.
 
-Every problem is listed (grouped by kind, each naming its file), then a summary.
+Problems are grouped by kind, each naming its file, then a summary. A kind lists at most
+`SHOWN_PER_KIND` files, then says how many more there are: one mistake repeated in every clip
+(`--require-x2048` on keypoint-only data) would otherwise print thousands of identical lines and
+push the other kinds off the screen. `--json` lists every problem.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ if TYPE_CHECKING:
     from slr.data.validate import ValidationReport
 
 _STYLE = {"error": "bold red", "warning": "yellow"}
+#: Problems printed per kind before the rest are counted in one line.
+SHOWN_PER_KIND = 20
+
+
+def _more_line(found: list) -> str | None:
+    hidden = len(found) - SHOWN_PER_KIND
+    if hidden <= 0:
+        return None
+    return f"... ({hidden} more of this kind; --json lists every one)"
 
 
 def print_validation_json(report: "ValidationReport") -> None:
@@ -45,11 +57,16 @@ def summary_rows(report: "ValidationReport") -> list[tuple[str, str]]:
             f"{summary['labelled_clips']} labelled",
         ),
         ("frames", f"min {frames['min']}, median {frames['median']:g}, max {frames['max']}" if frames else "-"),
-        ("width", ", ".join(f"{k}: {w if w is not None else '-'}" for k, w in summary["widths"].items())),
+        ("width", ", ".join(_width(key, width) for key, width in summary["widths"].items())),
     ]
     for column, label in (("gloss", "gloss classes"), ("cat", "categories")):
         rows.append((label, _class_line(summary["classes"][column])))
     return rows
+
+
+def _width(key: str, width: int | None) -> str:
+    # None: no readable clip has the key, so there is no width to show (even a required one)
+    return f"{key}: {width}" if width is not None else f"{key}: - (in no readable clip)"
 
 
 def _class_line(classes: dict[str, Any]) -> str:
@@ -77,8 +94,11 @@ def _print_lines(report: "ValidationReport") -> None:
     for kind, found in group_by_kind(report.problems).items():
         info = KINDS[kind]
         line(f"{info.severity.upper()}: {info.title} ({len(found)})")
-        for problem in found:
+        for problem in found[:SHOWN_PER_KIND]:
             line(f"  {problem.file}: {problem.message}")
+        more = _more_line(found)
+        if more:
+            line(f"  {more}")
     rows = summary_rows(report)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -98,8 +118,11 @@ def _print_tables(report: "ValidationReport") -> None:
             info = KINDS[kind]
             style = _STYLE[info.severity]
             label = f"[{style}]{info.severity}[/]\n{escape(info.title)} ({len(found)})"
-            for i, problem in enumerate(found):
+            for i, problem in enumerate(found[:SHOWN_PER_KIND]):
                 table.add_row(label if i == 0 else "", Text(problem.file), Text(problem.message))
+            more = _more_line(found)
+            if more:
+                table.add_row("", "", Text(more))
             table.add_section()
         console.print(table)
     summary = Table(title="Summary", title_justify="left", show_header=False)
