@@ -239,3 +239,17 @@ def test_workers_give_the_same_run(clips, tmp_path):
     zero = run_training(settings(clips, tmp_path / "w0", num_workers=0, **common))
     two = run_training(settings(clips, tmp_path / "w2", num_workers=2, **common))
     assert_same_history(zero.history, two.history)
+
+
+def test_the_validate_hint_repeats_the_flags_that_found_the_problem(clips, tmp_path):
+    # Gloss ids 0-3 with --num-gloss 3: `slr validate DIR` alone would find nothing wrong.
+    result = CliRunner().invoke(
+        app,
+        ["train", "transformer", "--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
+         "--num-gloss", "3", "--num-cat", "2", "--kp-key", "X", "--output-dir", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    hint = result.output.split("run `")[-1].split("`")[0]
+    assert hint.startswith("slr validate ") and "--num-gloss 3 --num-cat 2" in hint
+    validate = CliRunner().invoke(app, hint.split()[1:])
+    assert validate.exit_code == 1  # the suggested command finds the same problem

@@ -291,11 +291,14 @@ def check_training_data(
     num_cat: Optional[int],
     max_zero_frames: float = 0.5,
     keep_clips: bool = True,
+    validate_hint: Optional[str] = None,
 ) -> ValidationReport:
     """Run the `slr validate` checks for training; raise `DataError` with a short summary on errors.
 
     Warnings stay in the returned report for the caller to show. With `keep_clips` the report's
     `clips` feed `ClipDataset(..., preloaded=report.clips)`, so every file is read once.
+    ``validate_hint`` is the `slr validate ...` command the summary suggests (with the run's flags
+    that change the checks); by default one built from the directory and labels file alone.
     """
     spec = ArraySpec(key, fallback_key, require_dim)
     report = validate_directory(
@@ -308,19 +311,20 @@ def check_training_data(
         keep_clips=keep_clips,
     )
     if report.errors:
-        raise DataError(_error_summary(report), directory)
+        raise DataError(_error_summary(report, validate_hint), directory)
     return report
 
 
-def _error_summary(report: ValidationReport) -> str:
+def _error_summary(report: ValidationReport, command: Optional[str] = None) -> str:
     lines = [f"{len(report.errors)} problem(s) in the training data:"]
     for kind, found in group_by_kind(report.errors).items():
         files = ", ".join(p.file for p in found[:_FILES_NAMED_PER_KIND])
         more = f", ... ({len(found) - _FILES_NAMED_PER_KIND} more)" if len(found) > _FILES_NAMED_PER_KIND else ""
         lines.append(f"  {KINDS[kind].title}: {len(found)} ({files}{more}); e.g. {found[0].message}")
-    command = f"slr validate {shlex.quote(str(report.directory))}"
-    if report.labels_csv != report.directory / "labels.csv":
-        command += f" --labels-csv {shlex.quote(str(report.labels_csv))}"
+    if command is None:
+        command = f"slr validate {shlex.quote(str(report.directory))}"
+        if report.labels_csv != report.directory / "labels.csv":
+            command += f" --labels-csv {shlex.quote(str(report.labels_csv))}"
     lines.append(f"run `{command}` for the full report")
     return "\n".join(lines)
 

@@ -130,6 +130,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             require_dim=width,
             num_gloss=settings.num_gloss,
             num_cat=settings.num_cat,
+            validate_hint=validate_command(settings, src),
         )
         if report.warnings and dist.is_main:
             print_notice(
