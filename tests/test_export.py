@@ -132,15 +132,59 @@ def test_torchscript_loads_in_a_python_without_slr(checkpoints, tmp_path, model,
 
 def test_a_failed_check_exits_non_zero_and_leaves_no_file(checkpoints, tmp_path):
     target = tmp_path / "model.onnx"
-    target.write_text("an earlier export")  # never replaced by a file that failed its check
+    first = runner.invoke(app, ["export", str(checkpoints["iv3_gru"]), "--format", "onnx", "--output", str(target)])
+    assert first.exit_code == 0, first.output
+    earlier = target.read_bytes()  # an earlier export: never replaced by a file that failed its check
     result = runner.invoke(
         app, ["export", str(checkpoints["iv3_gru"]), "--format", "onnx", "--output", str(target), "--tolerance", "1e-30"]
     )
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "differ from PyTorch" in result.output
     assert "nothing was written" in result.output
-    assert target.read_text() == "an earlier export"
+    assert target.read_bytes() == earlier
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def refused(args: list[str], *needles: str) -> None:
+    result = runner.invoke(app, ["export", *args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+def test_output_never_replaces_the_checkpoint_or_a_file_that_is_not_such_an_export(tmp_path):
+    ckpt = write_checkpoint(tmp_path / "SignTransformer_best.pt", "transformer", 20)
+    other_run = write_checkpoint(tmp_path / "other" / "SignTransformer_last.pt", "transformer", 20)
+    hard_link = tmp_path / "link.pt"
+    os.link(ckpt, hard_link)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    onnx_export = tmp_path / "model.onnx"
+    assert runner.invoke(app, ["export", str(ckpt), "--format", "onnx", "--output", str(onnx_export)]).exit_code == 0
+    before = {p: p.read_bytes() for p in (ckpt, other_run, notes, onnx_export)}
+
+    refused([str(ckpt), "--format", "torchscript", "--output", str(ckpt)], str(ckpt), "the checkpoint being exported")
+    refused([str(ckpt), "--format", "onnx", "--output", str(hard_link)], "link.pt", "the checkpoint being exported")
+    refused([str(ckpt), "--format", "torchscript", "--output", str(other_run)], str(other_run), "PyTorch checkpoint")
+    refused([str(ckpt), "--format", "onnx", "--output", str(notes)], "notes.txt", "not an ONNX model")
+    refused([str(ckpt), "--format", "torchscript", "--output", str(onnx_export)], "model.onnx", "not a TorchScript")
+    refused([str(ckpt), "--format", "torchscript", "--output", str(notes / "m.ts.pt")], "notes.txt",
+            "not a directory")
+    assert {p: p.read_bytes() for p in before} == before
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary files either
+
+
+def test_an_earlier_export_of_the_same_format_is_replaced(tmp_path):
+    old = write_checkpoint(tmp_path / "old.pt", "transformer", 20, num_gloss=4)
+    new = write_checkpoint(tmp_path / "new.pt", "transformer", 20, num_gloss=6)
+    target = tmp_path / "deploy.ts.pt"
+    for ckpt in (old, new):
+        result = runner.invoke(app, ["export", str(ckpt), "--format", "torchscript", "--output", str(target)])
+        assert result.exit_code == 0, result.output
+    gloss, _ = torch.jit.load(str(target))(torch.zeros(1, 3, 20), torch.ones(1, 3, dtype=torch.bool))
+    assert gloss.shape == (1, 6)  # the second export's model
 
 
 def test_bad_inputs(checkpoints, tmp_path):

@@ -287,6 +287,70 @@ def _needs(module: str, why: str) -> None:
         raise ConfigError(f"--format onnx needs the '{module}' package ({why}): pip install {module}")
 
 
+# --- what --output may replace -----------------------------------------------------------------
+
+_FORMAT_NAMES = {"torchscript": "a TorchScript export", "onnx": "an ONNX model"}
+
+
+def check_output(output: Path, checkpoint: Path, fmt: str) -> None:
+    """Refuse an --output that would destroy something: the checkpoint being exported, or an existing
+    file other than an earlier export of the same format (a training checkpoint, a log, anything)."""
+    from slr.analysis.outputs import check_output_file, same_file
+
+    check_output_file(output, "--output")
+    if same_file(output, checkpoint):
+        raise ConfigError("--output is the checkpoint being exported; give another file name", output)
+    if not (output.exists() or output.is_symlink()):
+        return
+    found = _export_format(output)
+    if found != fmt:
+        what = _FORMAT_NAMES[found] if found else ("a PyTorch checkpoint" if _is_torch_save(output) else "another file")
+        raise ConfigError(
+            f"--output exists and is {what}, not {_FORMAT_NAMES[fmt]}; only an earlier {fmt} export is "
+            "replaced: give another file name, or remove the file first",
+            output,
+        )
+
+
+def _export_format(path: Path) -> str | None:
+    """"torchscript" or "onnx" when ``path`` holds such a model, else None."""
+    members = _zip_members(path)
+    if members is None:
+        return "onnx" if _is_onnx(path) else None
+    inner = [name.split("/", 1)[-1] for name in members]  # below the archive's top folder
+    # TorchScript archives hold the model's code; torch.save files (checkpoints) do not.
+    return "torchscript" if "constants.pkl" in inner and any(m.startswith("code/") for m in inner) else None
+
+
+def _zip_members(path: Path) -> list[str] | None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+
+
+def _is_torch_save(path: Path) -> bool:
+    return any(name.split("/", 1)[-1] == "data.pkl" for name in _zip_members(path) or [])
+
+
+def _is_onnx(path: Path) -> bool:
+    """An ONNX ModelProto with a graph. Exporters write ir_version (field 1, varint: byte 0x08) first,
+    which rules out most other files before parsing them."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(1) != b"\x08":
+                return False
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not installed, unreadable, or not a protobuf of this type: not an ONNX model
+        return False
+    return model.ir_version > 0 and len(model.graph.node) > 0
+
+
 def export_model(settings: ExportSettings) -> ExportResult:
     """Export, check against PyTorch, and move into place; `ExportFailed` (exit 1) leaves no file."""
     import torch
@@ -297,10 +361,9 @@ def export_model(settings: ExportSettings) -> ExportResult:
     if fmt == "onnx":
         _needs("onnx", "to write the file")
         _needs("onnxruntime", "to check the exported model")
-    loaded = load_model(settings.checkpoint, "cpu")
     output = Path(settings.output) if settings.output else default_output(settings.checkpoint, fmt)
-    if output.exists() and output.is_dir():
-        raise ConfigError("--output is a directory; give a file name", output)
+    check_output(output, Path(settings.checkpoint), fmt)
+    loaded = load_model(settings.checkpoint, "cpu")
     output.parent.mkdir(parents=True, exist_ok=True)
     wrapper = _wrapper(loaded.model)
     meta = metadata(loaded)
