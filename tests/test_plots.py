@@ -75,3 +75,49 @@ def test_bad_logs_are_one_message_and_exit_2(tmp_path):
         assert result.exit_code == 2, result.output
         assert needle in result.output and path.name in result.output and "Traceback" not in result.output
         assert not path.with_suffix(".png").exists()
+
+
+def test_unsupported_formats_are_refused_before_anything_is_written(tmp_path):
+    log = write_log(tmp_path / "log.csv")
+    before = log.read_bytes()
+    for name in ("curves.xyz", "log.csv", "SignTransformer_best.pt"):
+        target = tmp_path / name
+        result = runner.invoke(app, ["plot", str(log), "--output", str(target)])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {target}:"), result.output
+        assert ".png, .pdf, .svg" in result.output and "internal error" not in result.output
+    assert log.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
+
+
+def test_the_path_reported_is_the_file_written(tmp_path):
+    log = write_log(tmp_path / "log.csv")
+    result = runner.invoke(app, ["plot", str(log), "--output", str(tmp_path / "noext")])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"training curves: {tmp_path / 'noext.png'}"
+    assert_png(tmp_path / "noext.png")
+    assert not (tmp_path / "noext").exists()
+
+    result = runner.invoke(app, ["plot", str(log), "--output", str(tmp_path / "curves.PDF")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "curves.PDF").read_bytes()[:5] == b"%PDF-"
+
+    (tmp_path / "figures").mkdir()
+    result = runner.invoke(app, ["plot", str(log), "--output", str(tmp_path / "figures")])
+    assert result.exit_code == 2 and "is a directory; give a file name" in result.output, result.output
+    assert not (tmp_path / "figures.png").exists()
+
+
+def test_epoch_ticks_are_whole_numbers(tmp_path):
+    from slr.analysis.plots import draw_training_curves, read_log
+
+    fig = draw_training_curves(read_log(write_log(tmp_path / "log.csv", epochs=3)))
+    try:
+        for ax in fig.axes:
+            ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+            assert ticks == [1, 2, 3], ticks  # not 1.0, 1.25, 1.5, ...
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

@@ -1,21 +1,56 @@
-"""Training curves from a log CSV: loss and accuracies per epoch, as a PNG beside the log."""
+"""Training curves from a log CSV: loss and accuracies per epoch, as a PNG beside the log (or --output)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from slr.errors import DataError
+from slr.analysis.outputs import check_output_file, same_file
+from slr.engine.atomic import write_atomically
+from slr.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+#: Image formats `--output` may name by its suffix. Not pgf (needs LaTeX) nor raw/rgba (pixel dumps).
+FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+
+
+def output_path(log_csv: Path, output: Optional[Path]) -> tuple[Path, str]:
+    """Where the curves go and in which format, checked. The suffix decides the format; none means
+    PNG, added to the name (matplotlib adds it anyway: this way the path reported is the file written)."""
+    path = Path(output) if output is not None else Path(log_csv).with_suffix(".png")
+    check_output_file(path, "--output")  # a directory is refused, not turned into DIR.png
+    fmt = path.suffix.lower().lstrip(".")
+    if not fmt:
+        path, fmt = path.with_name(path.name + ".png"), "png"
+        check_output_file(path, "--output")
+    if fmt not in FORMATS:
+        listed = ", ".join("." + f for f in FORMATS)
+        raise ConfigError(f"--output: cannot draw a .{fmt} file; use one of: {listed}", path)
+    if same_file(path, log_csv):
+        raise ConfigError("--output is the log itself; give another name", path)
+    return path, fmt
 
 
 def plot_training_curves(log_csv: Path, output: Optional[Path] = None) -> Path:
-    import matplotlib
+    """Draw the curves of ``log_csv``; returns the file written."""
+    log_csv = Path(log_csv)
+    output, fmt = output_path(log_csv, output)  # before reading: a bad --output fails at once
+    fig = draw_training_curves(read_log(log_csv))
+    try:
+        # Atomic: a redraw while a run is going, or a failed one, never leaves half an image.
+        write_atomically(output, lambda f: fig.savefig(f, format=fmt, dpi=100))
+    finally:
+        _pyplot().close(fig)
+    return output
 
-    matplotlib.use("Agg")  # files only: no display needed, none is touched
-    import matplotlib.pyplot as plt
+
+def read_log(log_csv: Path) -> "pd.DataFrame":
+    """The log's rows, with the plotted columns as numbers (an unreadable cell becomes a gap)."""
     import pandas as pd
 
-    log_csv = Path(log_csv)
     try:
         log = pd.read_csv(log_csv)
     except FileNotFoundError:
@@ -33,8 +68,14 @@ def plot_training_curves(log_csv: Path, output: Optional[Path] = None) -> Path:
         if values.isna().all() and column in ("epoch", "train_loss"):
             raise DataError(f"column {column!r} holds no numbers", log_csv)
         log[column] = values  # a blank or unreadable cell is a gap in the curve, not a crash
-    output = Path(output) if output else log_csv.with_suffix(".png")
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    return log
+
+
+def draw_training_curves(log: "pd.DataFrame") -> "Figure":
+    """Two panels, loss and accuracy per epoch; the caller saves and closes the figure."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (loss_ax, acc_ax) = _pyplot().subplots(1, 2, figsize=(11, 4))
     loss_ax.plot(log["epoch"], log["train_loss"], marker="o", label="train")
     loss_ax.plot(log["epoch"], log["val_loss"], marker="o", label="validation")
     loss_ax.set(title="loss", xlabel="epoch")
@@ -47,8 +88,15 @@ def plot_training_curves(log_csv: Path, output: Optional[Path] = None) -> Path:
     acc_ax.legend(loc="lower right")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 2.5 ticks
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
-    return output
+    return fig
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, none is touched
+    import matplotlib.pyplot as plt
+
+    return plt
