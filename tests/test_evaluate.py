@@ -290,3 +290,27 @@ def test_wrong_or_missing_directory_flags(synthetic_dir, tmp_path):
     result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir), "--features", str(synthetic_dir)])
     assert_one_line_error(result, "exactly one")
     assert not (tmp_path / "evaluation").exists()
+
+
+def test_clips_with_nan_or_inf_are_refused_and_all_named(synthetic_dir, tmp_path):
+    ckpt = write_checkpoint(tmp_path / "m.pt", input_dim=156, num_gloss=5, num_cat=2)
+    out = tmp_path / "eval"
+    args = ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir), "--output-dir", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    broken = tmp_path / "broken"
+    shutil.copytree(synthetic_dir, broken)
+    victims = sorted(broken.glob("*.npz"))[2:5]
+    for victim, bad in zip(victims, (np.nan, np.inf, -np.inf)):
+        with np.load(victim) as archive:
+            x = archive["X"].astype(np.float32)
+        x[0, 7] = bad  # one value in one frame is enough to make every probability NaN
+        np.savez(victim, X=x)
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(broken), "--output-dir", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"3 of {len(list(broken.glob('*.npz')))} clips cannot be used" in result.output
+    for victim in victims:
+        assert victim.name in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # the earlier evaluation is untouched
+

@@ -165,3 +165,39 @@ def test_bad_inputs_are_one_message_and_exit_2(checkpoints, synthetic_dir, tmp_p
         assert len(lines) == 1 and lines[0].startswith("error:"), result.output
         for needle in needles:
             assert needle in result.output, (needle, result.output)
+
+
+def test_clips_with_nan_or_inf_are_refused_and_all_named(checkpoints, synthetic_dir, tmp_path):
+    good = clips_of_different_lengths(synthetic_dir, 1)[0]
+    with np.load(good) as archive:
+        x = archive["X"].astype(np.float32)
+    nan_clip, inf_clip, huge_clip = tmp_path / "nan.npz", tmp_path / "inf.npz", tmp_path / "huge64.npz"
+    np.savez(nan_clip, X=np.where(np.arange(156) == 3, np.nan, x).astype(np.float32))
+    np.savez(inf_clip, X=np.where(np.arange(156) == 3, np.inf, x).astype(np.float32))
+    np.savez(huge_clip, X=x.astype(np.float64) * 1e300)  # finite on disk, infinite as float32
+    for extra in ([], ["--json"]):
+        clips = [str(good), str(nan_clip), str(inf_clip), str(huge_clip)]
+        result = runner.invoke(app, ["predict", str(checkpoints["transformer"]), *clips, *extra])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "NaN" not in result.output.replace("NaN or infinite", "")
+        assert result.output.startswith("error: 3 of 4 clips cannot be used")
+        for clip in (nan_clip, inf_clip, huge_clip):
+            assert str(clip) in result.output
+        assert str(good) not in result.output and "RuntimeWarning" not in result.output
+
+
+def test_non_finite_model_outputs_name_the_checkpoint(synthetic_dir, tmp_path):
+    """Finite but enormous weights (a diverged or damaged run) overflow the logits to inf: no NaN
+    probabilities and no `"prob": NaN` (invalid JSON), but an error naming the checkpoint."""
+    ckpt = write_checkpoint(tmp_path / "tr.pt", "transformer", 156)
+    state = torch.load(ckpt, weights_only=True)
+    state["model_state"]["gloss_head.weight"].fill_(3e38)
+    bad = tmp_path / "overflowing.pt"
+    save_checkpoint(state, bad)
+    clip = clips_of_different_lengths(synthetic_dir, 1)[0]
+    for extra in ([], ["--json"]):
+        result = runner.invoke(app, ["predict", str(bad), str(clip), *extra])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {bad}:"), result.output
+        assert "NaN or infinite outputs" in result.output and str(clip) in result.output

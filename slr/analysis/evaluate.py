@@ -66,9 +66,8 @@ def _finite(value: Any) -> Any:
 
 def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """Run the checkpoint over the directory, compute the metrics and write the report files."""
-    import torch
-
-    from slr.analysis.inference import clip_batches, load_model, pick_device
+    from slr.analysis.inference import load_model, pick_device
+    from slr.analysis.scoring import class_probabilities
     from slr.data.dataset import ClipDataset
 
     loaded = load_model(settings.checkpoint, pick_device(settings.device))
@@ -94,13 +93,10 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
                 labels_csv,
             )
 
-    gloss_scores, cat_scores = [], []
-    for batch in clip_batches(dataset, settings.batch_size):
-        gloss_logits, cat_logits = loaded.logits(batch)
-        gloss_scores.append(torch.softmax(gloss_logits, dim=-1).numpy())
-        cat_scores.append(torch.softmax(cat_logits, dim=-1).numpy())
-    gloss_probs = np.concatenate(gloss_scores)
-    cat_probs = np.concatenate(cat_scores)
+    labels = _clip_labels(directory, dataset.names)
+    gloss_scores, cat_scores = class_probabilities(loaded, dataset, settings.batch_size, labels, directory)
+    gloss_probs = gloss_scores.numpy()
+    cat_probs = cat_scores.numpy()
 
     names = resolve_class_names(loaded.state, settings.classes, dataset.names, dataset.gloss)
     top = settings.top_confusions
@@ -120,6 +116,14 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / "evaluation"
     write_outputs(report, output_dir, dataset.names, dataset.gloss, dataset.cat, gloss_probs, cat_probs)
     return report
+
+
+def _clip_labels(directory: Path, names: list[str]) -> list[str]:
+    """The file of each labels.csv entry, to name it in messages (labels.csv may leave out `.npz`)."""
+    from slr.data.clips import clip_stem, list_clip_files
+
+    files = {clip_stem(p.name): p for p in list_clip_files(directory)}
+    return [str(files.get(name, directory / f"{name}.npz")) for name in names]
 
 
 def write_outputs(
@@ -169,7 +173,9 @@ def write_outputs(
     files["predictions_csv"] = path = output_dir / "predictions.csv"
     rows.to_csv(path, index=False, encoding="utf-8")
     files["metrics_json"] = path = output_dir / "metrics.json"
-    path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # allow_nan=False: to_dict() turns NaN into null; never write a file that is not JSON.
+    text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def plot_confusion(cm: np.ndarray, labels: list[str], output: Path, title: str) -> Path:

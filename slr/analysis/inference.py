@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
 from slr.data.augment import build_transform
-from slr.data.dataset import ClipBatch, ClipDataset, collate_clips
+from slr.data.dataset import ClipBatch, ClipDataset
 from slr.engine import checkpoint as ckpt
 from slr.errors import CheckpointError
 from slr.models.registry import model_spec
@@ -77,10 +77,9 @@ def is_frames_checkpoint(state: dict[str, Any]) -> bool:
 def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a checkpoint for inference; frames-input checkpoints are refused with a message."""
     path = Path(path)
-    state = ckpt.load_checkpoint(path)
-    for key in ("model", "input_dim", "num_gloss", "num_cat", "settings", "model_state"):
-        if key not in state:
-            raise CheckpointError(f"incomplete checkpoint: no {key!r} entry", path)
+    # need="model": every entry building the model uses is present and of the right type, and the
+    # weights are finite, so nothing below fails with a KeyError or TypeError.
+    state = ckpt.load_checkpoint(path, need="model")
     if is_frames_checkpoint(state):
         raise CheckpointError(
             "this model reads video frames through its InceptionV3 backbone; evaluate, predict and "
@@ -88,7 +87,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
             path,
         )
     device = torch.device(device) if not isinstance(device, torch.device) else device
-    model, state = ckpt.load_trained_model(path, device)
+    model = ckpt.build_trained_model(state, path, device)
     settings = TrainSettings.model_validate(state["settings"])
     spec = model_spec(state["model"])
     keypoints = spec.input_kind == "keypoints"
@@ -111,12 +110,6 @@ def pick_device(preference: str) -> torch.device:
     from slr.engine.hardware import select_device
 
     return select_device(preference).device
-
-
-def clip_batches(dataset: ClipDataset, batch_size: int) -> Iterator[ClipBatch]:
-    """The dataset in order, `batch_size` clips at a time, padded with a mask."""
-    for start in range(0, len(dataset), batch_size):
-        yield collate_clips([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
 
 
 def dataset_from_arrays(loaded: LoadedModel, arrays: Sequence[np.ndarray], names: Sequence[str]) -> ClipDataset:

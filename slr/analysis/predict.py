@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from slr.errors import ConfigError, DataError
 from slr.settings import PredictSettings
 
@@ -40,40 +42,48 @@ def predict_clips(
     batch_size: int = 64,
     device: str = "cpu",
 ) -> list[Prediction]:
-    import torch
-
     from slr.analysis.classes import resolve_class_names
-    from slr.analysis.inference import clip_batches, dataset_from_arrays, load_model, pick_device
-    from slr.data.clips import clip_stem, read_clip
+    from slr.analysis.inference import dataset_from_arrays, load_model, pick_device
+    from slr.analysis.scoring import class_probabilities
+    from slr.data.clips import clip_stem
 
     if not clips:
         raise ConfigError("give at least one CLIP.npz to predict")
     loaded = load_model(checkpoint, pick_device(device))
     names = resolve_class_names(loaded.state, classes)
     paths = [Path(c) for c in clips]
-    arrays = []
-    for path in paths:
-        if not path.is_file():
-            raise DataError("clip not found" if not path.exists() else "not a file", path)
-        arrays.append(read_clip(path, loaded.key, loaded.fallback_key, width=loaded.input_dim))
+    arrays = read_clips(paths, loaded.key, loaded.fallback_key, loaded.input_dim)
     dataset = dataset_from_arrays(loaded, arrays, [clip_stem(p.name) for p in paths])
+    gloss_probs, cat_probs = class_probabilities(loaded, dataset, batch_size, [str(p) for p in paths])
 
-    k = min(top_k, loaded.num_gloss)
+    top_p, top_i = gloss_probs.topk(min(top_k, loaded.num_gloss), dim=-1)
+    cat_p, cat_i = cat_probs.max(dim=-1)
     predictions: list[Prediction] = []
-    for batch in clip_batches(dataset, batch_size):
-        gloss_logits, cat_logits = loaded.logits(batch)
-        gloss_probs = torch.softmax(gloss_logits, dim=-1)
-        cat_probs = torch.softmax(cat_logits, dim=-1)
-        top_p, top_i = gloss_probs.topk(k, dim=-1)
-        cat_p, cat_i = cat_probs.max(dim=-1)
-        for row in range(len(batch)):
-            index = int(batch.index[row])
-            glosses = [
-                (int(i), names.gloss_name(int(i)), float(p)) for p, i in zip(top_p[row].tolist(), top_i[row].tolist())
-            ]
-            category = (int(cat_i[row]), names.cat_name(int(cat_i[row])), float(cat_p[row]))
-            predictions.append(Prediction(paths[index], int(arrays[index].shape[0]), glosses, category))
+    for row, path in enumerate(paths):
+        ranked = zip(top_p[row].tolist(), top_i[row].tolist())
+        glosses = [(int(i), names.gloss_name(int(i)), float(p)) for p, i in ranked]
+        category = (int(cat_i[row]), names.cat_name(int(cat_i[row])), float(cat_p[row]))
+        predictions.append(Prediction(path, int(arrays[row].shape[0]), glosses, category))
     return predictions
+
+
+def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width: int) -> list[np.ndarray]:
+    """Every clip as float32 `[T, D]` (`read_clip` refuses NaN and inf, also those of the cast);
+    one `DataError` names every clip that is missing, unreadable, of the wrong width or not finite."""
+    from slr.analysis.scoring import refuse_clips
+    from slr.data.clips import read_clip
+
+    arrays: list[np.ndarray] = []
+    problems: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            if not path.is_file():
+                raise DataError("clip not found" if not path.exists() else "not a file", path)
+            arrays.append(read_clip(path, key, fallback_key, width=width))
+        except DataError as exc:
+            problems.append((str(path), str(exc)))
+    refuse_clips(problems, len(paths))
+    return arrays
 
 
 def run_predict(settings: PredictSettings) -> list[Prediction]:

@@ -28,7 +28,9 @@ def _line(text: str = "") -> None:
 
 
 def _json(value: Any) -> None:
-    out().out(json.dumps(value, indent=2, ensure_ascii=False), highlight=False)
+    # allow_nan=False: NaN is not JSON. Reports hold null for "nothing to measure", and predict refuses
+    # clips and models that would give NaN, so this raising would be a bug, not bad input.
+    out().out(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False), highlight=False)
 
 
 def _pct(value: Optional[float]) -> str:
