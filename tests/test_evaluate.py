@@ -314,3 +314,39 @@ def test_clips_with_nan_or_inf_are_refused_and_all_named(synthetic_dir, tmp_path
         assert victim.name in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # the earlier evaluation is untouched
 
+
+def test_output_dir_problems_are_refused_before_any_work(synthetic_dir, tmp_path):
+    ckpt = write_checkpoint(tmp_path / "m.pt", input_dim=156, num_gloss=5, num_cat=2)
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep me\n")
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir), "--output-dir", str(afile)])
+    assert_one_line_error(result, "afile.txt", "--output-dir exists and is not a directory")
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir),
+                                 "--output-dir", str(afile / "sub")])
+    assert_one_line_error(result, "afile.txt exists and is not a directory")
+    # An output file that is one of the inputs: the labels would be replaced by predictions.
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    labels = data / "predictions.csv"
+    (data / "labels.csv").rename(labels)
+    before = labels.read_bytes()
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(data), "--labels-csv", str(labels),
+                                 "--output-dir", str(data)])
+    assert_one_line_error(result, "predictions.csv would replace the input")
+    assert afile.read_text() == "keep me\n" and labels.read_bytes() == before
+    assert not (data / "metrics.json").exists()
+
+
+def test_a_features_model_given_keypoints_says_which_flag(synthetic_dir, tmp_path):
+    settings = TrainSettings(model="iv3_gru", num_gloss=5, num_cat=2, **TINY)
+    model = build_model("iv3_gru", settings, 64, 5, 2)
+    ckpt = tmp_path / "InceptionV3GRU_best.pt"
+    save_checkpoint(
+        {"format": FORMAT, "version": VERSION, "model": "iv3_gru", "model_class": MODEL_CLASS_NAMES["iv3_gru"],
+         "input_dim": 64, "num_gloss": 5, "num_cat": 2, "settings": settings.model_dump(mode="json"),
+         "model_state": model.state_dict(), "class_names": {"gloss": {}, "cat": {}},
+         "epoch": 1, "best_metric": 0.0, "history": []},
+        ckpt,
+    )
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir)])
+    assert_one_line_error(result, "holds an InceptionV3GRU (iv3_gru) model", "--features DIR")

@@ -20,8 +20,16 @@ import numpy as np
 
 from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
+from slr.analysis.outputs import check_output_dir, clashing_input
+from slr.engine.atomic import write_atomically
 from slr.errors import ConfigError, DataError
 from slr.settings import EvaluateSettings
+
+#: What `write_outputs` writes into the output directory.
+OUTPUT_FILES = (
+    "confusion_gloss.csv", "confusion_gloss.png", "confusion_cat.csv", "confusion_cat.png",
+    "predictions.csv", "metrics.json",
+)
 
 
 @dataclass
@@ -70,16 +78,22 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     from slr.analysis.scoring import class_probabilities
     from slr.data.dataset import ClipDataset
 
+    directory = Path(settings.directory)
+    labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
+    output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / "evaluation"
+    check_output_dir(output_dir, "--output-dir")
+    inputs = [settings.checkpoint, labels_csv, settings.classes]
+    clash = clashing_input([output_dir / name for name in OUTPUT_FILES], inputs)
+    if clash:
+        raise ConfigError(f"--output-dir {output_dir}: its {clash[0].name} would replace the input {clash[1]}")
     loaded = load_model(settings.checkpoint, pick_device(settings.device))
     if settings.input_kind != loaded.input_kind:
         raise ConfigError(
-            f"{settings.checkpoint} holds a {loaded.model_class} ({loaded.name}) model, which reads {loaded.input_kind}: "
-            f"give the clips with --{loaded.input_kind} DIR"
+            f"{settings.checkpoint} holds {_a(loaded.model_class)} ({loaded.name}) model, which reads "
+            f"{loaded.input_kind}: give the clips with --{loaded.input_kind} DIR"
         )
-    directory = Path(settings.directory)
     if not directory.is_dir():
         raise DataError("clip directory not found", directory)
-    labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
     dataset = ClipDataset(directory, labels_csv, cache=False, **loaded.dataset_options())
     if len(dataset) == 0:
         raise DataError("no labelled clips to evaluate", labels_csv)
@@ -113,9 +127,13 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         cat=cat,
         names=names,
     )
-    output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / "evaluation"
     write_outputs(report, output_dir, dataset.names, dataset.gloss, dataset.cat, gloss_probs, cat_probs)
     return report
+
+
+def _a(noun: str) -> str:
+    """"a SignTransformer", "an InceptionV3GRU"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _clip_labels(directory: Path, names: list[str]) -> list[str]:
@@ -137,7 +155,6 @@ def write_outputs(
 ) -> None:
     import pandas as pd
 
-    output_dir.mkdir(parents=True, exist_ok=True)
     files = report.files
     names = report.names
     for metrics in (report.gloss, report.cat):
@@ -145,7 +162,7 @@ def write_outputs(
         table = pd.DataFrame(metrics.confusion, index=labels, columns=labels)
         table.index.name = "true \\ predicted"
         files[f"confusion_{metrics.task}_csv"] = path = output_dir / f"confusion_{metrics.task}.csv"
-        table.to_csv(path, encoding="utf-8")
+        _write_text(path, table.to_csv())
         files[f"confusion_{metrics.task}_png"] = path = output_dir / f"confusion_{metrics.task}.png"
         plot_confusion(metrics.confusion, labels, path, f"{'gloss' if metrics.task == 'gloss' else 'category'} "
                        f"confusion ({metrics.clips} clips, top-1 {metrics.top1:.3f})")
@@ -171,11 +188,15 @@ def write_outputs(
         }
     )
     files["predictions_csv"] = path = output_dir / "predictions.csv"
-    rows.to_csv(path, index=False, encoding="utf-8")
+    _write_text(path, rows.to_csv(index=False))
     files["metrics_json"] = path = output_dir / "metrics.json"
     # allow_nan=False: to_dict() turns NaN into null; never write a file that is not JSON.
-    text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    _write_text(path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Each report file is replaced whole or not at all: a failure leaves the earlier evaluation's."""
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def plot_confusion(cm: np.ndarray, labels: list[str], output: Path, title: str) -> Path:
@@ -202,9 +223,10 @@ def plot_confusion(cm: np.ndarray, labels: list[str], output: Path, title: str) 
                     color="white" if share[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
+    try:
+        write_atomically(output, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
     return output
 
 
