@@ -315,6 +315,20 @@ def test_clips_with_nan_or_inf_are_refused_and_all_named(synthetic_dir, tmp_path
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # the earlier evaluation is untouched
 
 
+def test_macro_f1_says_over_how_many_classes(synthetic_dir, tmp_path):
+    # 7 gloss classes known to the checkpoint, 5 in the data (always predicting one of them): F1 is over 5.
+    ckpt = write_checkpoint(tmp_path / "fixed.pt", input_dim=156, num_gloss=7, num_cat=2,
+                            edit=_always([0.0, 1.0, 9.0, 2.0, 3.0, 4.0, 5.0], [0.0, 1.0]))
+    args = ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir), "--output-dir", str(tmp_path / "o")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    gloss_line = next(line for line in result.output.splitlines() if line.startswith("gloss: top-1"))
+    cat_line = next(line for line in result.output.splitlines() if line.startswith("category: top-1"))
+    assert gloss_line.endswith("(5 of 7 classes present)"), gloss_line
+    assert cat_line.endswith("(2 classes)"), cat_line
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["gloss"]["classes_in_f1"] == 5
+
+
 def test_output_dir_problems_are_refused_before_any_work(synthetic_dir, tmp_path):
     ckpt = write_checkpoint(tmp_path / "m.pt", input_dim=156, num_gloss=5, num_cat=2)
     afile = tmp_path / "afile.txt"

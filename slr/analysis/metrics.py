@@ -139,6 +139,11 @@ class TaskMetrics:
     def clips(self) -> int:
         return int(self.confusion.sum())
 
+    @property
+    def classes_in_f1(self) -> int:
+        """The classes macro F1 averages over: those that are a true label or a prediction."""
+        return int(((self.confusion.sum(0) + self.confusion.sum(1)) > 0).sum())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "clips": self.clips,
@@ -146,7 +151,7 @@ class TaskMetrics:
             "top5": self.top5,
             "top5_k": self.top5_k,
             "macro_f1": self.macro_f1,
-            "classes_in_f1": int(((self.confusion.sum(0) + self.confusion.sum(1)) > 0).sum()),
+            "classes_in_f1": self.classes_in_f1,
             "per_class": [c.to_dict() for c in self.classes],
             "most_confused": self.confused,
         }

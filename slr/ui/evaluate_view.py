@@ -33,6 +33,14 @@ def _json(value: Any) -> None:
     out().out(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False), highlight=False)
 
 
+def _f1_classes(metrics: "TaskMetrics", table: bool = False) -> str:
+    """The classes macro F1 is over: a model with 105 classes evaluated on 15 says so, not "105"."""
+    used, known = metrics.classes_in_f1, len(metrics.classes)
+    if table:
+        return str(known) if used == known else f"{used} of {known}"
+    return f"{known} classes" if used == known else f"{used} of {known} classes present"
+
+
 def _pct(value: Optional[float]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -65,7 +73,7 @@ def _evaluation_lines(report: "EvaluationReport") -> None:
         label = _TASK_LABEL[metrics.task]
         _line(
             f"{label}: top-1 {_pct(metrics.top1)}, top-{metrics.top5_k} {_pct(metrics.top5)}, "
-            f"macro F1 {_pct(metrics.macro_f1)} ({len(metrics.classes)} classes)"
+            f"macro F1 {_pct(metrics.macro_f1)} ({_f1_classes(metrics)})"
         )
     for metrics in (report.gloss, report.cat):
         label = _TASK_LABEL[metrics.task]
@@ -98,12 +106,11 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
     summary.add_column("top-1", justify="right")
     summary.add_column("top-5", justify="right")
     summary.add_column("macro F1", justify="right")
-    summary.add_column("classes", justify="right")
+    summary.add_column("classes in F1", justify="right")
     for metrics in (report.gloss, report.cat):
         top5 = _pct(metrics.top5) + ("" if metrics.top5_k == 5 else f" (top-{metrics.top5_k})")
-        summary.add_row(
-            _TASK_LABEL[metrics.task], _pct(metrics.top1), top5, _pct(metrics.macro_f1), str(len(metrics.classes))
-        )
+        f1_classes = _f1_classes(metrics, table=True)
+        summary.add_row(_TASK_LABEL[metrics.task], _pct(metrics.top1), top5, _pct(metrics.macro_f1), f1_classes)
     console.print(summary)
     for metrics in (report.gloss, report.cat):
         label = _TASK_LABEL[metrics.task]
