@@ -64,7 +64,9 @@ def test_bad_logs_are_one_message_and_exit_2(tmp_path):
     other.write_text("a,b\n1,2\n")
     words = tmp_path / "words.csv"
     words.write_text(HEADER + "one,lots,x,y,z,0,0,0,0,0,0,0,0,0,0\n")
+    (tmp_path / "run.csv").mkdir()
     cases = [
+        (tmp_path / "run.csv", "is a directory, not a log CSV"),
         (tmp_path / "missing.csv", "log file not found"),
         (empty, "no epochs"),
         (other, "missing columns"),

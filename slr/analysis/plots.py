@@ -51,6 +51,8 @@ def read_log(log_csv: Path) -> "pd.DataFrame":
     """The log's rows, with the plotted columns as numbers (an unreadable cell becomes a gap)."""
     import pandas as pd
 
+    if log_csv.is_dir():  # pandas would say only "Is a directory"
+        raise DataError("is a directory, not a log CSV (give the log.csv inside it)", log_csv)
     try:
         log = pd.read_csv(log_csv)
     except FileNotFoundError:
