@@ -201,3 +201,30 @@ def test_non_finite_model_outputs_name_the_checkpoint(synthetic_dir, tmp_path):
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith(f"error: {bad}:"), result.output
         assert "NaN or infinite outputs" in result.output and str(clip) in result.output
+
+
+def test_what_a_clip_path_is_when_it_is_not_a_file(checkpoints, tmp_path):
+    (tmp_path / "broken.npz").symlink_to(tmp_path / "moved-away.npz")
+    (tmp_path / "folder.npz").mkdir()
+    result = runner.invoke(app, ["predict", str(checkpoints["transformer"]), str(tmp_path / "broken.npz"),
+                                 str(tmp_path / "folder.npz")])
+    assert result.exit_code == 2
+    assert "broken.npz: is a broken symbolic link" in result.output
+    assert "folder.npz: is a directory" in result.output
+
+
+def test_an_export_or_edited_settings_given_as_the_checkpoint_are_named(checkpoints, synthetic_dir, tmp_path):
+    clip = str(clips_of_different_lengths(synthetic_dir, 1)[0])
+    exported = tmp_path / "model.ts.pt"
+    assert runner.invoke(app, ["export", str(checkpoints["transformer"]), "--format", "torchscript",
+                               "--output", str(exported)]).exit_code == 0
+    result = runner.invoke(app, ["predict", str(exported), clip])
+    assert result.exit_code == 2 and "is a TorchScript model" in result.output
+    edited = write_checkpoint(tmp_path / "edited.pt", "transformer", 156)
+    state = torch.load(edited, weights_only=True)
+    state["settings"]["lr"] = -1.0
+    save_checkpoint(state, edited)
+    result = runner.invoke(app, ["predict", str(edited), clip])
+    assert result.exit_code == 2
+    assert "stored settings are not valid" in result.output and "--lr: Input should be greater than 0" in result.output
+    assert "errors.pydantic.dev" not in result.output

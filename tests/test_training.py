@@ -253,3 +253,15 @@ def test_the_validate_hint_repeats_the_flags_that_found_the_problem(clips, tmp_p
     assert hint.startswith("slr validate ") and "--num-gloss 3 --num-cat 2" in hint
     validate = CliRunner().invoke(app, hint.split()[1:])
     assert validate.exit_code == 1  # the suggested command finds the same problem
+
+
+def test_curves_that_cannot_be_drawn_do_not_fail_a_finished_run(clips, tmp_path):
+    (tmp_path / "log.png").mkdir()  # where the curves would go
+    result = CliRunner().invoke(
+        app,
+        ["train", "transformer", "--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
+         "--num-gloss", "4", "--num-cat", "2", "--epochs", "1", "--output-dir", str(tmp_path), "--plots",
+         *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]],
+    )
+    assert result.exit_code == 0, result.output
+    assert "training curves not drawn" in result.output and "slr plot" in result.output

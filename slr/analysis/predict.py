@@ -72,13 +72,15 @@ def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width:
     one `DataError` names every clip that is missing, unreadable, of the wrong width or not finite."""
     from slr.analysis.scoring import refuse_clips
     from slr.data.clips import read_clip
+    from slr.data.files import describe_non_file
 
     arrays: list[np.ndarray] = []
     problems: list[tuple[str, str]] = []
     for path in paths:
         try:
             if not path.is_file():
-                raise DataError("clip not found" if not path.exists() else "not a file", path)
+                what = describe_non_file(path)  # "not found", "a directory", "a broken link to ...", ...
+                raise DataError(what if what.startswith("not ") else f"is {what}", path)
             arrays.append(read_clip(path, key, fallback_key, width=width))
         except DataError as exc:
             problems.append((str(path), str(exc)))

@@ -77,6 +77,12 @@ def load_checkpoint(path: Path, need: Need = "weights") -> dict[str, Any]:
             path,
         ) from None
     except Exception as exc:  # noqa: BLE001 - a malformed file can make torch's reader fail in any way
+        if zipped and _is_torchscript(path):
+            raise CheckpointError(
+                "this is a TorchScript model (as `slr export` writes), not an slr checkpoint: run it with "
+                "torch.jit.load; slr's commands take the *_best.pt / *_last.pt it was exported from",
+                path,
+            ) from None
         detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         if not zipped:
             # torch's legacy (pre-1.6) format cannot store some dtypes, e.g. the uint32 random-number
@@ -349,15 +355,29 @@ def _flag(name: str, value: Any) -> str:
 # -- a trained model, ready to run ---------------------------------------------------------------------
 
 
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives carry compiled code beside the weights; checkpoints never do."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def build_trained_model(state: Mapping[str, Any], path: Path, device: torch.device | str = "cpu"):
     """The model a checkpoint loaded with ``need="model"`` describes, with its weights, in eval mode."""
     from slr.models.registry import build_model
     from slr.settings import TrainSettings
 
+    from pydantic import ValidationError
+
+    from slr.config import format_validation_error
+
     try:
         settings = TrainSettings.model_validate(state["settings"])
-    except Exception as exc:  # pydantic ValidationError: settings of another slr version
-        raise CheckpointError(f"its stored settings are not valid for this slr: {exc}", path) from None
+    except ValidationError as exc:  # settings of another slr version, or an edited file
+        problems = format_validation_error(exc, TrainSettings)
+        raise CheckpointError(f"its stored settings are not valid for this slr: {problems}", path) from None
     model = build_model(state["model"], settings, state["input_dim"], state["num_gloss"], state["num_cat"])
     load_model_state(model, state, path, settings=settings, input_dim=state["input_dim"])
     return model.to(device).eval()

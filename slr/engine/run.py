@@ -23,7 +23,7 @@ from slr.engine.distributed import (
 from slr.engine.logbook import write_json
 from slr.engine.run_files import check_writable, keep_earlier_run
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
-from slr.errors import DataError, TrainingStopped
+from slr.errors import DataError, SlrError, TrainingStopped
 from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
 from slr.ui.console import print_notice
 from slr.ui.training_view import TrainingView
@@ -242,6 +242,8 @@ def finish(settings: TrainSettings, outcome: TrainOutcome, view: TrainingView) -
 
             png = plot_training_curves(outcome.paths.log_csv)
             view.note(f"training curves: {png}")
+        except (SlrError, OSError) as exc:  # the run itself succeeded: the curves are a bonus
+            print_notice(f"training curves not drawn: {exc}; `slr plot {outcome.paths.log_csv}` draws them later")
         except ImportError:
             pass
 
