@@ -176,6 +176,7 @@ def test_output_never_replaces_the_checkpoint_or_a_file_that_is_not_such_an_expo
     assert not [p for p in tmp_path.rglob(".*")]  # no temporary files either
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load's deprecation notice
 def test_an_earlier_export_of_the_same_format_is_replaced(tmp_path):
     old = write_checkpoint(tmp_path / "old.pt", "transformer", 20, num_gloss=4)
     new = write_checkpoint(tmp_path / "new.pt", "transformer", 20, num_gloss=6)
