@@ -10,21 +10,17 @@ import pickle
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Mapping
 
 import torch
 
 from slr.engine.atomic import write_atomically
+from slr.engine.checkpoint_entries import Need, check_structure, describe, is_int
 from slr.errors import CheckpointError
 from slr.models.state_keys import unwrapped_keys
 
 FORMAT = "slr-checkpoint"
 VERSION = 1
-
-#: What a caller will use the checkpoint for, which decides the entries it must hold:
-#: "weights" (a model's state only, e.g. the smoke test's round trip), "model" (build and run the
-#: model: predict, evaluate, export), "resume" (continue training).
-Need = Literal["weights", "model", "resume"]
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -97,8 +93,8 @@ def load_checkpoint(path: Path, need: Need = "weights") -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError("not an slr checkpoint (no 'format: slr-checkpoint' entry)", path)
     version = state.get("version", 0)
-    if not _is_int(version):
-        raise CheckpointError(f"damaged checkpoint: 'version' should be an integer, not {_describe(version)}", path)
+    if not is_int(version):
+        raise CheckpointError(f"damaged checkpoint: 'version' should be an integer, not {describe(version)}", path)
     if version > VERSION:
         raise CheckpointError(f"written by a newer slr (format version {version})", path)
     check_structure(state, path, need)
@@ -145,110 +141,6 @@ def _check_finite_weights(weights: Mapping[str, torch.Tensor], path: Path) -> No
             "from a diverged run; use an earlier checkpoint",
             path,
         )
-
-
-# -- structure -------------------------------------------------------------------------------------
-# Each entry: (check, what it should be). Only the entries a use needs are checked, so that, say,
-# predict still works on a checkpoint whose training history is odd.
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_weights(v: Any) -> bool:
-    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
-
-
-def _is_rng(v: Any) -> bool:
-    """The random streams as capture_rng() in engine/trainer.py stores them (checked here because
-    they are restored only after the data is loaded, where a bad one would end in a TypeError)."""
-    if not isinstance(v, dict):
-        return False
-    py, n, t = v.get("python"), v.get("numpy"), v.get("torch")
-    return (
-        isinstance(py, list) and len(py) == 3 and isinstance(py[1], list) and all(_is_int(x) for x in py[1])
-        and isinstance(n, dict) and isinstance(n.get("keys"), torch.Tensor) and n["keys"].numel() == 624
-        and all(_is_int(n.get(k)) for k in ("pos", "has_gauss")) and _is_number(n.get("cached"))
-        and isinstance(t, torch.Tensor) and t.dtype == torch.uint8
-    )
-
-
-_Check = tuple[Callable[[Any], bool], str]  # (test, what the entry should be)
-_COUNT: _Check = (lambda v: _is_int(v) and v >= 1, "a positive integer")
-_OPTIONAL_DICT: _Check = (lambda v: v is None or isinstance(v, dict), "a dict or None")
-
-_WEIGHTS: dict[str, _Check] = {"model_state": (_is_weights, "a dict of named tensors")}
-_MODEL: dict[str, _Check] = {
-    **_WEIGHTS,
-    "model": (lambda v: isinstance(v, str), "a model name"),
-    "input_dim": _COUNT,
-    "num_gloss": _COUNT,
-    "num_cat": _COUNT,
-    "settings": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of settings"),
-}
-_RESUME: dict[str, _Check] = {
-    **_MODEL,
-    "optimizer_state": (lambda v: isinstance(v, dict), "a dict"),
-    "epoch": (lambda v: _is_int(v) and v >= 0, "a whole number of epochs"),
-    "best_metric": (_is_number, "a number"),
-    "early_stop": (lambda v: isinstance(v, dict) and _is_int(v.get("stale_epochs")), "a dict with 'stale_epochs'"),
-    "history": (lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v), "a list of dicts"),
-    "rng": (_is_rng, "the random-number state slr saves"),
-}
-#: Entries a use reads when present: checked then, absent is fine.
-_OPTIONAL: dict[str, dict[str, _Check]] = {
-    "weights": {},
-    "model": {
-        "model_class": (lambda v: isinstance(v, str), "a class name"),
-        "frames": (lambda v: isinstance(v, bool), "true or false"),
-    },
-    "resume": {
-        "model_class": (lambda v: isinstance(v, str), "a class name"),
-        "scheduler_state": _OPTIONAL_DICT,
-        "scaler_state": _OPTIONAL_DICT,
-        "runtime": _OPTIONAL_DICT,
-        "step_in_epoch": (lambda v: _is_int(v) and v >= 0, "a whole number"),
-        "best_epoch": (lambda v: _is_int(v) and v >= 0, "a whole number"),
-        "epoch_seconds": (_is_number, "a number"),
-        "epoch_totals": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
-    },
-}
-_REQUIRED: dict[str, dict[str, _Check]] = {"weights": _WEIGHTS, "model": _MODEL, "resume": _RESUME}
-_PURPOSE = {"weights": "", "model": " to build its model", "resume": " to resume training"}
-
-
-def check_structure(state: Mapping[str, Any], path: Path, need: Need = "weights") -> None:
-    """Refuse a checkpoint that lacks an entry ``need`` requires, or holds one of the wrong type,
-    with a message naming the entry (instead of a KeyError or TypeError later on)."""
-    if need not in _REQUIRED:
-        raise ValueError(f"need must be one of {sorted(_REQUIRED)}, not {need!r}")
-    missing = [key for key in _REQUIRED[need] if key not in state]
-    if missing:
-        raise CheckpointError(
-            f"incomplete checkpoint: no {', '.join(repr(k) for k in missing)} entry{_PURPOSE[need]}", path
-        )
-    for key, (check, wanted) in {**_REQUIRED[need], **_OPTIONAL[need]}.items():
-        if key in state and not check(state[key]):
-            raise CheckpointError(
-                f"damaged checkpoint: {key!r} should be {wanted}, not {_describe(state[key])}", path
-            )
-    if need in ("model", "resume"):
-        from slr.models.registry import MODELS
-
-        if state["model"] not in MODELS:
-            raise CheckpointError(
-                f"checkpoint is of an unknown model {state['model']!r} (this slr has: {', '.join(MODELS)})", path
-            )
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def check_compatible(state: Mapping[str, Any], path: Path, *, model: str, num_gloss: int, num_cat: int) -> None:
@@ -338,7 +230,7 @@ def _settings_hint(state: Mapping[str, Any], settings: Any | None, input_dim: in
     current = settings.model_dump(mode="json")
     diffs = [f"{_flag(n, current[n])} here, {_flag(n, stored[n])} in the checkpoint"
              for n in names if n in current and current[n] != stored[n]]
-    if input_dim is not None and _is_int(state.get("input_dim")) and state["input_dim"] != input_dim:
+    if input_dim is not None and is_int(state.get("input_dim")) and state["input_dim"] != input_dim:
         diffs.append(f"clips of {input_dim} values per frame here, {state['input_dim']} in the checkpoint")
     if diffs:
         return "settings differ from the checkpoint's: " + "; ".join(diffs)
