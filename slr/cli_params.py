@@ -68,6 +68,9 @@ def _parameter(name: str, info: FieldInfo, panel: str | None, default_note: str 
     if default_note is not None and description:
         description = _without_default(description)
     help_text = description + _default_text(info, default_note)
+    positional = (info.json_schema_extra or {}).get("positional") if isinstance(info.json_schema_extra, dict) else False
+    if info.is_required() and not positional and default_note is None:
+        help_text += " (required)"  # pydantic checks it, so Typer must not: one error format for all
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     if extra.get("positional"):
         default = typer.Argument(None, help=help_text, metavar=name.upper(), show_default=False)

@@ -324,7 +324,7 @@ def test_macro_f1_says_over_how_many_classes(synthetic_dir, tmp_path):
     assert result.exit_code == 0, result.output
     gloss_line = next(line for line in result.output.splitlines() if line.startswith("gloss: top-1"))
     cat_line = next(line for line in result.output.splitlines() if line.startswith("category: top-1"))
-    assert gloss_line.endswith("(5 of 7 classes present)"), gloss_line
+    assert gloss_line.endswith("(over the 5 of 7 classes in the labels or the predictions)"), gloss_line
     assert cat_line.endswith("(2 classes)"), cat_line
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["gloss"]["classes_in_f1"] == 5
 

@@ -146,7 +146,10 @@ def test_resuming_an_early_stopped_run_says_why_nothing_happens(clips, tmp_path)
     run_training(settings(clips, tmp_path, epochs=10, lr=1e-7, early_stop=1))
     result = runner.invoke(app, ["resume", str(tmp_path / "SignTransformer_last.pt"), "--epochs", "20"])
     assert result.exit_code == 0
-    assert "stopped early" in result.output and "--early-stop" in result.output
+    assert "stopped early" in result.output and "--early-stop none" in result.output
+    again = runner.invoke(app, ["resume", str(tmp_path / "SignTransformer_last.pt"), "--epochs", "3", "--early-stop", "none"])
+    assert again.exit_code == 0, again.output  # the hint works as given
+    assert ckpt.load_checkpoint(tmp_path / "SignTransformer_last.pt")["epoch"] == 3
 
 
 def test_bad_stored_settings_name_the_checkpoint(clips, tmp_path):  # noqa: F811
@@ -174,3 +177,28 @@ def test_model_defaults_to_transformer_and_the_guide_smoke_test_runs(clips, tmp_
 def test_resume_help_says_defaults_come_from_the_checkpoint():
     result = runner.invoke(app, ["resume", "--help"], terminal_width=120)
     assert "from the checkpoint" in result.output and "(default: 20)" not in result.output
+
+
+def test_two_models_in_one_folder_never_overwrite_each_others_files(clips, tmp_path):  # noqa: F811
+    out = tmp_path / "m"
+    run_training(settings(clips, out, epochs=1))
+    transformer_run = digests(out)
+    run_training(settings(clips, out, model="iv3_gru", epochs=1))
+    gru_run = digests(out)
+    kept = next((out / "earlier").iterdir())
+    assert digests(kept) == transformer_run  # the whole earlier run moved together, checkpoints too
+    assert not (out / "SignTransformer_last.pt").exists()
+    # Resuming the moved transformer run continues in its new folder; the iv3_gru run is untouched.
+    resume_from_settings(ResumeSettings(checkpoint=kept / "SignTransformer_last.pt", overrides={"epochs": 2}))
+    assert digests(out) == gru_run
+    assert ckpt.load_checkpoint(kept / "SignTransformer_last.pt")["epoch"] == 2
+
+
+def test_a_log_shared_by_two_runs_is_kept_beside_itself(clips, tmp_path):  # noqa: F811
+    shared = tmp_path / "logs" / "share.csv"
+    run_training(settings(clips, tmp_path / "a", epochs=1, log_csv=shared))
+    first = shared.read_bytes()
+    run_training(settings(clips, tmp_path / "b", epochs=1, log_csv=shared))
+    kept = next((tmp_path / "logs" / "earlier").iterdir())
+    assert (kept / "share.csv").read_bytes() == first
+    assert not (tmp_path / "b" / "earlier").exists()  # b was a new folder: nothing of its own to keep

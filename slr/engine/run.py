@@ -148,8 +148,8 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
         if settings.early_stop and stale >= settings.early_stop:
             view.note(
                 f"{resume_path} stopped early after epoch {resume_state['epoch']}: no better val_gloss_acc for "
-                f"{stale} epochs (--early-stop {settings.early_stop}). Nothing to do; to train further pass a "
-                f"larger --early-stop, or --early-stop 0 to turn it off"
+                f"{stale} epoch{'s' if stale > 1 else ''} (--early-stop {settings.early_stop}). Nothing to do; to "
+                f"train further pass a larger --early-stop, or --early-stop none to turn it off"
             )
             return _nothing_to_do(settings, resume_state)
 
@@ -185,9 +185,8 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     if resume_state is not None:
         trainer.load_state_dict(resume_state, resume_path)
     if dist.is_main:
-        folder, moved = keep_earlier_run(paths, resume_path)
-        if folder is not None:
-            view.note(f"{paths.output_dir} held an earlier run: {', '.join(moved)} moved to {folder}")
+        for names, folder in keep_earlier_run(paths, settings.model, resume_path):
+            view.note(f"kept the earlier run's {', '.join(names)}: moved to {folder}")
         write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
                                          "runtime": runtime})
         view.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))

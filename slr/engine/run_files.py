@@ -1,13 +1,14 @@
 """The files of a run: checked before any work starts, and an earlier run's kept, never overwritten.
 
 Every guide example writes to the default --output-dir, so a second run there is normal use, not
-a mistake: the files it would replace (checkpoints, log, curves, settings.json) are moved into
-``<output-dir>/earlier/<time>/`` first, and the run says so.
+a mistake: the earlier run's files (checkpoints, log, curves, settings.json) are moved into
+``earlier/<time>/`` beside them first, and the run says so.
 """
 
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 import tempfile
 import time
@@ -16,22 +17,27 @@ from typing import Optional
 
 from slr.engine.trainer import RunPaths
 from slr.errors import ConfigError
+from slr.settings import MODEL_CLASS_NAMES
 
 LOG_HEADER_START = "epoch,"
 
 
 def check_writable(paths: RunPaths) -> None:
-    """Fail now, naming the flag, rather than after the first epoch when the log is first written."""
-    _writable_dir(paths.output_dir, "--output-dir")
+    """Fail now, naming the flag, rather than after the first epoch when the log is first written.
+    Refusals come before anything is created, so a refused run leaves no empty folder behind."""
     log = paths.log_csv
     if log.is_dir() or str(log) in ("", "."):
         raise ConfigError(f"--log-csv: {log} is a directory; give a file name such as {log / 'log.csv'}")
-    _writable_dir(log.parent, "--log-csv")
     if log.is_file() and not _is_slr_log(log):
         raise ConfigError(
             f"--log-csv: {log} exists and is not an slr training log (it does not start with "
             f"'{LOG_HEADER_START}...'); it is left as it is: choose another file"
         )
+    for directory, flag in ((paths.output_dir, "--output-dir"), (log.parent, "--log-csv")):
+        if directory.exists() and not directory.is_dir():
+            raise ConfigError(f"{flag}: {directory} is a file, not a directory")
+    _writable_dir(paths.output_dir, "--output-dir")
+    _writable_dir(log.parent, "--log-csv")
 
 
 def _writable_dir(directory: Path, flag: str) -> None:
@@ -54,24 +60,40 @@ def _is_slr_log(path: Path) -> bool:
     return first == "" or first.startswith(LOG_HEADER_START)
 
 
-def keep_earlier_run(paths: RunPaths, resume_path: Optional[Path] = None) -> tuple[Optional[Path], list[str]]:
-    """Move the files this run would overwrite into ``earlier/<time>/``; return that folder and
-    the names moved (None and [] when there is nothing to keep).
+def keep_earlier_run(paths: RunPaths, model: str, resume_path: Optional[Path] = None) -> list[tuple[list[str], Path]]:
+    """Move an earlier run's files out of this run's way; return (names, folder) for each folder
+    they went to (empty when nothing moved).
 
-    A run resumed from its own ``_last.pt`` (or an identical copy) continues in place: nothing
-    moves. The checkpoint a run resumes from stays where it is.
+    A folder holds one run: the checkpoints of every model, the log, its curves and settings.json
+    move together (a log left beside another model's checkpoints would be overwritten by a resume
+    of that model). Each file goes to ``earlier/<time>/`` beside it, so a --log-csv kept outside
+    the output folder stays near where its run's settings point. A run resumed from its own
+    ``_last.pt`` (or an identical copy) continues in place and moves nothing; the checkpoint a run
+    resumes from always stays where it is.
     """
-    targets = [paths.last, paths.best, paths.log_csv, paths.log_csv.with_suffix(".png"), paths.settings_json]
-    if resume_path is not None and _same_file(resume_path, paths.last):
-        return None, []
+    if resume_path is not None and _same_file(resume_path, paths.last) and _run_model(paths) in (None, model):
+        return []
+    checkpoints = [paths.output_dir / f"{name}_{kind}.pt" for name in MODEL_CLASS_NAMES.values() for kind in ("last", "best")]
+    targets = [*checkpoints, paths.log_csv, paths.log_csv.with_suffix(".png"), paths.settings_json]
     source = resume_path.resolve() if resume_path is not None else None
     present = [p for p in dict.fromkeys(targets) if p.is_file() and p.resolve() != source]
-    if not present:
-        return None, []
-    folder = _fresh_folder(paths.output_dir / "earlier")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    moved: dict[Path, tuple[list[str], Path]] = {}
     for path in present:
+        if path.parent not in moved:
+            moved[path.parent] = ([], _fresh_folder(path.parent / "earlier", stamp))
+        names, folder = moved[path.parent]
         shutil.move(path, folder / path.name)  # a --log-csv elsewhere may sit on another file system
-    return folder, [p.name for p in present]
+        names.append(path.name)
+    return list(moved.values())
+
+
+def _run_model(paths: RunPaths) -> Optional[str]:
+    """The model of the run whose settings.json is in the folder, if one is and it is readable."""
+    try:
+        return json.loads(paths.settings_json.read_text(encoding="utf-8"))["settings"]["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -82,10 +104,9 @@ def _same_file(a: Path, b: Path) -> bool:
     return filecmp.cmp(a, b, shallow=False)
 
 
-def _fresh_folder(parent: Path) -> Path:
+def _fresh_folder(parent: Path, stamp: str) -> Path:
     if parent.exists() and not parent.is_dir():
         raise ConfigError(f"{parent} is a file: cannot keep the earlier run's files there; move it away")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
         folder = parent / (stamp if n == 0 else f"{stamp}-{n}")
         try:

@@ -138,8 +138,8 @@ class Trainer:
         stored = state.get("settings", {})
         if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
             raise CheckpointError(
-                f"trained with --scheduler {stored.get('scheduler')}; a resumed run keeps its schedule "
-                f"(got --scheduler {self.s.scheduler}). Start a new run to use another one",
+                f"trained with --scheduler {stored.get('scheduler') or 'none'}; a resumed run keeps its schedule "
+                f"(got --scheduler {self.s.scheduler or 'none'}). Start a new run to use another one",
                 path,
             )
         try:
@@ -341,12 +341,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
 
     def _stop_non_finite(self, epoch: int, step: int) -> None:
-        p = self.progress
+        s, p = self.s, self.progress
         kept = f"{self.paths.last.name} (epoch {p.epoch})" if p.epoch else "no checkpoint yet"
         best = f"{self.paths.best.name} (epoch {p.best_epoch})" if p.best_epoch else "no best checkpoint yet"
         raise TrainingStopped(
             f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
-            f"nothing was overwritten: {kept}, {best}. Try a lower --lr, --grad-clip 1.0, or no --amp."
+            f"nothing was overwritten: {kept}, {best}. Try a lower --lr, --grad-clip 1.0, or no --amp"
+            + (f" (and check --alpha {s.alpha:g} / --beta {s.beta:g})" if max(s.alpha, s.beta) > 100 else "")
+            + "."
         )
 
     def _on_sigint(self, signum, frame) -> None:

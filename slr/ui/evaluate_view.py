@@ -38,7 +38,7 @@ def _f1_classes(metrics: "TaskMetrics", table: bool = False) -> str:
     used, known = metrics.classes_in_f1, len(metrics.classes)
     if table:
         return str(known) if used == known else f"{used} of {known}"
-    return f"{known} classes" if used == known else f"{used} of {known} classes present"
+    return f"{known} classes" if used == known else f"over the {used} of {known} classes in the labels or the predictions"
 
 
 def _pct(value: Optional[float]) -> str:
