@@ -33,3 +33,22 @@ def overfit_tiny_batch(model: torch.nn.Module, dim: int, num_gloss: int, num_cat
         loss.backward()
         optimizer.step()
     return losses[0], losses[-1]
+
+
+def assert_padding_changes_nothing(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor,
+                                   junks: tuple[float, ...]) -> None:
+    """Any value in padded frames (huge, NaN, inf) gives the outputs of zero padding."""
+    with torch.no_grad():
+        clean = model(x, mask)
+        for junk in junks:
+            dirty = model(x.masked_fill(~mask.unsqueeze(-1), junk), mask)
+            for a, b in zip(clean, dirty):
+                torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def assert_mask_is_used(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> None:
+    """The other side of padding invariance: hiding real frames must change the output."""
+    short = mask.clone()
+    short[:, 5:] = False
+    with torch.no_grad():
+        assert not torch.allclose(model(x, mask)[0], model(x, short)[0], atol=1e-4)
