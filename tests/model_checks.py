@@ -52,3 +52,14 @@ def assert_mask_is_used(model: torch.nn.Module, x: torch.Tensor, mask: torch.Ten
     short[:, 5:] = False
     with torch.no_grad():
         assert not torch.allclose(model(x, mask)[0], model(x, short)[0], atol=1e-4)
+
+
+def assert_alone_equals_in_batch(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, grad: bool = False) -> None:
+    """Each clip gives the same logits alone (unpadded, no mask) as inside the padded batch."""
+    with torch.set_grad_enabled(grad):
+        batch_gloss, batch_cat = model(x, mask)
+        for row in range(len(x)):
+            length = int(mask[row].sum())
+            alone_gloss, alone_cat = model(x[row : row + 1, :length], None)
+            torch.testing.assert_close(batch_gloss[row], alone_gloss[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(batch_cat[row], alone_cat[0], atol=1e-5, rtol=0)

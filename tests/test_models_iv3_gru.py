@@ -33,13 +33,7 @@ def test_a_clip_gives_the_same_logits_alone_and_inside_a_padded_batch(pooling, b
     model = small_model(pooling, bidirectional)
     torch.manual_seed(1)
     x, mask = padded_batch([7, 19, 3, 11])
-    with torch.no_grad():
-        batch_gloss, batch_cat = model(x, mask)
-        for row in range(len(x)):
-            length = int(mask[row].sum())
-            alone_gloss, alone_cat = model(x[row : row + 1, :length], None)
-            torch.testing.assert_close(batch_gloss[row], alone_gloss[0], atol=1e-5, rtol=0)
-            torch.testing.assert_close(batch_cat[row], alone_cat[0], atol=1e-5, rtol=0)
+    model_checks.assert_alone_equals_in_batch(model, x, mask)
 
 
 @POOLINGS
