@@ -138,7 +138,8 @@ def test_unusable_output_paths_fail_before_training(clips, tmp_path, where):  # 
     out = [] if where == "output-file" else ["--output-dir", str(tmp_path / "out")]
     result = runner.invoke(app, ["train", "transformer", *data_flags(clips), *flag, *out])
     assert result.exit_code == 2
-    assert ("is a directory" if where == "log-dir" else "is a file, not a directory") in result.output
+    assert ("--log-csv is a directory" if where == "log-dir" else "--output-dir exists and is not a directory") \
+        in result.output
     assert "epoch 1" not in result.output and ".tmp" not in result.output
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
-from slr.analysis.outputs import check_output_dir, clashing_input
+from slr.output_paths import check_output_dir, clashing_input
 from slr.engine.atomic import write_atomically
 from slr.errors import ConfigError, DataError
 from slr.settings import EvaluateSettings

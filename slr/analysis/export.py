@@ -295,7 +295,7 @@ _FORMAT_NAMES = {"torchscript": "a TorchScript export", "onnx": "an ONNX model"}
 def check_output(output: Path, checkpoint: Path, fmt: str) -> None:
     """Refuse an --output that would destroy something: the checkpoint being exported, or an existing
     file other than an earlier export of the same format (a training checkpoint, a log, anything)."""
-    from slr.analysis.outputs import check_output_file, same_file
+    from slr.output_paths import check_output_file, same_file
 
     check_output_file(output, "--output")
     if same_file(output, checkpoint):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from slr.analysis.outputs import check_output_file, same_file
+from slr.output_paths import check_output_file, same_file
 from slr.engine.atomic import write_atomically
 from slr.errors import ConfigError, DataError
 

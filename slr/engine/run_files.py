@@ -10,45 +10,30 @@ from __future__ import annotations
 import filecmp
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional
 
+from slr.engine.logbook import GUIDE_COLUMNS
 from slr.engine.trainer import RunPaths
 from slr.errors import ConfigError
+from slr.output_paths import check_output_dir, check_output_file, same_file
 from slr.settings import MODEL_CLASS_NAMES
 
-LOG_HEADER_START = "epoch,"
+LOG_HEADER_START = GUIDE_COLUMNS[0] + ","  # how every log slr writes begins
 
 
 def check_writable(paths: RunPaths) -> None:
     """Fail now, naming the flag, rather than after the first epoch when the log is first written.
-    Refusals come before anything is created, so a refused run leaves no empty folder behind."""
+    Nothing is created here, so a refused run leaves no empty folder behind."""
+    check_output_dir(paths.output_dir, "--output-dir")
     log = paths.log_csv
-    if log.is_dir() or str(log) in ("", "."):
-        raise ConfigError(f"--log-csv: {log} is a directory; give a file name such as {log / 'log.csv'}")
+    check_output_file(log, "--log-csv")
     if log.is_file() and not _is_slr_log(log):
         raise ConfigError(
             f"--log-csv: {log} exists and is not an slr training log (it does not start with "
             f"'{LOG_HEADER_START}...'); it is left as it is: choose another file"
         )
-    for directory, flag in ((paths.output_dir, "--output-dir"), (log.parent, "--log-csv")):
-        if directory.exists() and not directory.is_dir():
-            raise ConfigError(f"{flag}: {directory} is a file, not a directory")
-    _writable_dir(paths.output_dir, "--output-dir")
-    _writable_dir(log.parent, "--log-csv")
-
-
-def _writable_dir(directory: Path, flag: str) -> None:
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"{flag}: {directory} is a file, not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{flag}: cannot write in {directory}: {exc.strerror or exc}") from None
 
 
 def _is_slr_log(path: Path) -> bool:
@@ -97,11 +82,8 @@ def _run_model(paths: RunPaths) -> Optional[str]:
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if not b.is_file():
-        return False
-    if a.resolve() == b.resolve():
-        return True
-    return filecmp.cmp(a, b, shallow=False)
+    """One file, or an identical copy of it (a run resumed from a copy of its own _last.pt)."""
+    return b.is_file() and (same_file(a, b) or filecmp.cmp(a, b, shallow=False))
 
 
 def _fresh_folder(parent: Path, stamp: str) -> Path:

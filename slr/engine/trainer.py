@@ -363,9 +363,7 @@ class Trainer:
     def _any_rank(self, flag: bool) -> bool:
         """Decisions that end the run are taken by all ranks at once: a rank that stopped alone would
         leave the others waiting in the next collective."""
-        if not self.dist.enabled:
-            return flag
-        return broadcast_flag(flag, self.dist, self.device)
+        return broadcast_flag(flag, self.dist, self.device)  # the flag itself in one process
 
 
 def _main_thread() -> bool:

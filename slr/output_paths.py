@@ -1,4 +1,4 @@
-"""Checks on where `slr evaluate`, `slr export` and `slr plot` will write, made before any work.
+"""Checks on where slr will write (training outputs, `slr evaluate`, `slr export`, `slr plot`), made before any work.
 
 Without them a bad path fails only at the end, after minutes of work, with an OS message such as
 "File exists" that names neither the flag nor what is wrong.
