@@ -5,7 +5,22 @@ Library code raises these; the CLI prints ``str(error)`` and exits with ``error.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: How library messages name a setting: ``{{lr}}``. The library never spells a flag; the command
+#: layer shows each reference as the flag that sets it (``--lr``), see :func:`spell_settings`.
+_SETTING_REF = re.compile(r"\{\{([a-z][a-z0-9_]*)\}\}")
+
+
+def setting(name: str) -> str:
+    """Refer to a setting by its field name inside a message (``f"lower {setting('lr')}"``)."""
+    return "{{" + name + "}}"
+
+
+def spell_settings(text: str, spell=lambda name: "--" + name.replace("_", "-")) -> str:
+    """Replace each ``{{name}}`` by how the user sets it; the command line's flags by default."""
+    return _SETTING_REF.sub(lambda m: spell(m.group(1)), text)
 
 
 class SlrError(Exception):

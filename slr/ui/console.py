@@ -12,6 +12,8 @@ from functools import lru_cache
 from rich.console import Console
 from rich.markup import escape
 
+from slr.errors import spell_settings
+
 
 @lru_cache(maxsize=None)
 def out() -> Console:
@@ -36,9 +38,9 @@ def interactive() -> bool:
 
 
 def print_error(message: str) -> None:
-    err().print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    err().print(f"[bold red]error:[/] {escape(spell_settings(message))}", markup=True, highlight=False)
 
 
 def print_notice(message: str) -> None:
     """A one-line notice, e.g. an option that does nothing on this hardware."""
-    err().print(f"[yellow]notice:[/] {escape(message)}", markup=True, highlight=False)
+    err().print(f"[yellow]notice:[/] {escape(spell_settings(message))}", markup=True, highlight=False)

@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from slr.errors import spell_settings
 from slr.ui.console import interactive, out
 
 MIB = 2**20
@@ -69,7 +70,7 @@ class TrainingView:
     # -- events -----------------------------------------------------------------------------
     def note(self, text: str) -> None:
         if self.enabled:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(spell_settings(text), markup=False, highlight=False)
 
     def epoch_start(self, epoch: int, total_epochs: int, steps: int, done_steps: int) -> None:
         if not self.enabled:
