@@ -362,6 +362,17 @@ class EvaluateSettings(Settings):
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
     top_confusions: int = Field(10, ge=0, description="How many of the most confused class pairs to list.")
+    confusion_top: Optional[int] = Field(
+        None,
+        ge=2,
+        description="Draw only this many classes in the confusion PNGs: those with the most errors, most first, "
+        "with counts (the CSVs stay complete). Default: every class.",
+    )
+    group_by: Optional[str] = Field(
+        None,
+        min_length=1,
+        description="A labels CSV column (e.g. signer): accuracy per value of it, also in per_group.csv.",
+    )
     json_output: bool = Field(False, description="Print the results as JSON.", alias="json")
 
     model_config = ConfigDict(populate_by_name=True)
