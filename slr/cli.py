@@ -22,6 +22,7 @@ from slr.cli_params import settings_command
 from slr.config import check_known_keys, read_config_file, resolve_settings
 from slr.errors import SlrError
 from slr.settings import (
+    CompareSettings,
     EvaluateSettings,
     ExportSettings,
     HwinfoSettings,
@@ -232,6 +233,28 @@ def plot(flags: dict, config: Optional[Path]) -> None:
     from slr.analysis.plots import plot_training_curves
 
     typer.echo(f"training curves: {plot_training_curves(settings.log_csv, settings.output)}")
+
+
+CHECKPOINTS = inspect.Parameter(
+    "checkpoints",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(..., metavar="CKPT...", help="Checkpoints to compare (two or more).", show_default=False),
+    annotation=list[Path],
+)
+
+
+@app.command()
+@settings_command(CompareSettings, fields=[n for n in CompareSettings.model_fields if n != "checkpoints"],
+                  extra=[CHECKPOINTS, CONFIG])
+@guarded
+def compare(flags: dict, checkpoints: list[Path], config: Optional[Path]) -> None:
+    """Checkpoints side by side on the same recordings: accuracy, F1, McNemar's test, differing classes, curves."""
+    settings = resolve_settings(CompareSettings, {**flags, "checkpoints": checkpoints}, config)
+    from slr.analysis.compare import compare as run_comparison
+    from slr.ui.compare_view import print_comparison, print_comparison_json
+
+    comparison = run_comparison(settings)
+    (print_comparison_json if settings.json_output else print_comparison)(comparison)
 
 
 def main() -> None:

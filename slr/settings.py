@@ -366,7 +366,7 @@ class EvaluateSettings(Settings):
         None,
         ge=2,
         description="Draw only this many classes in the confusion PNGs: those with the most errors, most first, "
-        "with counts (the CSVs stay complete). Default: every class.",
+        "with counts (the CSVs stay complete); default: every class.",
     )
     group_by: Optional[str] = Field(
         None,
@@ -428,3 +428,39 @@ class PlotSettings(Settings):
 
     log_csv: Path = positional(description="A training log (log.csv from `slr train`).")
     output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
+
+
+class CompareSettings(Settings):
+    """`slr compare CKPT_A CKPT_B...`: checkpoints side by side on the same labelled recordings."""
+
+    checkpoints: list[Path] = Field(default_factory=list, description="Checkpoints to compare (two or more).")
+    keypoints: Optional[Path] = Field(None, description="Directory of keypoint clips (for transformer checkpoints).")
+    features: Optional[Path] = Field(None, description="Directory of feature clips (for iv3_gru checkpoints).")
+    labels_csv: Optional[Path] = Field(
+        None,
+        description="Labels CSV (file,gloss,cat) naming the recordings; clips are matched by its file names; "
+        "default: labels.csv in the --keypoints directory, else in the --features one.",
+    )
+    classes: Optional[Path] = Field(
+        None,
+        description="Class names (gloss,name,cat,cat_name); default: the checkpoints' names, else the clip file names.",
+    )
+    output_dir: Optional[Path] = Field(
+        None,
+        description="Where comparison.json, per_class.csv and curves.png go; default: comparison/ beside the "
+        "first checkpoint.",
+    )
+    differing_classes: int = Field(10, ge=0, description="How many of the classes whose accuracy differs most to list.")
+    batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the models.")
+    json_output: bool = Field(False, description="Print the comparison as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _enough_to_compare(self) -> "CompareSettings":
+        if len(self.checkpoints) < 2:
+            raise ValueError(f"give two or more checkpoints to compare (got {len(self.checkpoints)})")
+        if self.keypoints is None and self.features is None:
+            raise ValueError("give the clips: --keypoints DIR, --features DIR, or both")
+        return self

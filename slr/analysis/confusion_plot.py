@@ -9,11 +9,14 @@ which is what one looks for in a confusion matrix. The CSV written beside it sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from slr.engine.atomic import write_atomically
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Cell side in inches; at 100 dpi, 0.3 in = 30 px: room for a 3-digit count in 7 pt type.
 CELL_INCHES = 0.3
@@ -46,13 +49,28 @@ def most_confused_classes(cm: np.ndarray, top: int) -> list[int]:
 def plot_confusion(
     cm: np.ndarray, labels: Sequence[str], output: Path, title: str, top: Optional[int] = None
 ) -> Path:
-    """Write the matrix as a PNG: colour = share of the true class's clips, counts in every cell where
-    they fit. `top`: only the `top` most confused classes, most confused first (None: all, by id)."""
+    """Write `draw_confusion`'s figure as a PNG, atomically."""
+    fig = draw_confusion(cm, labels, title, top)
+    try:
+        write_atomically(output, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+    finally:
+        _pyplot().close(fig)
+    return output
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def draw_confusion(cm: np.ndarray, labels: Sequence[str], title: str, top: Optional[int] = None) -> "Figure":
+    """The matrix: colour = share of the true class's clips, counts in every cell where they fit.
+    `top`: only the `top` most confused classes, most confused first (None: all, by id)."""
+    plt = _pyplot()
     cm = np.asarray(cm)
     total_classes = cm.shape[0]
     support = cm.sum(axis=1)
@@ -87,8 +105,4 @@ def plot_confusion(
                     color="white" if share[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title, fontsize=11)
-    try:
-        write_atomically(output, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
-    finally:
-        plt.close(fig)
-    return output
+    return fig
