@@ -197,7 +197,8 @@ def compare(settings: CompareSettings) -> Comparison:
         labelled=len(names),
         missing={str(d): absent for d, absent in missing.items()},
         tests=paired_tests(runs, scored),
-        differing=differing_classes(runs)[: settings.differing_classes],
+        # Classes every run gets equally right say nothing about the difference: left out.
+        differing=[d for d in differing_classes(runs) if d.spread > 0][: settings.differing_classes],
         notices=notices,
     )
     for run, model in zip(runs, loaded):

@@ -58,8 +58,10 @@ def _lines(c: "Comparison") -> None:
         _line(f"McNemar's exact test, {_TASK_LABEL[t.task]}, {t.first} vs {t.second}: only {t.first} right "
               f"{t.only_first}, only {t.second} right {t.only_second}, p = {t.p_value:.3g}")
         _line(f"  {t.meaning}")
-    if c.differing:
-        _line()
+    _line()
+    if not c.differing:
+        _line("no gloss class has a different accuracy in the runs")
+    else:
         _line("gloss classes whose accuracy differs most:")
         for d in c.differing:
             accuracies = ", ".join(f"{run.label} {_pct(a)}" for run, a in zip(c.runs, d.accuracy))
@@ -103,6 +105,8 @@ def _tables(c: "Comparison") -> None:
         for d in c.differing:
             classes.add_row(str(d.id), Text(d.name), str(d.clips), *[_pct(a) for a in d.accuracy])
         console.print(classes)
+    else:
+        console.print("no gloss class has a different accuracy in the runs")
 
     files = Table(title="written", title_justify="left", show_header=False)
     files.add_column("what")
