@@ -126,6 +126,7 @@ def _evaluate_alone(ckpt: Path, flag: str, directory: Path, labels: Path, out: P
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_side_by_side_equals_evaluate_alone(runs, recordings, tmp_path):
     out = tmp_path / "cmp"
     result = runner.invoke(app, ["compare", str(runs["transformer"]), str(runs["iv3_gru"]),

@@ -377,6 +377,7 @@ def _labels_with_signers(synthetic_dir: Path, path: Path) -> pd.DataFrame:
     return labels
 
 
+@pytest.mark.slow
 def test_group_by_equals_each_group_evaluated_alone(trained, synthetic_dir, tmp_path):
     labels = _labels_with_signers(synthetic_dir, tmp_path / "labels.csv")
     out = tmp_path / "eval"
