@@ -286,12 +286,5 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def run_evaluate(settings: EvaluateSettings) -> EvaluationReport:
-    """The CLI entry: evaluate, then print tables, plain lines or JSON."""
-    from slr.ui.evaluate_view import print_evaluation, print_evaluation_json
-
-    report = evaluate(settings)
-    if settings.json_output:
-        print_evaluation_json(report)
-    else:
-        print_evaluation(report)
-    return report
+    """`slr evaluate`: the report, its files written; the caller shows it."""
+    return evaluate(settings)
