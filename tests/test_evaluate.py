@@ -17,8 +17,8 @@ from slr.analysis.metrics import confusion_matrix, macro_f1, most_confused, per_
 from slr.cli import app
 from slr.data.augment import build_transform
 from slr.engine.checkpoint import FORMAT, VERSION, load_trained_model, save_checkpoint
-from slr.models.registry import build_model
-from slr.settings import MODEL_CLASS_NAMES, TrainSettings
+from slr.models.registry import build_model, model_spec
+from slr.settings import TrainSettings
 
 runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,7 +35,7 @@ def write_checkpoint(path: Path, *, input_dim: int, num_gloss: int, num_cat: int
             edit(model)
     save_checkpoint(
         {
-            "format": FORMAT, "version": VERSION, "model": "transformer", "model_class": MODEL_CLASS_NAMES["transformer"],
+            "format": FORMAT, "version": VERSION, "model": "transformer", "model_class": model_spec("transformer").class_name,
             "input_dim": input_dim, "num_gloss": num_gloss, "num_cat": num_cat,
             "settings": settings.model_dump(mode="json"), "model_state": model.state_dict(),
             "class_names": class_names if class_names is not None else {"gloss": {}, "cat": {}},
@@ -356,7 +356,7 @@ def test_a_features_model_given_keypoints_says_which_flag(synthetic_dir, tmp_pat
     model = build_model("iv3_gru", settings, 64, 5, 2)
     ckpt = tmp_path / "InceptionV3GRU_best.pt"
     save_checkpoint(
-        {"format": FORMAT, "version": VERSION, "model": "iv3_gru", "model_class": MODEL_CLASS_NAMES["iv3_gru"],
+        {"format": FORMAT, "version": VERSION, "model": "iv3_gru", "model_class": model_spec("iv3_gru").class_name,
          "input_dim": 64, "num_gloss": 5, "num_cat": 2, "settings": settings.model_dump(mode="json"),
          "model_state": model.state_dict(), "class_names": {"gloss": {}, "cat": {}},
          "epoch": 1, "best_metric": 0.0, "history": []},

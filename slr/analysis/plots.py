@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from slr.output_paths import check_output_file, same_file
 from slr.engine.atomic import write_atomically
-from slr.errors import ConfigError, DataError, setting
+from slr.errors import ConfigError, DataError, SlrError, setting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,9 +87,12 @@ def run_title(log_csv: Path) -> str:
         model = json.loads((folder / "settings.json").read_text(encoding="utf-8"))["settings"]["model"]
     except (OSError, ValueError, KeyError, TypeError):
         return where
-    from slr.settings import MODEL_CLASS_NAMES
+    from slr.models.registry import model_spec
 
-    return f"{MODEL_CLASS_NAMES.get(model, model)} ({model}), {where}"
+    try:
+        return f"{model_spec(model).class_name} ({model}), {where}"
+    except (SlrError, TypeError):  # a model this version of slr does not know
+        return f"{model}, {where}"
 
 
 def best_epoch(log: "pd.DataFrame") -> Optional[tuple[int, float]]:
