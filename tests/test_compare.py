@@ -265,3 +265,24 @@ def test_missing_directory_and_too_few_checkpoints(runs, recordings):
     assert_one_line_error(result, "InceptionV3GRU", "reads features", "--features DIR")
     result = runner.invoke(app, ["compare", str(runs["transformer"]), "--keypoints", str(recordings["keypoints"])])
     assert_one_line_error(result, "two or more checkpoints")
+
+
+def test_three_runs_are_tested_pair_by_pair(runs, synthetic_dir, tmp_path):
+    # The transformer twice: that pair is right on exactly the same clips (b = c = 0, p = 1).
+    twin = tmp_path / "twin" / "SignTransformer_best.pt"
+    twin.parent.mkdir()
+    shutil.copy(runs["transformer"], twin)
+    out = tmp_path / "c"
+    result = runner.invoke(app, ["compare", str(runs["transformer"]), str(runs["iv3_gru"]), str(twin),
+                                 "--keypoints", str(synthetic_dir), "--features", str(synthetic_dir),
+                                 "--output-dir", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    pairs = [(t["first"], t["second"], t["task"]) for t in report["mcnemar"]]
+    assert pairs == [(a, b, task) for a, b in (("A", "B"), ("A", "C"), ("B", "C")) for task in ("gloss", "cat")]
+    same = [t for t in report["mcnemar"] if (t["first"], t["second"]) == ("A", "C")]
+    assert all(t["only_first"] == t["only_second"] == 0 and t["p_value"] == 1.0 for t in same)
+    assert "right on exactly the same clips" in same[0]["meaning"]
+    assert report["runs"][0]["gloss"] == report["runs"][2]["gloss"]
+    assert list(pd.read_csv(out / "per_class.csv").columns) == ["id", "name", "clips", "accuracy_A", "accuracy_B",
+                                                                 "accuracy_C", "spread"]
