@@ -160,6 +160,8 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     from slr.engine.data_setup import build_data
 
     data = build_data(settings, dist, device)
+    for text in data.notices:
+        print_notice(text)
     settings, runtime = resolve_auto_options(settings, device, data, dist, resume_state)
     train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
 
