@@ -261,7 +261,7 @@ def test_plain_output_lists_groups_and_clips_per_class(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[1].split()[:5] == ["train", "6", "signer(s),", "72", "clips"]
-    assert lines[3].split() == ["gloss", "name", "train", "groups", "train", "clips", "val", "groups", "val", "clips"]
+    assert lines[3].split() == ["gloss", "name", "train", "signers", "train", "clips", "val", "signers", "val", "clips"]
     assert lines[4].split() == ["0", "hello", "6", "18", "2", "6"]
 
 

@@ -43,7 +43,8 @@ def _split_lines(result: "SplitResult") -> list[str]:
 
 def _class_rows(result: "SplitResult") -> tuple[list[str], list[list[str]]]:
     counts = result.counts()
-    header = ["gloss", "name"] + [f"{name} {what}" for name in result.splits for what in ("groups", "clips")]
+    groups = f"{result.grouping.noun}s"  # "signers", or "groups" for a regular expression
+    header = ["gloss", "name"] + [f"{name} {what}" for name in result.splits for what in (groups, "clips")]
     rows = []
     for gloss in sorted(result.class_names):
         row = [str(gloss), result.class_names.get(gloss, "")]
