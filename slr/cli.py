@@ -239,7 +239,7 @@ def plot(flags: dict, config: Optional[Path]) -> None:
 @settings_command(SplitSettings, extra=[CONFIG])
 @guarded
 def split(flags: dict, config: Optional[Path]) -> None:
-    """Write train / val [/ test] label files beside labels.csv with no group (signer, session) in two splits."""
+    """Write train and val (and test) label files beside labels.csv, with no group (signer, session) in two splits."""
     settings = resolve_settings(SplitSettings, flags, config)
     from slr.data.split import split_directory
     from slr.ui.console import print_notice

@@ -433,7 +433,7 @@ class PlotSettings(Settings):
 
 
 class SplitSettings(Settings):
-    """`slr split DIR --group-by COLUMN|REGEX --val F`: train / val [/ test] label files beside labels.csv,
+    """`slr split DIR --group-by COLUMN|REGEX --val F`: train and val (and test) label files beside labels.csv,
     with no group (signer, session) in two splits, stratified by gloss as far as the groups allow."""
 
     directory: Path = positional(description="Directory of .npz clips whose labels.csv is split.")

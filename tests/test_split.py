@@ -192,6 +192,13 @@ def test_a_row_without_a_group_value_is_refused(tmp_path):
     assert "1 of 96 rows have no 'signer' value, e.g. line 6 (clip_0005_thanks)" in " ".join(result.output.split())
 
 
+def test_help_names_every_option():
+    result = CliRunner().invoke(app, ["split", "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    for flag in ("--group-by", "--val", "--test", "--seed", "--labels-csv", "--overwrite", "--json"):
+        assert flag in result.output
+
+
 # --- slr split: the files -----------------------------------------------------------------------
 
 

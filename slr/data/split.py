@@ -172,7 +172,7 @@ def grouping_for(spec: str, columns: Iterable[str]) -> Grouping:
         re.compile(spec)
     except re.error as exc:
         raise DataError(
-            f"group {spec!r} is neither a column of the labels (columns: {', '.join(columns)}) "
+            f"{setting('group_by')} {spec!r} is neither a column of the labels (columns: {', '.join(columns)}) "
             f"nor a regular expression ({exc})"
         ) from None
     return Grouping("regex", spec)
@@ -211,7 +211,8 @@ def group_keys(rows: pd.DataFrame, spec: str, where: Path) -> tuple[pd.Series, G
     if missing.all():
         columns = ", ".join(rows.columns)
         raise DataError(
-            f"{spec!r} is not a column (columns: {columns}) and, as a regular expression, finds a group in "
+            f"{setting('group_by')} {spec!r} is not a column (columns: {columns}) and, as a regular expression, "
+            "finds a group in "
             f"no clip name, e.g. {examples}", where
         )
     raise DataError(
