@@ -334,6 +334,15 @@ def test_validate_checks_a_split_column_and_a_group_by_regex(tmp_path):
     assert ": 00 (of 2 and 2)" in item["message"]
 
 
+def test_validate_refuses_a_group_by_that_finds_nothing(tmp_path):
+    directory = write_clips(tmp_path / "clips", signer_rows(), clips=False)
+    result = CliRunner().invoke(app, ["validate", str(directory), "--group-by", "singer"])
+    assert result.exit_code == 2
+    assert "--group-by 'singer' is not a column (columns: file, gloss, cat, signer, occluded)" in " ".join(
+        result.output.split()
+    )
+
+
 def test_train_warns_when_training_and_validation_labels_share_a_signer(tmp_path):
     table = lambda rows: load_labels(write_clips(tmp_path / str(len(rows)), rows, clips=False) / "labels.csv")
     rows = signer_rows(signers=5)

@@ -540,20 +540,30 @@ def split_group_problems(labels: LabelTable, group_by: Optional[str] = None) -> 
     (`labels_train.csv` against `labels_val.csv` and `labels_test.csv`). The groups: `group_by`
     (a column or a regular expression), and every well-known group column present.
     """
-    pairs = _split_pairs(labels)
-    if not pairs:
-        return []
+    chosen = _asked_grouping(labels, group_by) if group_by is not None else None
     problems = []
-    for (first_name, first), (second_name, second) in pairs:
+    for (first_name, first), (second_name, second) in _split_pairs(labels):
         groupings = known_group_columns(first, second)
-        if group_by is not None:
-            chosen = grouping_for(group_by, [*first.columns, *second.columns])
+        if chosen is not None:
             groupings = [chosen] + [g for g in groupings if g != chosen]
         for grouping in groupings:
             found = shared_groups(first, second, grouping)
             if found:
                 problems.append(Problem("shared_group", labels.path.name, found.message(first_name, second_name)))
     return problems
+
+
+def _asked_grouping(labels: LabelTable, group_by: str) -> Grouping:
+    """The grouping asked for, refused (`DataError`) when it can find nothing: a mistyped column
+    would otherwise be a regular expression that matches no clip, and the check would pass silently."""
+    grouping = grouping_for(group_by, labels.rows.columns)
+    if grouping.kind == "regex" and not labels.rows.empty and group_values(labels.rows, grouping).isna().all():
+        raise DataError(
+            f"{setting('group_by')} {group_by!r} is not a column (columns: {', '.join(labels.rows.columns)}) and, "
+            f"as a regular expression, finds a group in no clip name (e.g. {labels.rows['file'].iloc[0]})",
+            labels.path,
+        )
+    return grouping
 
 
 def _split_pairs(labels: LabelTable) -> list[tuple[tuple[str, pd.DataFrame], tuple[str, pd.DataFrame]]]:
