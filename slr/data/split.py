@@ -252,7 +252,8 @@ def split_labels(
     Shuffles are derived from `seed`: the same rows, groups and seed give the same split (with the
     same scikit-learn). Where the first shuffle leaves a class out, up to `ATTEMPTS` are tried.
     """
-    requested = {"train": 1 - val - (test or 0), "val": val, **({"test": test} if test else {})}
+    # rounded: 1 - 0.3 - 0.3 is 0.39999999999999997, which reads badly in --json
+    requested = {"train": round(1 - val - (test or 0), 12), "val": val, **({"test": test} if test else {})}
     gloss = rows["gloss"].astype("int64")
     result = SplitResult(
         labels_csv=Path(labels_csv),
