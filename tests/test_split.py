@@ -356,25 +356,28 @@ def test_train_warns_when_training_and_validation_labels_share_a_signer(tmp_path
 
 
 @pytest.mark.slow
-def test_train_takes_one_directory_with_two_split_files(tmp_path, capsys, one_thread):
-    from slr.engine.run import run_training
-    from slr.settings import TrainSettings
-
+def test_train_takes_one_directory_with_two_split_files(tmp_path, one_thread):
     directory = write_clips(tmp_path / "clips", signer_rows(signers=6, per=2), clips=True)
     assert split_cli(directory, "--group-by", "signer", "--val", "0.34").exit_code == 0
     n_train, n_val = (len(read_rows(directory / f"labels_{n}.csv")) for n in ("train", "val"))
-    options = dict(
-        keypoints_train=directory, keypoints_val=directory, labels_train_csv=directory / "labels_train.csv",
-        labels_val_csv=directory / "labels_val.csv", num_gloss=4, num_cat=2, epochs=1, batch_size=16,
-        d_model=16, num_heads=2, num_layers=1, ff_dim=32, plots=False,
-    )
-    capsys.readouterr()
-    outcome = run_training(TrainSettings(output_dir=tmp_path / "run", **options))
-    out, err = capsys.readouterr()
-    assert f"{n_train} training / {n_val} validation clips" in out
-    assert "notice" not in err, err  # no shared signer, and no "unlabelled" clips of the other split
-    assert len(outcome.history) == 1
+
+    def train(out: str):
+        return CliRunner().invoke(app, [
+            "train", "transformer", "--keypoints-train", str(directory), "--keypoints-val", str(directory),
+            "--labels-train-csv", str(directory / "labels_train.csv"),
+            "--labels-val-csv", str(directory / "labels_val.csv"), "--num-gloss", "4", "--num-cat", "2",
+            "--epochs", "1", "--batch-size", "16", "--d-model", "16", "--num-heads", "2", "--num-layers", "1",
+            "--ff-dim", "32", "--no-plots", "--output-dir", str(tmp_path / out),
+        ])
+
+    result = train("run")
+    assert result.exit_code == 0, result.output
+    assert f"{n_train} training / {n_val} validation clips" in result.output
+    # no shared signer, and no "unlabelled" clips of the other split in the same directory
+    assert "notice" not in result.stderr, result.stderr
+    assert (tmp_path / "run" / "SignTransformer_last.pt").is_file()
     move_row(directory, "labels_train.csv", "labels_val.csv")
-    run_training(TrainSettings(output_dir=tmp_path / "run2", **options))
-    err = capsys.readouterr().err
-    assert "share 1 signer(s)" in err and "so validation results are not on unseen signers" in err
+    result = train("run2")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert "share 1 signer(s)" in text and "so validation results are not on unseen signers" in text
