@@ -449,6 +449,16 @@ class CompareSettings(Settings):
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the models.")
     json_output: bool = Field(False, description="Print the comparison as JSON.", alias="json")
 
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _enough_to_compare(self) -> "CompareSettings":
+        if len(self.checkpoints) < 2:
+            raise ValueError(f"give two or more checkpoints to compare (got {len(self.checkpoints)})")
+        if self.keypoints is None and self.features is None:
+            raise ValueError(f"give the clips: {setting('keypoints')} DIR, {setting('features')} DIR, or both")
+        return self
+
 
 # ---------------------------------------------------------------------------------------------
 # Splitting labels by group (slr/data/split.py)
@@ -482,13 +492,6 @@ class SplitSettings(Settings):
     model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
-    def _enough_to_compare(self) -> "CompareSettings":
-        if len(self.checkpoints) < 2:
-            raise ValueError(f"give two or more checkpoints to compare (got {len(self.checkpoints)})")
-        if self.keypoints is None and self.features is None:
-            raise ValueError("give the clips: --keypoints DIR, --features DIR, or both")
-
-
     def _train_keeps_some(self) -> "SplitSettings":
         if self.val + (self.test or 0) >= 1:
             raise ValueError(f"{setting('val')} {self.val} and {setting('test')} {self.test} leave nothing for training")
