@@ -359,6 +359,7 @@ class EvaluateSettings(Settings):
     confusion_top: Optional[int] = Field(
         None,
         ge=2,
+        alias="top",
         description="Draw only this many classes in the confusion PNGs: those with the most errors, most first, "
         "with counts (the CSVs stay complete); default: every class.",
     )

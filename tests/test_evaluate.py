@@ -426,7 +426,7 @@ def test_group_by_a_column_that_does_not_exist(trained, synthetic_dir, tmp_path)
 
 def test_confusion_top_draws_the_most_confused_classes(trained, synthetic_dir, tmp_path):
     out = tmp_path / "eval"
-    result = runner.invoke(app, ["evaluate", str(trained), "--keypoints", str(synthetic_dir), "--confusion-top", "3",
+    result = runner.invoke(app, ["evaluate", str(trained), "--keypoints", str(synthetic_dir), "--top", "3",
                                  "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
     assert_png(out / "confusion_gloss.png")

@@ -197,7 +197,7 @@ def test_curves_name_the_run_mark_the_best_epoch_and_show_the_lr(tmp_path):
     assert run_title(run / "log.csv") == str(run)  # no settings.json: the folder alone
     (run / "settings.json").write_text(json.dumps({"settings": {"model": "transformer"}}))
     title = run_title(run / "log.csv")
-    assert title == f"SignTransformer (transformer), {run}"
+    assert title == f"transformer, {run}"
 
     log = read_log(run / "log.csv")
     assert best_epoch(log) == (4, 0.7)

@@ -79,7 +79,7 @@ def read_log(log_csv: Path) -> "pd.DataFrame":
 
 
 def run_title(log_csv: Path) -> str:
-    """"SignTransformer (transformer), runs/tf": the model from the settings.json `slr train` writes
+    """"transformer, runs/tf": the model from the settings.json `slr train` writes
     beside the log, and the log's folder; the folder alone when there is no readable settings.json."""
     folder = Path(log_csv).parent
     where = str(folder) if str(folder) != "." else Path.cwd().name
@@ -87,12 +87,9 @@ def run_title(log_csv: Path) -> str:
         model = json.loads((folder / "settings.json").read_text(encoding="utf-8"))["settings"]["model"]
     except (OSError, ValueError, KeyError, TypeError):
         return where
-    from slr.models.registry import model_spec
-
-    try:
-        return f"{model_spec(model).class_name} ({model}), {where}"
-    except (SlrError, TypeError):  # a model this version of slr does not know
-        return f"{model}, {where}"
+    # The registry name (not the class name, which would need the model registry and so torch:
+    # `slr plot` stays a matplotlib-only command).
+    return f"{model}, {where}" if isinstance(model, str) else where
 
 
 def best_epoch(log: "pd.DataFrame") -> Optional[tuple[int, float]]:
