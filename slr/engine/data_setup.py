@@ -6,12 +6,14 @@ import shlex
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from slr.data.augment import build_transform
+from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.classes import read_class_names
 from slr.data.validate import check_training_data
@@ -37,6 +39,7 @@ class RunData:
     input_dim: int
     longest_clip: int
     class_names: dict[str, dict[int, str]]
+    extraction: Optional[dict[str, Any]] = None  # how the training clips were made (their meta), for predict
 
     @property
     def summary(self) -> str:
@@ -171,7 +174,8 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
-    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds))
+    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds),
+                   extraction_of(train_src.directory))
 
 
 def _class_names(settings: TrainSettings, train: ClipDataset) -> dict[str, dict[int, str]]:
