@@ -62,7 +62,6 @@ def import_mediapipe() -> Any:
 _NATIVE_NOISE = re.compile(
     r"^(?:[IWE]\d{4} [\d:. ]+\S+\.cc:\d+\]|INFO: Created TensorFlow Lite|WARNING: All log messages before absl"
     r"|\[[\w,]+ @ 0x[0-9a-f]+\])"  # FFmpeg's own lines ("moov atom not found"): slr says what failed
-
 )
 
 

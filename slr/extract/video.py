@@ -18,6 +18,7 @@ import numpy as np
 from slr.errors import DataError
 from slr.extract.backend import import_cv2
 
+_TOLERANCE_MS = 1.0
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
@@ -103,13 +104,15 @@ class FrameSelector:
         self._start: Optional[int] = None
         self._next_tick = 0
 
-    def keep(self, timestamp_ms: int) -> bool:
+    def keep(self, timestamp_ms: float) -> bool:
         if self.fps is None:
             return True
         if self._start is None:
             self._start = timestamp_ms
-        # The tick this frame has reached; a small tolerance keeps 33.333 ms frames on 30 fps ticks.
-        reached = math.floor((timestamp_ms - self._start) * self.fps / 1000.0 + 1e-6)
+        # The tick this frame has reached, with 1 ms of tolerance: timestamps are whole milliseconds
+        # (in the clip, and in containers with a millisecond time base), so a frame at 133 ms is the
+        # one at 133.33 ms, on the 15 fps tick.
+        reached = math.floor((timestamp_ms - self._start + _TOLERANCE_MS) * self.fps / 1000.0)
         if reached < self._next_tick:
             return False
         self._next_tick = reached + 1

@@ -119,12 +119,13 @@ def print_extraction(result: "ExtractionResult", flag_below: float) -> None:
             )
         if interactive():
             out().print(table)
-        else:
-            out().print(Text("video\tframes\t" + "\t".join(t for _, t in PARTS) + "\tflag"))
+        else:  # one line per video that reads on its own in a log
+            out().print(Text("detection rates (share of frames in which each part was found):"))
             for outcome in written:
                 flag = _flagged(outcome, flag_below)
-                rates = "\t".join(f"{outcome.rates[p]:.0%}" for p, _ in PARTS)
-                out().print(Text(f"{outcome.video.name}\t{outcome.frames}\t{rates}\t{flag or ''}"), soft_wrap=True)
+                rates = "  ".join(f"{title} {outcome.rates[p]:.0%}" for p, title in PARTS)
+                line = f"  {outcome.video.name}: {outcome.frames} frames  {rates}" + (f"  FLAGGED: {flag}" if flag else "")
+                out().print(Text(line), soft_wrap=True)
         flagged = sum(1 for o in written if _flagged(o, flag_below))
         if flagged:
             print_notice(
