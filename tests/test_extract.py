@@ -364,3 +364,12 @@ def test_a_videos_answer_is_its_clips_answer(real_run, trained):
     proc = slr("predict", trained, video, "--json", "--fps", "15")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["frames"] == 28
+
+
+def test_a_video_without_frames_is_named_and_nothing_is_written(tmp_path):
+    empty = tmp_path / "clip_0001_empty.mp4"
+    cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64)).release()  # a container, no frames
+    proc = slr("extract", empty, "--output-dir", tmp_path / "clips")
+    assert proc.returncode == 1
+    assert str(empty) in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "clips").iterdir())

@@ -133,10 +133,10 @@ def extract_videos(
                 f"{_overwrite()} redoes it"
             )
     _check_distinct_targets(todo)
-    count = workers or default_workers(len(todo))
+    count = min(workers or default_workers(len(todo)), max(1, len(todo)))  # no idle processes
     result.workers = count
     observer.start(len(todo), len(result.outcomes))
-    run = _run_here if count == 1 or len(todo) <= 1 else _run_in_pool
+    run = _run_here if count == 1 else _run_in_pool
     for outcome in run(todo, options, features, count, observer):
         result.outcomes.append(outcome)
         observer.video_done(outcome)
