@@ -373,3 +373,34 @@ def test_a_video_without_frames_is_named_and_nothing_is_written(tmp_path):
     assert proc.returncode == 1
     assert str(empty) in proc.stderr and "Traceback" not in proc.stderr
     assert not list((tmp_path / "clips").iterdir())
+
+
+@pytest.mark.slow
+def test_a_features_model_predicts_a_video_as_its_extracted_clip(small_video, random_weights, tmp_path):
+    """iv3_gru on X2048: predict computes the video's features as `slr extract --features` does. The
+    checkpoint records no extraction (its clips were not made by slr extract): the defaults, said so."""
+    import torch
+
+    from slr.engine.checkpoint import FORMAT, VERSION, save_checkpoint
+    from slr.models.registry import build_model
+    from slr.settings import TrainSettings
+
+    settings = TrainSettings(model="iv3_gru", num_gloss=3, num_cat=2, gru_hidden=8, gru_layers=1)
+    torch.manual_seed(0)
+    net = build_model("iv3_gru", settings, 2048, 3, 2)
+    ckpt = tmp_path / "gru.pt"
+    save_checkpoint({"format": FORMAT, "version": VERSION, "model": "iv3_gru", "model_class": "InceptionV3GRU",
+                     "input_dim": 2048, "num_gloss": 3, "num_cat": 2, "settings": settings.model_dump(mode="json"),
+                     "model_state": net.state_dict(), "class_names": {"gloss": {}, "cat": {}}, "epoch": 1,
+                     "best_metric": 0.0, "history": []}, ckpt)
+    out = tmp_path / "clips"
+    assert slr("extract", small_video, "--output-dir", out, "--features", "--backbone-weights",
+               random_weights).returncode == 0
+    proc = slr("predict", ckpt, out / "clip_0001_small.npz", small_video, "--backbone-weights", random_weights,
+               "--json", "--top-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "does not record how its training clips were extracted" in proc.stderr
+    from_clip, from_video = json.loads(proc.stdout)
+    assert from_video["frames"] == from_clip["frames"] == 8
+    for a, b in zip(from_clip["top_glosses"], from_video["top_glosses"]):
+        assert a["id"] == b["id"] and a["prob"] == pytest.approx(b["prob"], abs=1e-5)
