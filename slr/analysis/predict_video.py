@@ -33,8 +33,8 @@ def video_options(state: Mapping[str, Any], overrides: Mapping[str, Any], featur
     base: dict[str, Any] = {}
     if stored is None:
         notices.append(
-            "the checkpoint does not record how its training clips were extracted (they were not made by "
-            "this version of slr extract): videos are extracted with the default extraction settings"
+            "the checkpoint does not record how its training clips were extracted (their meta holds no "
+            "extraction settings): videos are extracted with the default extraction settings"
         )
     else:
         known = KeypointExtractionSettings.model_fields
@@ -68,9 +68,13 @@ def extract_video_arrays(
 
         stored_features = (stored or {}).get("features") or {}
         batch = int(stored_features.get("batch_size", 16)) if isinstance(stored_features, dict) else 16
-        if backbone_weights is None and stored is None:
-            notices.append(f"features are computed with the ImageNet InceptionV3 weights ({setting('backbone_weights')})")
         extractor = FeatureExtractor(backbone_weights, batch_size=batch)
+        trained_on = stored_features.get("weights") if isinstance(stored_features, dict) else None
+        if trained_on and trained_on != extractor.weights_file.name:
+            notices.append(
+                f"the training clips' features came from InceptionV3 weights {trained_on!r}; these videos' come "
+                f"from {extractor.weights_file} ({setting('backbone_weights')})"
+            )
         info = {"key": "X2048", "weights": extractor.weights_file.name, "preprocessing": PREPROCESSING}
     arrays: list[Optional[np.ndarray]] = []
     problems: list[tuple[str, str]] = []
