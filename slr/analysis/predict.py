@@ -124,12 +124,9 @@ def read_inputs(paths: Sequence[Path], loaded: Any, video: dict[str, Any], notic
     return [by_path[p] for p in paths]
 
 
-def run_predict(settings: PredictSettings) -> list[Prediction]:
-    from slr.ui.console import print_notice
-    from slr.ui.evaluate_view import print_predictions, print_predictions_json
-
-    notices: list[str] = []
-    predictions = predict_clips(
+def run_predict(settings: PredictSettings, notices: Optional[list[str]] = None) -> list[Prediction]:
+    """`slr predict`: the predictions; the caller shows them (and `notices`, about videos)."""
+    return predict_clips(
         settings.checkpoint,
         settings.clips,
         top_k=settings.top_k,
@@ -139,10 +136,3 @@ def run_predict(settings: PredictSettings) -> list[Prediction]:
         video={"overrides": settings.extraction_overrides(), "backbone_weights": settings.backbone_weights},
         notices=notices,
     )
-    for notice in notices:
-        print_notice(notice)
-    if settings.json_output:
-        print_predictions_json(predictions)
-    else:
-        print_predictions(predictions)
-    return predictions
