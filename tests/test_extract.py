@@ -404,3 +404,12 @@ def test_a_features_model_predicts_a_video_as_its_extracted_clip(small_video, ra
     assert from_video["frames"] == from_clip["frames"] == 8
     for a, b in zip(from_clip["top_glosses"], from_video["top_glosses"]):
         assert a["id"] == b["id"] and a["prob"] == pytest.approx(b["prob"], abs=1e-5)
+
+
+def test_two_videos_for_one_clip_are_refused_before_anything_is_written(small_video, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(small_video, tmp_path / folder)
+    proc = slr("extract", tmp_path / "a", tmp_path / "b", "--output-dir", tmp_path / "out")
+    assert proc.returncode == 2 and "would both be written to" in proc.stderr
+    assert not (tmp_path / "out").exists()

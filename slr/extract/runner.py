@@ -114,6 +114,7 @@ def extract_videos(
         from slr.extract.features import resolve_weights
 
         resolve_weights(features.weights if features else None)  # refuse before any work
+    _check_distinct_targets([(video, clip_path(output_dir, video)) for video in videos])  # ... and any folder
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
     result = ExtractionResult(output_dir, [], problems=list(problems or []))
@@ -132,7 +133,6 @@ def extract_videos(
                 f"{target}: kept; it was made with other settings ({_differences(done, wanted)}); "
                 f"{_overwrite()} redoes it"
             )
-    _check_distinct_targets(todo)
     count = min(workers or default_workers(len(todo)), max(1, len(todo)))  # no idle processes
     result.workers = count
     observer.start(len(todo), len(result.outcomes))
