@@ -15,7 +15,7 @@ from typing import Optional
 
 from slr.data.classes import read_class_names
 from slr.data.clips import clip_stem
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 from slr.errors import ConfigError, setting
 
 

@@ -1,7 +1,7 @@
 """Writing clips so that a killed run never leaves a partial one, and knowing which are complete.
 
 A clip is written to a hidden temporary file beside its final name (not named `*.npz`, so no
-reader takes it for a clip) and renamed into place once complete (slr/engine/atomic.py). A run
+reader takes it for a clip) and renamed into place once complete (slr/atomic.py). A run
 killed mid-write leaves at most such a temporary file, which the next run into that folder removes.
 """
 
@@ -15,11 +15,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 from slr.data.clip_meta import read_meta
 from slr.extract.clip import Clip
 
-#: The temporary names of slr.engine.atomic (".NAME.npz.1a2b3c4d.tmp").
+#: The temporary names of slr.atomic (".NAME.npz.1a2b3c4d.tmp").
 _TEMPORARY = re.compile(r"^\..+\.npz\.[0-9a-f]{8}\.tmp$")
 
 
