@@ -80,6 +80,7 @@ def test_complexities_that_download_are_refused():
         ExtractSettings(videos=[Path("v.mp4")], output_dir=Path("out"), model_complexity=2)
 
 
+@pytest.mark.slow  # starts slr in a child process
 def test_without_mediapipe_the_install_command_is_named(tmp_path):
     # A directory first on the path whose `mediapipe` fails to import: as on a core install.
     fake = tmp_path / "no_mediapipe"
@@ -366,6 +367,7 @@ def test_a_videos_answer_is_its_clips_answer(real_run, trained):
     assert json.loads(proc.stdout)[0]["frames"] == 28
 
 
+@pytest.mark.slow  # starts slr in a child process
 def test_a_video_without_frames_is_named_and_nothing_is_written(tmp_path):
     empty = tmp_path / "clip_0001_empty.mp4"
     cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64)).release()  # a container, no frames
@@ -406,6 +408,7 @@ def test_a_features_model_predicts_a_video_as_its_extracted_clip(small_video, ra
         assert a["id"] == b["id"] and a["prob"] == pytest.approx(b["prob"], abs=1e-5)
 
 
+@pytest.mark.slow  # starts slr in a child process
 def test_two_videos_for_one_clip_are_refused_before_anything_is_written(small_video, tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
