@@ -26,6 +26,7 @@ from slr.settings import (
     CompareSettings,
     EvaluateSettings,
     ExportSettings,
+    ExtractSettings,
     HwinfoSettings,
     PlotSettings,
     PredictSettings,
@@ -225,7 +226,8 @@ def hwinfo(flags: dict, config: Optional[Path]) -> None:
 CLIPS = inspect.Parameter(
     "clips",
     inspect.Parameter.KEYWORD_ONLY,
-    default=typer.Argument(..., metavar="CLIP.npz...", help="Clip files to classify.", show_default=False),
+    default=typer.Argument(..., metavar="CLIP.npz|VIDEO...", help="Clip files or videos to classify.",
+                           show_default=False),
     annotation=list[Path],
 )
 
@@ -248,12 +250,15 @@ def evaluate(flags: dict, config: Optional[Path]) -> None:
                   extra=[CLIPS, CONFIG])
 @guarded
 def predict(flags: dict, clips: list[Path], config: Optional[Path]) -> None:
-    """The top-k glosses and the category of each clip, by name, with probabilities."""
+    """The top-k glosses and the category of each clip or video, by name, with probabilities."""
     settings = resolve_settings(PredictSettings, {**flags, "clips": clips}, config)
     from slr.analysis.predict import run_predict
     from slr.ui.evaluate_view import print_predictions, print_predictions_json
 
-    predictions = run_predict(settings)
+    notices: list[str] = []  # about videos: how they were extracted
+    predictions = run_predict(settings, notices)
+    for notice in notices:
+        print_notice(notice)
     (print_predictions_json if settings.json_output else print_predictions)(predictions)
 
 
@@ -316,6 +321,33 @@ def split(flags: dict, config: Optional[Path]) -> None:
     print_split(result, as_json=settings.json_output)
     for text in result.notices:
         print_notice(text)
+
+
+VIDEOS = inspect.Parameter(
+    "videos",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(..., metavar="VIDEO...", help="Video files, or folders of videos.", show_default=False),
+    annotation=list[Path],
+)
+
+
+@app.command()
+@settings_command(ExtractSettings, fields=[n for n in ExtractSettings.model_fields if n != "videos"],
+                  extra=[VIDEOS, CONFIG])
+@guarded
+def extract(flags: dict, videos: list[Path], config: Optional[Path]) -> None:
+    """Make one clip per video (MediaPipe Holistic keypoints, optionally InceptionV3 features), as `slr train` reads them."""
+    settings = resolve_settings(ExtractSettings, {**flags, "videos": videos}, config)
+    from slr.extract.command import extract_from_settings
+    from slr.ui.extract_view import ExtractProgress, print_extraction
+
+    view = ExtractProgress()
+    try:
+        result = extract_from_settings(settings, view)
+    finally:
+        view.finish()
+    print_extraction(result, settings.flag_below)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 def main() -> None:
