@@ -140,6 +140,30 @@ class AugmentSettings(Settings):
         lt=1,
         description="Largest share of a clip blanked to 0 (as if undetected) as one contiguous span; features too.",
     )
+    # -- added for unseen signers (docs/results.md, "Signer shift") --
+    shear: float = Field(
+        0.0, ge=0, lt=1, description="Largest random shear of a clip (x leaning with y and y with x), as from a camera seen from the side."
+    )
+    noise_std: float = Field(
+        0.0, ge=0, le=1, description="Gaussian noise added to every detected keypoint coordinate, in normalised units."
+    )
+    hand_drop_prob: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability of hiding one of two seen hands for the whole clip (layouts with hands: 156, 84, 126).",
+    )
+    point_drop_prob: float = Field(
+        0.0, ge=0, lt=1, description="Probability of hiding each keypoint in each frame, as a missed detection."
+    )
+    feature_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Features (iv3_gru): probability of zeroing each feature channel for a whole clip."
+    )
+    hand_centred: bool = Field(
+        False,
+        description="Also normalise each hand on its own (centred on its wrist over the clip, scaled by its size); "
+        "in training and prediction alike.",
+    )
 
 
 class TransformerSettings(Settings):
@@ -154,6 +178,10 @@ class TransformerSettings(Settings):
         "mean",
         description="How frames are pooled into one clip vector, padding left out: mean, max, or a CLS token "
         "(mean and cls tie on accuracy; see docs/models.md).",
+    )
+    motion_features: bool = Field(
+        False,
+        description="Transformer: feed frame-to-frame differences beside the keypoints (the input layer doubles).",
     )
 
     @model_validator(mode="after")
@@ -213,8 +241,23 @@ class OptimSettings(Settings):
         1, ge=1, description="Micro-batches per optimizer step (effective batch = batch size x this)."
     )
     grad_clip: Optional[float] = Field(None, gt=0, description="Clip the gradient norm to this value.")
-    scheduler: Optional[Literal["plateau", "cosine"]] = Field(
-        None, description="Learning-rate schedule: plateau (on validation gloss accuracy) or cosine."
+    scheduler: Optional[Literal["plateau", "cosine", "warmup_cosine"]] = Field(
+        None,
+        description="Learning-rate schedule: plateau (on validation gloss accuracy), cosine, or warmup_cosine "
+        "(a linear warm-up over --warmup-epochs, then cosine to 0, stepped every optimizer step).",
+    )
+    warmup_epochs: float = Field(
+        1.0, ge=0, description="Warm-up length of the warmup_cosine schedule, in epochs (fractions allowed)."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="Label smoothing of both cross-entropy losses (0 = off)."
+    )
+    ema_decay: Optional[float] = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Keep an exponential moving average of the weights with this decay per optimizer step "
+        "(e.g. 0.99); validation and checkpoints use the average. Default: off.",
     )
     scheduler_patience: int = Field(5, ge=0, description="Plateau epochs before the learning rate is cut.")
     early_stop: Optional[int] = Field(
@@ -417,3 +460,30 @@ class PlotSettings(Settings):
 
     log_csv: Path = positional(description="A training log (log.csv from `slr train`).")
     output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings stored by an older slr (checkpoints, settings.json)
+# ---------------------------------------------------------------------------------------------
+
+#: For each setting added after checkpoints were first written: the value that reproduces what slr
+#: did before the setting existed. A checkpoint whose stored settings lack one is read with this
+#: value, not today's default, so an old model is rebuilt, fed and resumed as it was trained.
+VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
+    "motion_features": False,  # the input layer read the keypoints only
+    "hand_centred": False,  # hands were normalised with the rest of the clip
+    "shear": 0.0,
+    "noise_std": 0.0,
+    "hand_drop_prob": 0.0,
+    "point_drop_prob": 0.0,
+    "feature_dropout": 0.0,
+    "label_smoothing": 0.0,
+    "ema_decay": None,
+    "warmup_epochs": 1.0,
+}
+
+
+def stored_train_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """Settings stored with a run, completed for this slr: missing fields take their old value."""
+    missing = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items() if k not in stored}
+    return {**missing, **stored}

@@ -24,7 +24,7 @@ from slr.engine.logbook import write_json
 from slr.engine.run_files import check_writable, keep_earlier_run
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
 from slr.errors import DataError, SlrError, TrainingStopped
-from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
+from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings, stored_train_settings
 from slr.ui.console import print_notice
 from slr.ui.training_view import TrainingView
 
@@ -43,7 +43,7 @@ def resume_from_settings(settings: ResumeSettings) -> TrainOutcome:
     """Continue a run: the checkpoint's settings, overridden by any flags given to `slr resume`."""
     path = Path(settings.checkpoint)
     state = ckpt.load_checkpoint(path, need="resume")
-    stored = dict(state["settings"])
+    stored = stored_train_settings(dict(state["settings"]))
     stored.pop("resume", None)
     stored.update(_outputs_beside(path, stored, settings.overrides))
     train_settings = resolve_settings(
