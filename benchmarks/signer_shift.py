@@ -1,7 +1,7 @@
 """Choose training defaults under signer shift: train named configurations over held-out signers
 (synthetic) or held-out recording blocks (asl-words), and print the mean and spread of each.
 
-Every run goes through slr's own training (`run_training`), so a configuration is exactly a set
+Every run goes through slr's own training (`slr.engine.run.train`), so a configuration is exactly a set
 of `slr train` settings over slr's defaults; `defaults` is slr as it ships, `guide` the old
 training guide's values (lr 1e-4, no schedule, 20 epochs, batch 32, no augmentation).
 Configurations alternate inside each seed/fold, so a change in the machine's load falls on all
@@ -130,9 +130,8 @@ def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Pat
 
 def train_once(model: str, values: dict[str, Any], train_dir: Path, val_dir: Path, gloss: int, cat: int,
                seed: int, epochs: int | None, out: Path) -> dict[str, Any]:
-    from slr.engine.run import run_training
+    from slr.engine.run import train
     from slr.settings import TrainSettings
-    from slr.ui.training_view import TrainingView
 
     data = {"keypoints_train": train_dir, "keypoints_val": val_dir} if model == "transformer" else {
         "features_train": train_dir, "features_val": val_dir}
@@ -140,7 +139,7 @@ def train_once(model: str, values: dict[str, Any], train_dir: Path, val_dir: Pat
     settings = TrainSettings(model=model, num_gloss=gloss, num_cat=cat, seed=seed, output_dir=out,
                              plots=False, device="cpu", **data, **chosen)
     started = time.perf_counter()
-    outcome = run_training(settings, view=TrainingView(enabled=False))
+    outcome = train(settings)  # no observer: nothing is shown
     curve = [row["val_gloss_acc"] for row in outcome.history]
     return {"best": max(curve), "last": curve[-1], "curve": curve, "seconds": time.perf_counter() - started}
 

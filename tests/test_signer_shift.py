@@ -13,7 +13,7 @@ import torch
 from slr.data.augment import build_transform, keypoint_layout
 from slr.data.synthetic import make_signer_shift_clips, split_by_signer
 from slr.engine import checkpoint as ckpt
-from slr.engine.run import resume_from_settings, run_training
+from slr.engine.run import resume, train
 from slr.engine.schedules import warmup_cosine_factor
 from slr.models.transformer import SignTransformer
 from slr.settings import VALUE_BEFORE_SETTING_EXISTED, AugmentSettings, ResumeSettings, TrainSettings
@@ -89,16 +89,16 @@ def test_warmup_then_cosine():
 
 def test_warmup_cosine_steps_per_optimizer_step(clips, tmp_path):  # noqa: F811
     # 72 clips in batches of 16: 5 optimizer steps per epoch, 2 epochs, 5 warm-up steps.
-    out = run_training(settings(clips, tmp_path, epochs=2, scheduler="warmup_cosine", warmup_epochs=1.0))
+    out = train(settings(clips, tmp_path, epochs=2, scheduler="warmup_cosine", warmup_epochs=1.0))
     f = warmup_cosine_factor(10, 5)
     assert [row["lr"] for row in out.history] == pytest.approx([1e-3 * f(5), 1e-3 * f(10)])
 
 
 def test_weight_average_resumes_exactly_and_is_what_the_checkpoint_holds(clips, tmp_path):  # noqa: F811
     common = dict(scheduler="plateau", scheduler_patience=0, ema_decay=0.9, label_smoothing=0.1, noise_std=0.02)
-    straight = run_training(settings(clips, tmp_path / "straight", epochs=4, **common))
-    run_training(settings(clips, tmp_path / "resumed", epochs=2, **common))
-    resumed = resume_from_settings(
+    straight = train(settings(clips, tmp_path / "straight", epochs=4, **common))
+    train(settings(clips, tmp_path / "resumed", epochs=2, **common))
+    resumed = resume(
         ResumeSettings(checkpoint=tmp_path / "resumed" / "SignTransformer_last.pt", overrides={"epochs": 4})
     )
     assert_same_history(straight.history, resumed.history)
@@ -125,7 +125,7 @@ def test_a_checkpoint_from_before_the_new_settings_loads_and_predicts_as_before(
     from slr.analysis.inference import load_model
 
     old_values = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items()}
-    run_training(settings(clips, tmp_path, epochs=1, **old_values))
+    train(settings(clips, tmp_path, epochs=1, **old_values))
     path = tmp_path / "SignTransformer_best.pt"
     state = ckpt.load_checkpoint(path)
     x = torch.randn(3, 9, state["input_dim"])
