@@ -33,7 +33,7 @@ from slr.engine.run_files import check_writable, files_record, keep_earlier_run
 from slr.engine.trainer import RunPaths, Trainer
 from slr.errors import DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
-from slr.settings import ResumeSettings, TrainSettings
+from slr.settings import ResumeSettings, TrainSettings, stored_train_settings
 
 
 @dataclass
@@ -70,7 +70,8 @@ def plan_resume(request: ResumeSettings) -> ResumePlan:
         check_known_keys(TrainSettings, given, request.config)
     given.update(request.overrides)
     given.pop("resume", None)
-    stored = {k: v for k, v in state["settings"].items() if k not in ("resume", "smoke_test")}
+    # settings added since the checkpoint was written take the value of before they existed
+    stored = {k: v for k, v in stored_train_settings(state["settings"]).items() if k not in ("resume", "smoke_test")}
     stored.update(_outputs_beside(path, stored, given))
     settings = resolve_settings(
         TrainSettings, given, base=stored, base_source=f"{path} (settings stored in the checkpoint)"
