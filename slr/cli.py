@@ -19,7 +19,7 @@ import typer
 
 from slr import __version__
 from slr.cli_params import settings_command
-from slr.config import check_known_keys, read_config_file, resolve_settings
+from slr.config import check_config_values, read_config_file, resolve_settings
 from slr.errors import SlrError
 from slr.settings import (
     EvaluateSettings,
@@ -152,7 +152,8 @@ def resume(flags: dict, checkpoint: Path, config: Optional[Path]) -> None:
     Outputs go beside CKPT (unless --output-dir); --epochs stays the total.
     """
     overrides = read_config_file(config) if config else {}
-    check_known_keys(TrainSettings, overrides, config or "")
+    if config:  # merged with the checkpoint's settings later, where a bad value no longer names the file
+        check_config_values(TrainSettings, overrides, config)
     settings = ResumeSettings(checkpoint=checkpoint, overrides={**overrides, **flags})
     from slr.engine.run import resume_from_settings
 
