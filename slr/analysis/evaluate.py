@@ -76,6 +76,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """Run the checkpoint over the directory, compute the metrics and write the report files."""
     from slr.analysis.inference import load_model, pick_device
     from slr.analysis.scoring import class_probabilities
+    from slr.data.clip_limits import clip_limits
     from slr.data.dataset import ClipDataset
 
     directory = Path(settings.directory)
@@ -94,7 +95,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         )
     if not directory.is_dir():
         raise DataError("clip directory not found", directory)
-    dataset = ClipDataset(directory, labels_csv, cache=False, **loaded.dataset_options())
+    dataset = ClipDataset(directory, labels_csv, cache=False, limits=clip_limits(settings), **loaded.dataset_options())
     if len(dataset) == 0:
         raise DataError("no labelled clips to evaluate", labels_csv)
     for column, ids, limit in (("gloss", dataset.gloss, loaded.num_gloss), ("cat", dataset.cat, loaded.num_cat)):

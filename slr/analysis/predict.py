@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from slr.data.clip_limits import ClipLimits, clip_limits
 from slr.errors import ConfigError, DataError
 from slr.settings import PredictSettings
 
@@ -41,6 +42,7 @@ def predict_clips(
     classes: Path | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    limits: ClipLimits | None = None,
 ) -> list[Prediction]:
     from slr.analysis.classes import resolve_class_names
     from slr.analysis.inference import dataset_from_arrays, load_model, pick_device
@@ -52,7 +54,7 @@ def predict_clips(
     loaded = load_model(checkpoint, pick_device(device))
     names = resolve_class_names(loaded.state, classes)
     paths = [Path(c) for c in clips]
-    arrays = read_clips(paths, loaded.key, loaded.fallback_key, loaded.input_dim)
+    arrays = read_clips(paths, loaded.key, loaded.fallback_key, loaded.input_dim, limits)
     dataset = dataset_from_arrays(loaded, arrays, [clip_stem(p.name) for p in paths])
     gloss_probs, cat_probs = class_probabilities(loaded, dataset, batch_size, [str(p) for p in paths])
 
@@ -67,7 +69,9 @@ def predict_clips(
     return predictions
 
 
-def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width: int) -> list[np.ndarray]:
+def read_clips(
+    paths: Sequence[Path], key: str, fallback_key: str | None, width: int, limits: ClipLimits | None = None
+) -> list[np.ndarray]:
     """Every clip as float32 `[T, D]` (`read_clip` refuses NaN and inf, also those of the cast);
     one `DataError` names every clip that is missing, unreadable, of the wrong width or not finite."""
     from slr.analysis.scoring import refuse_clips
@@ -81,7 +85,7 @@ def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width:
             if not path.is_file():
                 what = describe_non_file(path)  # "not found", "a directory", "a broken link to ...", ...
                 raise DataError(what if what.startswith("not ") else f"is {what}", path)
-            arrays.append(read_clip(path, key, fallback_key, width=width))
+            arrays.append(read_clip(path, key, fallback_key, width=width, limits=limits))
         except DataError as exc:
             problems.append((str(path), str(exc)))
     refuse_clips(problems, len(paths))
@@ -98,6 +102,7 @@ def run_predict(settings: PredictSettings) -> list[Prediction]:
         classes=settings.classes,
         batch_size=settings.batch_size,
         device=settings.device,
+        limits=clip_limits(settings),
     )
     if settings.json_output:
         print_predictions_json(predictions)

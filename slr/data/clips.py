@@ -5,7 +5,9 @@ Two readers share the same rules: `inspect_clip` collects every problem of a fil
 (training, evaluation, prediction). Both check the array as training sees it, after the cast to
 float32: a float64 value beyond float32's range is finite on disk but infinite in the model.
 Arrays are always loaded with `allow_pickle=False`: an object array is refused before anything
-in it is unpickled. numpy only (no torch), so `slr validate` starts fast.
+in it is unpickled. An array larger than the `ClipLimits` (frames, bytes) is refused from its
+header, before it is read (`slr.data.clip_limits`). numpy only (no torch), so `slr validate`
+starts fast.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Callable, Iterable, Optional, Sequence, TypeVar
 import numpy as np
 
 from slr.errors import DataError
+from slr.data.clip_limits import ClipLimits, clip_limits, huge_value_message, oversize_problem
 from slr.data.files import describe_non_file
 from slr.data.problems import Problem
 
@@ -171,8 +174,22 @@ def _shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
-def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, np.ndarray] | None:
-    """The array under spec.key (or its fallback), checked for dtype, rank and T > 0.
+def _check_size(archive: "np.lib.npyio.NpzFile", key: str, limits: ClipLimits) -> None:
+    """`ClipProblem` for an array too large to read, judged from the zip entry and the .npy header."""
+    names = archive.zip.namelist()
+    member = key + ".npy" if key + ".npy" in names else key
+    try:
+        problem = oversize_problem(archive.zip, member, key, limits)
+    except Exception:  # a damaged entry: reading the array says what is wrong with it
+        return
+    if problem:
+        raise ClipProblem("too_large", problem)
+
+
+def _read_array(
+    archive: "np.lib.npyio.NpzFile", spec: ArraySpec, limits: Optional[ClipLimits] = None
+) -> tuple[str, np.ndarray] | None:
+    """The array under spec.key (or its fallback), checked for size, dtype, rank, T > 0 and D > 0.
 
     Returns None when the clip has neither key and the spec is optional.
     """
@@ -184,6 +201,7 @@ def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, 
         wanted = repr(spec.key) + (f" or {spec.fallback_key!r}" if spec.fallback_key else "")
         present = ", ".join(keys) if keys else "none"
         raise ClipProblem("missing_key", f"no key {wanted} (keys in the file: {present})")
+    _check_size(archive, key, limits or clip_limits())
     try:
         array = archive[key]
     except ValueError as exc:
@@ -202,6 +220,8 @@ def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, 
         raise ClipProblem("bad_shape", f"{key!r} has shape {list(array.shape)}, expected [T, D]")
     if array.shape[0] == 0:
         raise ClipProblem("empty_clip", f"{key!r} has no frames (shape {list(array.shape)})")
+    if array.shape[1] == 0:
+        raise ClipProblem("zero_width", f"{key!r} has no values per frame (shape {list(array.shape)})")
     return key, array
 
 
@@ -234,6 +254,10 @@ def _content_problems(key: str, original: np.ndarray, array: np.ndarray, max_zer
     non_finite = non_finite_message(key, original, array)
     if non_finite:
         found.append(("non_finite", non_finite))
+    else:
+        huge = huge_value_message(key, array)
+        if huge:
+            found.append(("huge_values", huge))
     zero_frames = int((array == 0).all(axis=1).sum())
     if zero_frames / len(array) > max_zero_frames:
         found.append(
@@ -246,10 +270,12 @@ def _content_problems(key: str, original: np.ndarray, array: np.ndarray, max_zer
     return found
 
 
-def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.5) -> ClipInspection:
+def inspect_clip(
+    path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.5, limits: Optional[ClipLimits] = None
+) -> ClipInspection:
     """Every problem of one clip file; widths are checked later, against the whole directory.
 
-    The arrays it keeps are the float32 copies training would use.
+    The arrays it keeps are the float32 copies training would use (none that is refused).
     """
     report = ClipInspection(file=path.name)
     try:
@@ -260,7 +286,7 @@ def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.
     with archive:
         for spec in specs:
             try:
-                found = _read_array(archive, spec)
+                found = _read_array(archive, spec, limits)
             except ClipProblem as problem:
                 report.problems.append(Problem(problem.kind, path.name, problem.message))
                 continue
@@ -274,17 +300,24 @@ def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.
     return report
 
 
-def read_clip(path: Path, key: str, fallback_key: Optional[str] = None, width: Optional[int] = None) -> np.ndarray:
+def read_clip(
+    path: Path,
+    key: str,
+    fallback_key: Optional[str] = None,
+    width: Optional[int] = None,
+    limits: Optional[ClipLimits] = None,
+) -> np.ndarray:
     """The clip's `[T, D]` array as float32, or `DataError` naming the file and the problem.
 
     The one way training, evaluation and prediction read a clip: besides the checks `slr
-    validate` makes (readable, numeric, 2-D, T > 0, the width when given) it refuses NaN and
-    infinite values, counted after the cast to float32, so no model ever sees them.
+    validate` makes (within `limits`, readable, numeric, 2-D, T > 0, D > 0, the width when
+    given) it refuses NaN and infinite values, counted after the cast to float32, and values
+    whose squares overflow float32, so no model ever sees them.
     """
     spec = ArraySpec(key, fallback_key, width)
     try:
         with _open_archive(path) as archive:
-            found = _read_array(archive, spec)
+            found = _read_array(archive, spec, limits)
     except ClipProblem as problem:
         raise DataError(problem.message, path) from None
     assert found is not None  # required specs either return an array or raise
@@ -295,6 +328,9 @@ def read_clip(path: Path, key: str, fallback_key: Optional[str] = None, width: O
     non_finite = non_finite_message(used_key, array, as_float32)
     if non_finite:
         raise DataError(non_finite, path)
+    huge = huge_value_message(used_key, as_float32)
+    if huge:
+        raise DataError(huge, path)
     return as_float32
 
 

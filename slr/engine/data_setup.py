@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from slr.data.augment import build_transform
 from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.classes import read_class_names
+from slr.data.clip_limits import clip_limits
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
 from slr.engine.sampler import EpochSampler
@@ -131,6 +132,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_gloss=settings.num_gloss,
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
+            limits=clip_limits(settings),
         )
         if report.warnings and dist.is_main:
             print_notice(
@@ -156,6 +158,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
                 seed=settings.seed,
                 cache=settings.cache,
                 preloaded=report.clips if settings.cache else None,
+                limits=clip_limits(settings),
             )
         )
         frames += report.frames
