@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from slr.errors import spell_settings
-from slr.ui.console import interactive, out
+from slr.ui.console import interactive, out, shown_text
 
 MIB = 2**20
 
@@ -70,7 +70,7 @@ class TrainingView:
     # -- events -----------------------------------------------------------------------------
     def note(self, text: str) -> None:
         if self.enabled:
-            self.console.print(spell_settings(text), markup=False, highlight=False)
+            self.console.print(shown_text(spell_settings(text)), markup=False, highlight=False)  # names escaped
 
     def epoch_start(self, epoch: int, total_epochs: int, steps: int, done_steps: int) -> None:
         if not self.enabled:
