@@ -109,6 +109,9 @@ def validate_command(settings: TrainSettings, src: SplitSource) -> str:
         parts += ["--kp-key", settings.kp_key]
     if model_spec(settings.model).input_kind != "keypoints" and settings.feature_key != "X2048":
         parts += ["--feature-key", settings.feature_key]
+    for name in ("max_clip_frames", "max_clip_mb"):  # raised limits change what is refused
+        if name in settings.model_fields_set:
+            parts += ["--" + name.replace("_", "-"), str(getattr(settings, name))]
     return shlex.join(parts)
 
 
