@@ -217,8 +217,9 @@ def test_the_default_limits_are_far_above_real_clips(asl_words_dir):
 
 @pytest.mark.slow
 def test_a_zip_of_zeros_is_refused_before_it_is_decompressed(clip_dir, tmp_path):
-    """2 MB on disk, 2.1 GB of float32 zeros inside: without the check validate allocated it all."""
-    bomb = add_clip(clip_dir, "bomb", lambda p: write_zeros_npz(p, (700_000, 768)))
+    """2 MB on disk, 2.1 GB of float32 zeros inside (5,000 frames: within the frame limit): without
+    the size checks validate allocated it all."""
+    bomb = add_clip(clip_dir, "bomb", lambda p: write_zeros_npz(p, (5_000, 107_520)))
     assert bomb.stat().st_size < 4 << 20
     result = run_slr("validate", str(clip_dir), "--json", cwd=tmp_path, memory=int(1.5 * (1 << 30)))
     assert result.returncode == 1, result.stderr[-500:]
@@ -389,3 +390,20 @@ def test_errors_and_predictions_escape_names(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "\x00" not in printed and "\x9b" not in printed
     assert "clip\\x1b[5m.npz" in printed and max(len(line) for line in printed.splitlines()) < 300
+
+
+@pytest.mark.parametrize("layout", ["fortran", "big-endian", "int16", "compressed"])
+def test_the_bounded_reader_reads_what_numpy_reads(tmp_path, layout):
+    """Arrays within the limits are read from their checked header, not by numpy: the same values."""
+    x = np.random.default_rng(0).random((7, 156)) * 100
+    arrays = {
+        "fortran": np.asfortranarray(x.astype(np.float32)),
+        "big-endian": x.astype(">f8"),
+        "int16": x.astype(np.int16),
+        "compressed": x.astype(np.float32),
+    }
+    path = tmp_path / "clip.npz"
+    (np.savez_compressed if layout == "compressed" else np.savez)(path, X=arrays[layout])
+    with np.load(path) as archive:
+        expected = archive["X"].astype(np.float32)
+    np.testing.assert_array_equal(read_clip(path, "X"), expected)

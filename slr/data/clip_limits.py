@@ -57,20 +57,21 @@ def clip_limits(settings: Optional["ClipLimitSettings"] = None) -> ClipLimits:
     return ClipLimits(max_frames=int(settings.max_clip_frames), max_bytes=int(settings.max_clip_mb) * _MB)
 
 
-def _read_header(handle: Any) -> Optional[tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype from an .npy header, or None when it cannot be parsed (the full read says why)."""
+def _read_header(handle: Any) -> Optional[tuple[tuple[int, ...], bool, np.dtype]]:
+    """Shape, Fortran order and dtype from an .npy header, or None when it cannot be parsed (numpy's
+    reader then says why)."""
     try:
         version = npy_format.read_magic(handle)
         reader = getattr(npy_format, "_read_array_header", None)
         if reader is not None:  # every header version numpy reads, 3.0 included
-            shape, _, dtype = reader(handle, version)
+            shape, fortran_order, dtype = reader(handle, version)
         elif version == (1, 0):
-            shape, _, dtype = npy_format.read_array_header_1_0(handle)
+            shape, fortran_order, dtype = npy_format.read_array_header_1_0(handle)
         else:
-            shape, _, dtype = npy_format.read_array_header_2_0(handle)
+            shape, fortran_order, dtype = npy_format.read_array_header_2_0(handle)
     except Exception:  # not an .npy member, a damaged or crafted header
         return None
-    return tuple(int(n) for n in shape), np.dtype(dtype)
+    return tuple(int(n) for n in shape), bool(fortran_order), np.dtype(dtype)
 
 
 def _megabytes(n: int) -> str:
@@ -78,38 +79,54 @@ def _megabytes(n: int) -> str:
     return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.1f} MB" if mb >= 0.1 else f"{mb:.2f} MB"
 
 
-def oversize_problem(archive: zipfile.ZipFile, member: str, key: str, limits: ClipLimits) -> Optional[str]:
-    """Why the member `key` (`member` in the zip) is too large to read, from its header alone; else None.
+class TooLarge(Exception):
+    """An array refused for its size, before its data was read; the message names key and limit."""
 
-    Checked: the size the zip declares for the member (what decompressing it would produce), the
-    frames and the bytes its header declares.
+
+def read_bounded(archive: zipfile.ZipFile, member: str, key: str, limits: ClipLimits) -> Optional[np.ndarray]:
+    """The numeric array in `member` (the zip entry of `key`), read only once its sizes are known
+    to be within `limits`; raises `TooLarge` otherwise.
+
+    Checked, in order: the size the zip declares for the entry (what decompressing it would
+    produce), then the frames and the bytes the .npy header declares, and only then is the data
+    read (from the same open entry: the header is parsed once). Returns None where numpy's own
+    reader should say what is wrong or refuse: a header that cannot be parsed, a dtype that is
+    not a plain number (objects are refused there without unpickling). Errors of the data
+    itself (bad CRC, zlib, a short entry) are raised as they are.
     """
     info = archive.getinfo(member)
     mb_limit = f"{setting('max_clip_mb')} ({_megabytes(limits.max_bytes)})"
     if info.file_size > limits.max_bytes + _HEADER_ALLOWANCE:
-        return (
+        raise TooLarge(
             f"{key!r} would decompress to {_megabytes(info.file_size)} ({_megabytes(info.compress_size)} in the archive), "
             f"more than {mb_limit} allows; refused before reading it"
         )
     with archive.open(member) as handle:
         header = _read_header(handle)
-    if header is None:
-        return None
-    shape, dtype = header
-    if dtype.hasobject:  # refused by the reader, without unpickling
-        return None
-    if len(shape) >= 1 and shape[0] > limits.max_frames:
-        return (
-            f"{key!r} has {shape[0]:,} frames (shape {list(shape)}), more than {setting('max_clip_frames')} "
-            f"({limits.max_frames:,}) allows; refused before reading it"
-        )
-    size = math.prod(shape) * dtype.itemsize
-    if size > limits.max_bytes:
-        return (
-            f"{key!r} would take {_megabytes(size)} in memory (shape {list(shape)}, {dtype}), more than "
-            f"{mb_limit} allows; refused before reading it"
-        )
-    return None
+        if header is None:
+            return None
+        shape, fortran_order, dtype = header
+        if len(shape) >= 1 and shape[0] > limits.max_frames:
+            raise TooLarge(
+                f"{key!r} has {shape[0]:,} frames (shape {list(shape)}), more than {setting('max_clip_frames')} "
+                f"({limits.max_frames:,}) allows; refused before reading it"
+            )
+        if dtype.hasobject or dtype.kind not in "iuf":
+            return None
+        count = math.prod(shape)
+        size = count * dtype.itemsize
+        if size > limits.max_bytes:
+            raise TooLarge(
+                f"{key!r} would take {_megabytes(size)} in memory (shape {list(shape)}, {dtype}), more than "
+                f"{mb_limit} allows; refused before reading it"
+            )
+        data = handle.read(size)
+    if len(data) != size:  # numpy's wording for the same short read
+        raise ValueError(f"EOF: reading array data, expected {size} bytes got {len(data)}")
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    if fortran_order:
+        return array.reshape(shape[::-1]).transpose()
+    return array.reshape(shape)
 
 
 def huge_value_message(key: str, array: np.ndarray) -> Optional[str]:

@@ -17,12 +17,12 @@ import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from slr.errors import DataError
-from slr.data.clip_limits import ClipLimits, clip_limits, huge_value_message, oversize_problem
+from slr.data.clip_limits import ClipLimits, TooLarge, clip_limits, huge_value_message, read_bounded
 from slr.data.files import describe_non_file
 from slr.data.problems import Problem
 
@@ -174,16 +174,20 @@ def _shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
-def _check_size(archive: "np.lib.npyio.NpzFile", key: str, limits: ClipLimits) -> None:
-    """`ClipProblem` for an array too large to read, judged from the zip entry and the .npy header."""
+def _load(archive: "np.lib.npyio.NpzFile", key: str, limits: ClipLimits) -> Any:
+    """The array under `key`, read within `limits` (`ClipProblem` "too_large" beyond them).
+
+    Numeric arrays are read by `read_bounded`, which checks the sizes first; anything it leaves
+    (a header it cannot parse, a non-numeric dtype) goes through numpy's reader, whose errors
+    the caller reports.
+    """
     names = archive.zip.namelist()
     member = key + ".npy" if key + ".npy" in names else key
     try:
-        problem = oversize_problem(archive.zip, member, key, limits)
-    except Exception:  # a damaged entry: reading the array says what is wrong with it
-        return
-    if problem:
-        raise ClipProblem("too_large", problem)
+        array = read_bounded(archive.zip, member, key, limits)
+    except TooLarge as problem:
+        raise ClipProblem("too_large", str(problem)) from None
+    return archive[key] if array is None else array
 
 
 def _read_array(
@@ -201,9 +205,10 @@ def _read_array(
         wanted = repr(spec.key) + (f" or {spec.fallback_key!r}" if spec.fallback_key else "")
         present = ", ".join(keys) if keys else "none"
         raise ClipProblem("missing_key", f"no key {wanted} (keys in the file: {present})")
-    _check_size(archive, key, limits or clip_limits())
     try:
-        array = archive[key]
+        array = _load(archive, key, limits or clip_limits())
+    except ClipProblem:
+        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc):  # numpy refuses object arrays before unpickling them
             raise ClipProblem(
