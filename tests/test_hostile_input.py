@@ -406,4 +406,6 @@ def test_the_bounded_reader_reads_what_numpy_reads(tmp_path, layout):
     (np.savez_compressed if layout == "compressed" else np.savez)(path, X=arrays[layout])
     with np.load(path) as archive:
         expected = archive["X"].astype(np.float32)
-    np.testing.assert_array_equal(read_clip(path, "X"), expected)
+    read = read_clip(path, "X")
+    np.testing.assert_array_equal(read, expected)
+    assert read.flags.writeable

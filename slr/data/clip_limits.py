@@ -123,7 +123,7 @@ def read_bounded(archive: zipfile.ZipFile, member: str, key: str, limits: ClipLi
         data = handle.read(size)
     if len(data) != size:  # numpy's wording for the same short read
         raise ValueError(f"EOF: reading array data, expected {size} bytes got {len(data)}")
-    array = np.frombuffer(data, dtype=dtype, count=count)
+    array = np.frombuffer(bytearray(data), dtype=dtype, count=count)  # writable, as np.load's arrays are
     if fortran_order:
         return array.reshape(shape[::-1]).transpose()
     return array.reshape(shape)
