@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import reprlib
+import stat
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -37,9 +38,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        from slr.data.files import describe_non_file
-
-        what = describe_non_file(path)
+        what = _what_is(path)
         raise ConfigError("config file not found" if what == "not found" else f"is {what}, not a config file", path)
     try:
         size = path.stat().st_size
@@ -81,6 +80,21 @@ def read_config_file(path: Path) -> dict[str, Any]:
         values[name] = value
         values.typed_keys[name] = str(key)
     return values
+
+
+def _what_is(path: Path) -> str:
+    """What stands where a config file should: "not found", "a directory", "a FIFO (named pipe)", ...
+
+    (The data layer's `describe_non_file` says the same of clips; config sits below that layer.)
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if path.is_symlink() else "not found"
+    except OSError as exc:
+        return f"not accessible ({exc.strerror or exc})"
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "something other than a regular file")
 
 
 class ConfigValues(dict):

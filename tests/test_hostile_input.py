@@ -119,7 +119,7 @@ def test_a_fifo_as_config_says_what_it_is(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
     """A one-epoch tiny transformer on synthetic clips: its directory, data and last checkpoint."""
-    from slr.engine.run import run_training
+    from slr.engine.run import train
     from slr.settings import TrainSettings
 
     root = tmp_path_factory.mktemp("hostile-run")
@@ -130,7 +130,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         model="transformer", keypoints_train=root / "train", keypoints_val=root / "val", num_gloss=3, num_cat=2,
         epochs=1, batch_size=6, output_dir=root / "run", plots=False, **TINY,
     )
-    run_training(settings)
+    train(settings)
     return {"root": root, "last": root / "run" / "SignTransformer_last.pt", "val": root / "val"}
 
 

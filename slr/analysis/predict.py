@@ -93,9 +93,8 @@ def read_clips(
 
 
 def run_predict(settings: PredictSettings) -> list[Prediction]:
-    from slr.ui.evaluate_view import print_predictions, print_predictions_json
-
-    predictions = predict_clips(
+    """`slr predict`: the predictions; the caller shows them."""
+    return predict_clips(
         settings.checkpoint,
         settings.clips,
         top_k=settings.top_k,
@@ -104,8 +103,3 @@ def run_predict(settings: PredictSettings) -> list[Prediction]:
         device=settings.device,
         limits=clip_limits(settings),
     )
-    if settings.json_output:
-        print_predictions_json(predictions)
-    else:
-        print_predictions(predictions)
-    return predictions
