@@ -64,6 +64,7 @@ def alias_bomb() -> str:
     return "num_gloss: [" + ", ".join(levels) + "]\n"
 
 
+@pytest.mark.slow  # a child process under a memory limit
 def test_a_yaml_alias_bomb_is_refused_in_one_short_line(tmp_path):
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(alias_bomb())
@@ -291,6 +292,7 @@ def test_a_header_declaring_more_than_the_member_holds_is_refused_unread(tmp_pat
 # --- class ids ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a child process under a memory limit
 @pytest.mark.parametrize("extra", [[], ["--num-gloss", "2000000000"]])
 def test_a_huge_class_id_or_count_does_not_enumerate_every_id(clip_dir, tmp_path, extra):
     shutil.copy(next(clip_dir.glob("*.npz")), clip_dir / "odd.npz")
