@@ -7,6 +7,7 @@ calls one library function. Library modules are imported inside the functions so
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import shutil
@@ -32,7 +33,14 @@ from slr.settings import (
     TrainSettings,
     ValidateSettings,
 )
-from slr.ui.console import print_error
+from slr.ui.console import (
+    CLOSED_PIPE_STATUS,
+    discard_stream,
+    flush_stdout_or_exit,
+    is_closed_output,
+    keep_going_without_stdout,
+    print_error,
+)
 
 def _help_style() -> str | None:
     """Rich panels from 100 columns; below that they cut long flag names (`--no-pretrained-bac…`)
@@ -81,8 +89,12 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
             _report("interrupted")
             raise typer.Exit(130) from None
         except OSError as exc:
+            if is_closed_output(exc) and exc.filename is None:  # `slr ... | head -1`: stdout went away
+                discard_stream(sys.stdout)
+                raise typer.Exit(CLOSED_PIPE_STATUS) from None
             where = f"{exc.filename}: " if exc.filename else ""
-            _report(f"{where}{exc.strerror or exc}")
+            full = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+            _report(f"{where}{exc.strerror or exc}{full}")
             raise typer.Exit(2) from None
         except Exception as exc:  # a bug in slr: still one line, with a way to see more
             _report(f"internal error: {type(exc).__name__}: {exc} (run `slr --debug ...` for the traceback)")
@@ -128,6 +140,7 @@ def validate(flags: dict, config: Optional[Path]) -> None:
 @guarded
 def train(flags: dict, config: Optional[Path]) -> None:
     """Train MODEL (transformer or iv3_gru) on clip directories."""
+    keep_going_without_stdout()  # `slr train ... | head` must not end the run
     settings = resolve_settings(TrainSettings, flags, config)
     if settings.smoke_test:  # the guide's `train.py --model X --smoke-test`
         from slr.engine.smoke import run_smoke
@@ -151,6 +164,7 @@ def resume(flags: dict, checkpoint: Path, config: Optional[Path]) -> None:
 
     Outputs go beside CKPT (unless --output-dir); --epochs stays the total.
     """
+    keep_going_without_stdout()  # `slr resume ... | head` must not end the run
     overrides = read_config_file(config) if config else {}
     check_known_keys(TrainSettings, overrides, config or "")
     settings = ResumeSettings(checkpoint=checkpoint, overrides={**overrides, **flags})
@@ -240,7 +254,10 @@ def main() -> None:
         # (PYTHONIOENCODING=ascii, LANG=C) must still get the output, escaped, not a crash.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    app(prog_name="slr")
+    try:
+        app(prog_name="slr")
+    finally:
+        flush_stdout_or_exit()
 
 
 if __name__ == "__main__":

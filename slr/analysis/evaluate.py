@@ -21,7 +21,7 @@ import numpy as np
 from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
 from slr.output_paths import check_output_dir, clashing_input
-from slr.engine.atomic import write_atomically
+from slr.engine.atomic import removed_on_failure, write_atomically
 from slr.errors import ConfigError, DataError
 from slr.settings import EvaluateSettings
 
@@ -127,7 +127,8 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         cat=cat,
         names=names,
     )
-    write_outputs(report, output_dir, dataset.names, dataset.gloss, dataset.cat, gloss_probs, cat_probs)
+    with removed_on_failure(output_dir):  # a full disk leaves no half report, nor an empty folder
+        write_outputs(report, output_dir, dataset.names, dataset.gloss, dataset.cat, gloss_probs, cat_probs)
     return report
 
 

@@ -21,7 +21,10 @@ from slr.engine.distributed import (
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
+from slr.engine.best_agreement import reconcile_best
 from slr.engine.run_files import check_writable, keep_earlier_run
+from slr.engine.run_lock import hold_output_dir, release_all
+from slr.engine.stale_temps import remove_stale_temporaries
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
 from slr.errors import DataError, SlrError, TrainingStopped
 from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
@@ -122,6 +125,8 @@ def run_training(
         if dist.enabled and peer_failed(exc):
             raise TrainingStopped(f"rank {dist.rank}: stopped because another rank failed (its message is above)") from None
         raise
+    finally:
+        release_all()  # the output folder's lock (slr/engine/run_lock.py)
     shutdown_distributed(wait_for_peers=True)
     return outcome
 
@@ -138,6 +143,8 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
         ckpt.check_compatible(
             resume_state, resume_path, model=settings.model, num_gloss=settings.num_gloss, num_cat=settings.num_cat
         )
+        for text in reconcile_best(resume_state, resume_path) if dist.is_main else []:
+            view.note(text)
         if resume_state["epoch"] >= settings.epochs:
             view.note(
                 f"{resume_path} has already trained {resume_state['epoch']} of --epochs {settings.epochs}: "
@@ -156,6 +163,9 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     paths = run_paths(settings)
     if dist.is_main:
         check_writable(paths)  # now, not after the first epoch
+        hold_output_dir(paths.output_dir)  # one run per folder; refused naming the holder
+        for text in remove_stale_temporaries(paths.output_dir):
+            view.note(text)
     torch.manual_seed(settings.seed)
     from slr.engine.data_setup import build_data
 
@@ -196,8 +206,9 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     try:
         progress = trainer.fit()
     except Interrupted as stop:
-        view.note(f"interrupted: resumable checkpoint written to {stop.path}; continue with `slr resume {stop.path}`")
-        raise SystemExit(130) from None
+        view.note(f"interrupted by {stop.description}: resumable checkpoint written to {stop.path}; "
+                  f"continue with `slr resume {stop.path}`")
+        raise SystemExit(stop.exit_status) from None
     outcome = TrainOutcome(paths, progress.best_metric, progress.best_epoch, progress.epoch, progress.history)
     if dist.is_main:
         finish(settings, outcome, view)
