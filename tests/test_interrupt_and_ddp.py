@@ -164,17 +164,26 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_with_a_resumable_checkpoint(clips, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.05, 0.1, 0.15])
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.15, "on the way out"])
 def test_a_second_ctrl_c_always_aborts_with_130_and_keeps_the_last_checkpoint(clips, tmp_path, delay):
     """Before the fix the second Ctrl-C raised KeyboardInterrupt wherever the run was: an internal
-    error, a traceback from an atexit hook, or death by the signal, depending on the moment."""
+    error, a traceback from an atexit hook, or death by the signal, depending on the moment.
+    "on the way out": right after the run said it saved, while the process exits."""
     out = tmp_path / "aborted"
     child = _start(clips, out)
     _wait_for(out / "SignTransformer_last.pt", child)
     child.send_signal(signal.SIGINT)
-    time.sleep(delay)
-    child.send_signal(signal.SIGINT)
-    output, _ = child.communicate(timeout=120)
+    lines = []
+    if isinstance(delay, float):
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+    else:
+        for line in child.stdout:
+            lines.append(line)
+            if "resumable checkpoint written to" in line:
+                child.send_signal(signal.SIGINT)
+                break
+    output = "".join(lines) + child.communicate(timeout=120)[0]
     assert child.returncode == 130, output
     for bad in ("Traceback", "internal error", "Exception ignored"):
         assert bad not in output, output

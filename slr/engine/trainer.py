@@ -201,8 +201,6 @@ class Trainer:
                 row = self._run_epoch(p.epoch + 1)
                 if row.get("stopped_early"):
                     break
-                if p.epoch < s.epochs and self._interrupt_agreed():  # arrived during validation or the save
-                    raise Interrupted(self.paths.last, self._stop)
         finally:
             self.view.close()
             self._stop.restore()
