@@ -188,3 +188,22 @@ def test_a_second_ctrl_c_always_aborts_with_130_and_keeps_the_last_checkpoint(cl
     for bad in ("Traceback", "internal error", "Exception ignored"):
         assert bad not in output, output
     ckpt.load_checkpoint(out / "SignTransformer_last.pt", need="resume")  # the last complete one
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_both_ranks_at_one_step_with_a_save(clips, tmp_path):
+    """torchrun passes SIGTERM on to every rank; they agree on the step to stop at (broadcast_flag),
+    rank 0 saves, and no rank hangs in a collective the other left."""
+    out = tmp_path / "ddp"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "slr",
+         *_args(clips, out, "--epochs", "200", "--batch-size", "4")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    _wait_for(out / "log.csv", child, timeout=300)
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=300)
+    assert "SIGTERM received" in output and "resumable checkpoint written to" in output, output[-3000:]
+    assert "internal error" not in output and "stopped because another rank failed" not in output, output[-3000:]
+    state = ckpt.load_checkpoint(out / "SignTransformer_last.pt", need="resume")
+    assert 1 <= state["epoch"] < 200 and state["runtime"]["world_size"] == 2
