@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from slr.engine import checkpoint as ckpt
-from slr.engine.atomic import WriteFailed, write_atomically
+from slr.atomic import WriteFailed, write_atomically
 from tests.test_interrupt_and_ddp import _args, clips  # noqa: F401 - clips is a fixture
 
 SLR = [sys.executable, "-m", "slr"]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from slr.engine import checkpoint as ckpt
-from slr.engine.atomic import temporary_name, write_atomically
+from slr.atomic import temporary_name, write_atomically
 from slr.engine.stale_temps import stale_temporaries
 from tests.test_interrupt_and_ddp import _args, _log, clips  # noqa: F401 - clips is a fixture
 
@@ -98,7 +98,7 @@ def test_a_write_killed_before_the_rename_keeps_the_old_file(tmp_path):
     """The kill point the tests above use, in a child process: the old file stays whole."""
     path = tmp_path / "log.csv"
     write_atomically(path, lambda f: f.write(b"old"))
-    code = ("from pathlib import Path; from slr.engine.atomic import write_atomically; "
+    code = ("from pathlib import Path; from slr.atomic import write_atomically; "
             f"write_atomically(Path({str(path)!r}), lambda f: f.write(b'new'))")
     child = subprocess.run([sys.executable, "-c", code], env={**os.environ, "SLR_TEST_KILL_DURING_WRITE": "log.csv"})
     assert child.returncode == -signal.SIGKILL

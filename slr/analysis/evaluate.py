@@ -21,7 +21,7 @@ import numpy as np
 from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
 from slr.output_paths import check_output_dir, clashing_input
-from slr.engine.atomic import removed_on_failure, write_atomically
+from slr.atomic import removed_on_failure, write_atomically
 from slr.errors import ConfigError, DataError, setting
 from slr.settings import EvaluateSettings
 

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from slr.engine.atomic import raise_if_disk_full, temporary_name
+from slr.atomic import raise_if_disk_full, temporary_name
 from slr.errors import ConfigError, SlrError, setting
 from slr.models.registry import model_spec
 from slr.settings import ExportSettings

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 from slr.errors import SlrError
 
 LAST, BEST = "_last.pt", "_best.pt"

@@ -1,6 +1,6 @@
 """Temporary files that killed slr processes left in a folder, removed by the next run there.
 
-An atomic write (slr/engine/atomic.py) fills ``.<target>.<host>-<pid>-<random>.tmp`` and renames
+An atomic write (slr/atomic.py) fills ``.<target>.<host>-<pid>-<random>.tmp`` and renames
 it into place; a process killed in between (SIGKILL, the OOM killer, a power cut, a second Ctrl-C)
 leaves the temporary file, as large as a checkpoint. The next training run in the folder, once it
 holds the folder's lock (slr/engine/run_lock.py), removes those of this machine whose process is
@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from slr.engine.atomic import TEMP_TAG, host_tag
+from slr.atomic import TEMP_TAG, host_tag
 
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(TEMP_TAG)
                         + r"(\.[A-Za-z0-9.]+)?$")

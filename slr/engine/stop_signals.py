@@ -7,7 +7,7 @@ checkpoint at the next step boundary and the run exits with 128 + the signal's n
 129), as a shell reports a process ended by that signal.
 
 A second Ctrl-C aborts at once, without saving: a checkpoint being written is still a temporary
-file that never replaced the last complete one (slr/engine/atomic.py), so that one stays loadable.
+file that never replaced the last complete one (slr/atomic.py), so that one stays loadable.
 Raising KeyboardInterrupt there instead would surface at an arbitrary point (inside a save, a
 DataLoader, an atexit hook) and end the process in as many ways; ``os._exit`` ends it one way.
 Repeats of SIGTERM and SIGHUP are ignored: torchrun, for one, follows the terminal's SIGINT with
