@@ -118,9 +118,10 @@ def test_logged_train_loss_is_the_epoch_mean(clips, tmp_path):
     with torch.no_grad():
         for batch in loader:
             g, c = model(batch.x, batch.mask)
-            loss = 0.5 * torch.nn.functional.cross_entropy(g, batch.gloss) + 0.5 * torch.nn.functional.cross_entropy(
-                c, batch.cat
-            )
+            smooth = s.label_smoothing  # the training loss is smoothed as the settings say
+            loss = 0.5 * torch.nn.functional.cross_entropy(
+                g, batch.gloss, label_smoothing=smooth
+            ) + 0.5 * torch.nn.functional.cross_entropy(c, batch.cat, label_smoothing=smooth)
             total += loss.item() * len(batch)
             n += len(batch)
     outcome = train(s)

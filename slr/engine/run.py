@@ -36,7 +36,7 @@ from slr.engine.stale_temps import remove_stale_temporaries
 from slr.engine.trainer import RunPaths, Trainer
 from slr.errors import DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
-from slr.settings import ResumeSettings, TrainSettings
+from slr.settings import ResumeSettings, TrainSettings, stored_train_settings
 
 
 @dataclass
@@ -73,7 +73,8 @@ def plan_resume(request: ResumeSettings) -> ResumePlan:
         check_known_keys(TrainSettings, given, request.config)
     given.update(request.overrides)
     given.pop("resume", None)
-    stored = {k: v for k, v in state["settings"].items() if k not in ("resume", "smoke_test")}
+    # settings added since the checkpoint was written take the value of before they existed
+    stored = {k: v for k, v in stored_train_settings(state["settings"]).items() if k not in ("resume", "smoke_test")}
     stored.update(_outputs_beside(path, stored, given))
     settings = resolve_settings(
         TrainSettings, given, base=stored, base_source=f"{path} (settings stored in the checkpoint)"
@@ -213,6 +214,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         "num_gloss": settings.num_gloss,
         "num_cat": settings.num_cat,
         "class_names": data.class_names,
+        "extraction": data.extraction,  # read by `slr predict` on videos (slr/analysis/predict.py)
         "runtime": runtime,
     }
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
