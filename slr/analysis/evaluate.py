@@ -26,7 +26,7 @@ import numpy as np
 from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
 from slr.output_paths import check_output_dir, clashing_input
-from slr.engine.atomic import write_atomically
+from slr.atomic import removed_on_failure, write_atomically
 from slr.errors import ConfigError, DataError, setting
 from slr.settings import EvaluateSettings
 
@@ -130,7 +130,8 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         group_by=settings.group_by,
         groups=group_results(scored, settings.group_by) if settings.group_by else [],
     )
-    write_outputs(report, output_dir, scored, settings.confusion_top)
+    with removed_on_failure(output_dir):  # a full disk leaves no half report, nor an empty folder
+        write_outputs(report, output_dir, scored, settings.confusion_top)
     return report
 
 

@@ -28,8 +28,11 @@ from slr.engine.distributed import (
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
+from slr.engine.best_agreement import reconcile_best
 from slr.engine.observer import SilentObserver, TrainingObserver
 from slr.engine.run_files import check_writable, files_record, keep_earlier_run
+from slr.engine.run_lock import hold_output_dir, release_all
+from slr.engine.stale_temps import remove_stale_temporaries
 from slr.engine.trainer import RunPaths, Trainer
 from slr.errors import DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
@@ -152,6 +155,8 @@ def train(
         if dist.enabled and peer_failed(exc):
             raise TrainingStopped(f"rank {dist.rank}: stopped because another rank failed (its message is above)") from None
         raise
+    finally:
+        release_all()  # the output folder's lock (slr/engine/run_lock.py)
     shutdown_distributed(wait_for_peers=True)
     return outcome
 
@@ -170,6 +175,8 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         ckpt.check_compatible(state, resume.path, model=settings.model, num_gloss=settings.num_gloss,
                               num_cat=settings.num_cat)
         derived = check_resume_values(state, resume.path)
+        for text in reconcile_best(state, resume.path) if dist.is_main else []:
+            observer.note(text)
         done = _nothing_to_do(settings, state, derived.stale_epochs, resume.path)
         if done is not None:
             observer.note(done)
@@ -179,6 +186,9 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     paths = run_paths(settings)
     if dist.is_main:
         check_writable(paths)  # now, not after the first epoch
+        hold_output_dir(paths.output_dir)  # one run per folder; refused naming the holder
+        for text in remove_stale_temporaries(paths.output_dir):
+            observer.note(text)
     torch.manual_seed(settings.seed)
     from slr.engine.data_setup import build_data
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from slr.engine.losses import gloss_and_category_loss
 from slr.engine.schedules import PER_STEP_SCHEDULERS, make_warmup_cosine, optimizer_steps_per_epoch
 from slr.engine.metrics import RunningTotals
 from slr.engine.observer import TrainingObserver
+from slr.engine.stop_signals import StopSignals
 from slr.errors import CheckpointError, TrainingStopped, setting
 from slr.settings import TrainSettings
 
@@ -58,10 +58,12 @@ class RunProgress:
 
 
 class Interrupted(Exception):
-    """Ctrl-C arrived; a resumable checkpoint has been written."""
+    """Ctrl-C, SIGTERM or SIGHUP arrived; a resumable checkpoint has been written."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, stop: Optional[StopSignals] = None):
         self.path = path
+        self.exit_status = stop.exit_status if stop else 130
+        self.description = stop.description if stop else "interrupt"
 
 
 class Trainer:
@@ -97,7 +99,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.progress = RunProgress()
         self._pending_rng: Optional[dict[str, Any]] = None
-        self._interrupt = False
+        self._stop = StopSignals()
         self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
 
     # -- setup ------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> RunProgress:
         s, p = self.s, self.progress
-        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        self._stop = StopSignals(self.view.note).install()  # Ctrl-C, SIGTERM, SIGHUP: save, then stop
         self.view.start(s.epochs, p.epoch)
         try:
             while p.epoch < s.epochs:
@@ -234,8 +236,7 @@ class Trainer:
                     break
         finally:
             self.view.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            self._stop.restore()
         return p
 
     def _run_epoch(self, epoch: int) -> dict[str, Any]:
@@ -327,7 +328,7 @@ class Trainer:
                 p.step, p.totals = done, totals.as_list()
                 p.epoch_seconds = time.perf_counter() - epoch_started
                 self.save(self.paths.last)
-                raise Interrupted(self.paths.last)
+                raise Interrupted(self.paths.last, self._stop)
         return totals.summary(self.dist)
 
     @torch.no_grad()
@@ -411,25 +412,13 @@ class Trainer:
             return []
         return [names[int(i)] for i in batch.index.tolist() if 0 <= int(i) < len(names)]
 
-    def _on_sigint(self, signum, frame) -> None:
-        if self._interrupt:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self._interrupt = True
-        self.view.note("interrupt received: saving a resumable checkpoint after this step (Ctrl-C again to abort)")
-
     def _interrupt_agreed(self) -> bool:
-        return self._any_rank(self._interrupt)
+        return self._any_rank(self._stop.requested is not None)
 
     def _any_rank(self, flag: bool) -> bool:
         """Decisions that end the run are taken by all ranks at once: a rank that stopped alone would
         leave the others waiting in the next collective."""
         return broadcast_flag(flag, self.dist, self.device)  # the flag itself in one process
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def capture_rng() -> dict[str, Any]:

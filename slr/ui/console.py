@@ -6,14 +6,64 @@ calls produce plain lines, so logs stay readable.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import sys
 from functools import lru_cache
 
 from rich.console import Console
 from rich.markup import escape
 
 from slr.errors import spell_settings
+
+
+#: The exit status of a command whose output pipe was closed (`slr predict ... | head -1`): that of
+#: a process ended by SIGPIPE (128 + 13), as `yes | head -1` gives `yes` under `set -o pipefail`.
+CLOSED_PIPE_STATUS = 141
+_GONE = (errno.EPIPE, errno.EIO)  # EIO: the terminal it wrote to was closed (SIGHUP)
+_keep_going = {"on": False}
+
+
+def keep_going_without_stdout() -> None:
+    """For training: when stdout goes away (`slr train ... | head -1`, a closed terminal), the run
+    carries on with its output discarded; its checkpoints and log are what matters. Other commands
+    end quietly with CLOSED_PIPE_STATUS."""
+    _keep_going["on"] = True
+
+
+def is_closed_output(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _GONE
+
+
+def discard_stream(stream) -> None:
+    """Point ``stream``'s descriptor at /dev/null, so that later writes and Python's flush at exit
+    neither fail nor print "Exception ignored ... BrokenPipeError"."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+class _Console(Console):
+    """A rich Console that survives its output going away (rich's own answer is exit status 1,
+    silently, which stopped training after the first epoch)."""
+
+    def _check_buffer(self) -> None:
+        try:
+            super()._check_buffer()
+        except OSError as exc:  # rich catches only BrokenPipeError; a closed terminal gives EIO
+            if not is_closed_output(exc):
+                raise
+            self.on_broken_pipe()
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        del self._buffer[:]
+        discard_stream(self.file)
+        if not (_keep_going["on"] or self.stderr):
+            raise SystemExit(CLOSED_PIPE_STATUS)
 
 
 #: Longest name (path, clip, class) printed whole; longer ones keep their start and end.
@@ -60,12 +110,28 @@ def shown_text(text: object, line_limit: int = LINE_LIMIT) -> str:
 
 @lru_cache(maxsize=None)
 def out() -> Console:
-    return Console(highlight=False, soft_wrap=not _is_tty(1))
+    return _Console(highlight=False, soft_wrap=not _is_tty(1))
 
 
 @lru_cache(maxsize=None)
 def err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return _Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def flush_stdout_or_exit() -> None:
+    """At the end of a command: output still buffered for a closed pipe ends it quietly, with
+    CLOSED_PIPE_STATUS, instead of Python's "Exception ignored" message at exit."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError as exc:
+            if not is_closed_output(exc):
+                raise
+            discard_stream(stream)
+            if stream is sys.stdout and not _keep_going["on"]:
+                raise SystemExit(CLOSED_PIPE_STATUS) from None
+        except ValueError:  # closed by the caller
+            pass
 
 
 def _is_tty(fd: int) -> bool:
