@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 
 #: The training guide's columns, in its order; further columns follow them.
 GUIDE_COLUMNS = [
