@@ -55,3 +55,62 @@ def test_docs_examples_and_tests_name_no_folder_of_this_machine():
     found = subprocess.run([sys.executable, str(tool), "README.md", "docs", "examples", "benchmarks", "tests", "slr"],
                            cwd=ROOT, capture_output=True, text=True)
     assert found.returncode == 0, found.stdout
+
+
+# --- notices before training ---------------------------------------------------------------
+
+
+def train_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`slr train` in a child process whose output is a pipe, as in a log file or CI."""
+    import os
+
+    return subprocess.run([sys.executable, "-m", "slr", "train", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+def tiny_flags(clips: Path, out: Path, *extra: str) -> list[str]:
+    flags = ["transformer", "--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
+             "--output-dir", str(out), "--no-plots", "--epochs", "1", "--batch-size", "16"]
+    for name, value in TINY.items():
+        flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags + list(extra)
+
+
+def notices(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("notice:")]
+
+
+@pytest.mark.slow
+def test_class_counts_larger_than_the_labels_are_said_in_words(clips, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(clips, data)
+    (data / "train" / "clip_9999_stray.npz").write_bytes(next((data / "train").glob("*.npz")).read_bytes())
+    done = train_cli(*tiny_flags(data, tmp_path / "run", "--num-gloss", "105", "--num-cat", "10"))
+    assert done.returncode == 0, done.stderr
+    said = notices(done.stderr)
+    # The likely mistake first, in words, with the flags that fix it; not "N warning(s)".
+    assert "the labels use 4 glosses (ids 0–3) and 2 categories (ids 0–1)" in said[0], said
+    assert "--num-gloss is 105 and --num-cat 10 (the guide's FSL-105 values" in said[0], said
+    assert "Pass --num-gloss 4 --num-cat 2" in said[0], said
+    # The other warning is shown by its text; the empty classes the counts explain are not repeated.
+    assert len(said) == 2 and "clip_9999_stray.npz: no row in labels.csv" in said[1], said
+    assert "warning(s)" not in done.stderr and "have no clips" not in done.stderr
+
+
+@pytest.mark.slow
+def test_class_counts_that_fit_the_labels_say_nothing(clips, tmp_path):
+    done = train_cli(*tiny_flags(clips, tmp_path / "run", "--num-gloss", "4", "--num-cat", "2"))
+    assert done.returncode == 0, done.stderr
+    assert notices(done.stderr) == [], done.stderr
+
+
+def test_only_the_count_that_is_too_large_is_named():
+    from slr.data.notices import CheckedSplit, class_count_notice
+
+    split = CheckedSplit(Path("train"), {"gloss": {0: 3, 2: 1, 5: 2}, "cat": {0: 1, 1: 5}}, [], "slr validate train")
+    text = class_count_notice([split], num_gloss=30, num_cat=2)
+    assert text.startswith("the labels use 3 glosses (ids 0–5, 3 of them without clips), but {{num_gloss}} is 30:")
+    assert "{{num_cat}}" not in text and "FSL-105" not in text
+    assert class_count_notice([split], num_gloss=6, num_cat=2) is None

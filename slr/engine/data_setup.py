@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from slr.data.augment import build_transform
 from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.classes import read_class_names
+from slr.data.notices import CheckedSplit, training_data_notices
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
 from slr.engine.sampler import EpochSampler
@@ -118,7 +119,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
-    datasets, frames = [], []
+    datasets, frames, checked = [], [], []
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
             raise DataError(f"{src.flag}: clip directory not found", src.directory)
@@ -132,11 +133,8 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
         )
-        if report.warnings and dist.is_main:
-            print_notice(
-                f"{src.directory}: {len(report.warnings)} warning(s) in the data; "
-                f"`{validate_command(settings, src)}` lists them"
-            )
+        checked.append(CheckedSplit(src.directory, report.class_counts, report.warnings,
+                                    validate_command(settings, src)))
         if fallback is not None and dist.is_main and not _first_clip_has(src.directory, key):
             print_notice(
                 f"{src.directory}: clips without '{key}' (--feature-key): {settings.model} reads "
@@ -159,6 +157,9 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             )
         )
         frames += report.frames
+    if dist.is_main:  # the class counts and the warnings, in words
+        for text in training_data_notices(checked, settings.num_gloss, settings.num_cat):
+            print_notice(text)
     train_ds, val_ds = datasets
     if train_ds.input_dim != val_ds.input_dim:
         raise DataError(
