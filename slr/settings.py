@@ -180,7 +180,19 @@ class IV3GRUSettings(Settings):
     finetune_backbone: bool = Field(False, description="Train InceptionV3 too (frames input); frozen by default.")
 
 
-class HardwareSettings(Settings):
+class ThreadSettings(Settings):
+    """CPU threads torch computes with (slr/engine/threads.py); used by every command that runs a model."""
+
+    threads: Optional[int] = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="CPU threads for torch; default: auto = the usable cores minus the machine's load, at least 1 "
+        "(on a busy machine extra threads wait on each other: docs/results.md). OMP_NUM_THREADS, when set, is kept.",
+    )
+
+
+class HardwareSettings(ThreadSettings):
     device: Literal["auto", "cuda", "mps", "cpu"] = Field(
         "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
     )
@@ -343,7 +355,7 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
 # ---------------------------------------------------------------------------------------------
 
 
-class EvaluateSettings(Settings):
+class EvaluateSettings(ThreadSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -381,7 +393,7 @@ class EvaluateSettings(Settings):
         return "keypoints" if self.keypoints is not None else "features"
 
 
-class PredictSettings(Settings):
+class PredictSettings(ThreadSettings):
     """`slr predict CKPT CLIP.npz...`: the most likely glosses and the category of each clip."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")

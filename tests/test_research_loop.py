@@ -114,3 +114,50 @@ def test_only_the_count_that_is_too_large_is_named():
     assert text.startswith("the labels use 3 glosses (ids 0–5, 3 of them without clips), but {{num_gloss}} is 30:")
     assert "{{num_cat}}" not in text and "FSL-105" not in text
     assert class_count_notice([split], num_gloss=6, num_cat=2) is None
+
+
+# --- CPU threads ---------------------------------------------------------------------------
+
+
+def test_auto_threads_count_only_free_cores():
+    from slr.engine.threads import auto_threads
+
+    assert auto_threads(2, 6.5, 2)[0] == 1  # the shared 2-core machine the default was 4x slower on
+    assert auto_threads(2, 0.2, 2)[0] == 2
+    assert auto_threads(16, 3.0, 16)[0] == 13
+    assert auto_threads(16, 0.0, 8)[0] == 8  # never above torch's own default
+    assert auto_threads(4, None, 4)[0] == 4
+    assert auto_threads(1, 0.0, 1)[0] == 1
+
+
+def test_the_setting_wins_then_the_environment_then_the_rule():
+    from slr.engine.threads import choose_threads
+
+    assert choose_threads(3, cores=2, load=9.0, environ={"OMP_NUM_THREADS": "1"}).method == "setting"
+    env = choose_threads(None, cores=2, load=0.0, environ={"OMP_NUM_THREADS": "1"})
+    assert (env.threads, env.method) == (1, "environment") and "OMP_NUM_THREADS=1" in env.reason
+    auto = choose_threads(None, cores=2, load=5.0, environ={"OMP_NUM_THREADS": "lots"})
+    assert (auto.threads, auto.method) == (1, "auto") and "load 5.0" in auto.reason
+
+
+@pytest.mark.slow
+def test_threads_are_applied_and_shown_in_the_run_header_and_hwinfo(clips, tmp_path):
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", "import sys, torch; sys.argv = ['slr', *sys.argv[1:]]\n"
+                           "from slr.cli import app\ntry: app()\nexcept SystemExit: pass\n"
+                           "print('torch threads', torch.get_num_threads())", "train",
+                           *tiny_flags(clips, tmp_path / "run", "--threads", "1")],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "; 1 CPU thread(s) (as given)" in done.stdout and "torch threads 1" in done.stdout, done.stdout
+    runtime = json.loads((tmp_path / "run" / "settings.json").read_text())["runtime"]
+    assert runtime["threads"]["threads"] == 1 and runtime["threads"]["method"] == "setting"
+
+    report = subprocess.run([sys.executable, "-m", "slr", "hwinfo", "--json"], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=ROOT)
+    threads = json.loads(report.stdout)["threads"]
+    assert threads["method"] == "auto" and 1 <= threads["threads"] <= threads["usable_cores"]
+    assert threads["reason"].startswith("auto: ")

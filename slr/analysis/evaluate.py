@@ -234,6 +234,9 @@ def run_evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """The CLI entry: evaluate, then print tables, plain lines or JSON."""
     from slr.ui.evaluate_view import print_evaluation, print_evaluation_json
 
+    from slr.engine.threads import apply_threads
+
+    apply_threads(settings.threads)
     report = evaluate(settings)
     if settings.json_output:
         print_evaluation_json(report)

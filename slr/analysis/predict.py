@@ -91,6 +91,9 @@ def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width:
 def run_predict(settings: PredictSettings) -> list[Prediction]:
     from slr.ui.evaluate_view import print_predictions, print_predictions_json
 
+    from slr.engine.threads import apply_threads
+
+    apply_threads(settings.threads)
     predictions = predict_clips(
         settings.checkpoint,
         settings.clips,

@@ -22,6 +22,7 @@ from slr.engine.distributed import (
 )
 from slr.engine.logbook import write_json
 from slr.engine.run_files import check_writable, keep_earlier_run
+from slr.engine.threads import apply_threads
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
 from slr.errors import DataError, SlrError, TrainingStopped
 from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
@@ -219,6 +220,7 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
         + (f" per process x {runtime['world_size']} processes" if runtime["world_size"] > 1 else "")
         + (f" x {accumulation} accumulated" if accumulation > 1 else ""),
         f"{runtime['num_workers']} workers",
+        f"{runtime['threads']['threads']} CPU thread(s) ({runtime['threads']['reason']})",
     ]
     if amp is not None:
         parts.append(f"AMP {str(amp).removeprefix('torch.')}")
@@ -295,6 +297,7 @@ def wrap_model(model: torch.nn.Module, settings: TrainSettings, device: torch.de
 def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, resume_state):
     """Replace --auto-batch-size / --auto-workers by the values picked, and record why."""
     runtime: dict[str, Any] = {"device": str(device), "world_size": dist.world_size}
+    runtime["threads"] = apply_threads(settings.threads).as_dict()  # slr/engine/threads.py
     updates: dict[str, Any] = {}
     if settings.auto_batch_size:
         stored = (resume_state or {}).get("runtime", {}).get("batch_size")

@@ -19,6 +19,7 @@ from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.synthetic import make_synthetic_clips
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
+from slr.engine.threads import apply_threads
 from slr.models.registry import build_model, count_parameters, model_spec
 from slr.settings import MODEL_CLASS_NAMES, SmokeSettings
 from slr.ui.console import out, print_error, print_notice
@@ -55,6 +56,7 @@ def _batch(settings: SmokeSettings, frames_input: bool):
 def run_smoke(settings: SmokeSettings) -> int:
     console = out()
     torch.manual_seed(settings.seed)
+    apply_threads(settings.threads)  # slr/engine/threads.py
     choice = hardware.select_device(settings.device)
     device = choice.device
     frames_input = settings.frames and settings.model == "iv3_gru"
