@@ -248,6 +248,12 @@ class OutputSettings(Settings):
     )
     log_csv: Optional[Path] = Field(None, description="Per-epoch metrics CSV (default: <output-dir>/log.csv).")
     plots: bool = Field(True, description="Draw training curves (PNG) beside the log after the run.")
+    log_every_s: float = Field(
+        30.0,
+        ge=0,
+        description="When output is not a terminal (a log file, CI): a progress line (step, samples/s, loss) this "
+        "often inside an epoch, in seconds; 0 = only one line per epoch.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

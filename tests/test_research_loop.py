@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,43 @@ def test_threads_are_applied_and_shown_in_the_run_header_and_hwinfo(clips, tmp_p
     threads = json.loads(report.stdout)["threads"]
     assert threads["method"] == "auto" and 1 <= threads["threads"] <= threads["usable_cores"]
     assert threads["reason"].startswith("auto: ")
+
+
+# --- what a run shows ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_output_to_a_pipe_gets_a_line_inside_long_epochs(clips, tmp_path):
+    done = train_cli(*tiny_flags(clips, tmp_path / "run", "--batch-size", "4", "--epochs", "2",
+                                 "--log-every-s", "0.001"))
+    assert done.returncode == 0, done.stderr
+    beats = [line for line in done.stdout.splitlines() if " step " in line]
+    assert len(beats) >= 4, done.stdout  # 12 steps per epoch
+    for epoch in (1, 2):
+        mine = [line for line in beats if line.startswith(f"epoch {epoch}/2  step ")]
+        assert mine and all("/12  " in line and "samples/s" in line and "loss " in line for line in mine), beats
+    quiet = train_cli(*tiny_flags(clips, tmp_path / "quiet", "--batch-size", "4", "--log-every-s", "0"))
+    assert quiet.returncode == 0 and " step " not in quiet.stdout, quiet.stdout
+
+
+def test_the_epoch_table_on_a_terminal_prints_its_header_once(one_thread):
+    import io
+
+    from rich.console import Console
+
+    from slr.engine.hardware import MemorySnapshot
+    from slr.ui.training_view import TrainingView
+
+    view = TrainingView(live=True)
+    view.console = Console(file=io.StringIO(), force_terminal=True, color_system=None, width=120)
+    view.start(3, 0)
+    row = dict(train_loss=1.5, val_loss=1.25, val_gloss_acc=0.5, val_cat_acc=0.75, lr=1e-4, samples_per_s=1234.0,
+               epoch_time=2.5, best=0.5)
+    for epoch in (1, 2, 3):
+        view.epoch_start(epoch, 3, 10, 0)
+        view.epoch_end({**row, "epoch": epoch}, 3, epoch == 1, MemorySnapshot("cpu", rss=2**30))
+    view.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", view.console.file.getvalue())  # cursor moves of the live bars
+    assert text.count("train_loss") == 1, text
+    rows = [line for line in text.splitlines() if "1.5000" in line]
+    assert len(rows) == 3 and len({line.index("1.2500") for line in rows}) == 1, rows  # the columns line up

@@ -134,7 +134,7 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     notices = hardware_notices(settings, device, dist) if dist.is_main else []
     for text in notices:
         print_notice(text)
-    view = view or TrainingView(enabled=dist.is_main)
+    view = view or TrainingView(enabled=dist.is_main, log_every_s=settings.log_every_s)
     if resume_state is not None:
         ckpt.check_compatible(
             resume_state, resume_path, model=settings.model, num_gloss=settings.num_gloss, num_cat=settings.num_cat
