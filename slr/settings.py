@@ -254,6 +254,14 @@ class OutputSettings(Settings):
         description="When output is not a terminal (a log file, CI): a progress line (step, samples/s, loss) this "
         "often inside an epoch, in seconds; 0 = only one line per epoch.",
     )
+    tensorboard: bool = Field(
+        True,
+        description="Also write the logged scalars as TensorBoard event files, when the tensorboard package "
+        "is installed (pip install -e \".[tensorboard]\").",
+    )
+    tensorboard_dir: Optional[Path] = Field(
+        None, description="Folder of the TensorBoard event files (default: <output-dir>/tensorboard)."
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -202,3 +202,68 @@ def test_the_epoch_table_on_a_terminal_prints_its_header_once(one_thread):
     assert text.count("train_loss") == 1, text
     rows = [line for line in text.splitlines() if "1.5000" in line]
     assert len(rows) == 3 and len({line.index("1.2500") for line in rows}) == 1, rows  # the columns line up
+
+
+# --- TensorBoard ---------------------------------------------------------------------------
+
+
+def read_events(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_events_hold_the_log_rows_once_each_also_after_resumes(clips, tmp_path, one_thread):
+    import csv
+    import shutil
+
+    pytest.importorskip("tensorboard")
+    from slr.engine.run import resume_from_settings, run_training
+    from slr.settings import ResumeSettings
+
+    out = tmp_path / "run"
+    run_training(settings(clips, out, epochs=1))
+    after_one = tmp_path / "after-one.pt"
+    shutil.copy(out / "SignTransformer_last.pt", after_one)
+    resume_from_settings(ResumeSettings(checkpoint=out / "SignTransformer_last.pt", overrides={"epochs": 3}))
+    # Again from after epoch 1, into the same folder: epochs 2 and 3 are logged a second time.
+    resume_from_settings(ResumeSettings(checkpoint=after_one, overrides={"epochs": 3, "output_dir": str(out)}))
+
+    events = read_events(out / "tensorboard")
+    with open(out / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    for column in ("train_loss", "val_loss", "val_gloss_acc", "lr", "samples_per_s"):
+        assert [step for step, _ in events[column]] == [1, 2, 3], events[column]
+        assert [v for _, v in events[column]] == pytest.approx([float(r[column]) for r in rows], rel=1e-6)
+
+    # A new run in the same folder: the earlier run's events move aside, and show as a run of their own.
+    run_training(settings(clips, out, epochs=1))
+    assert [step for step, _ in read_events(out / "tensorboard")["train_loss"]] == [1]
+    earlier = list((out / "tensorboard" / "earlier").iterdir())
+    assert len(earlier) == 1 and [s for s, _ in read_events(earlier[0])["train_loss"]] == [1, 2, 3]
+
+
+def test_tensorboard_can_be_turned_off_or_moved(clips, tmp_path, one_thread):
+    pytest.importorskip("tensorboard")
+    from slr.engine.run import run_training
+
+    run_training(settings(clips, tmp_path / "off", epochs=1, tensorboard=False))
+    assert not (tmp_path / "off" / "tensorboard").exists()
+    run_training(settings(clips, tmp_path / "moved", epochs=1, tensorboard_dir=tmp_path / "tb"))
+    assert [s for s, _ in read_events(tmp_path / "tb")["val_loss"]] == [1]
+
+
+@pytest.mark.slow
+def test_without_the_package_runs_log_csv_only_and_an_asked_folder_is_refused(clips, tmp_path):
+    block = "import sys\nsys.modules['tensorboard'] = None\nsys.argv = ['slr', *sys.argv[1:]]\nfrom slr.cli import main\nmain()"
+    run = lambda *extra: subprocess.run([sys.executable, "-c", block, "train", *tiny_flags(clips, *extra)],
+                                        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    plain = run(tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    assert (tmp_path / "plain" / "log.csv").is_file() and not (tmp_path / "plain" / "tensorboard").exists()
+    asked = run(tmp_path / "asked", "--tensorboard-dir", str(tmp_path / "tb"))
+    assert asked.returncode == 2 and 'pip install -e ".[tensorboard]"' in asked.stderr, asked.stderr
+    assert "--tensorboard-dir" in asked.stderr and not (tmp_path / "asked" / "log.csv").exists()

@@ -25,6 +25,7 @@ from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
 from slr.engine.metrics import RunningTotals
+from slr.engine.tensorboard_log import open_tensorboard_log
 from slr.errors import CheckpointError, TrainingStopped
 from slr.settings import TrainSettings
 from slr.ui.training_view import TrainingView
@@ -90,6 +91,7 @@ class Trainer:
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.progress = RunProgress()
+        self.tensorboard = open_tensorboard_log(settings, paths.output_dir, dist.is_main)  # rank 0 writes
         self._pending_rng: Optional[dict[str, Any]] = None
         self._interrupt = False
         self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
@@ -200,6 +202,7 @@ class Trainer:
                 if row.get("stopped_early"):
                     break
         finally:
+            self.tensorboard.close()
             self.view.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -249,6 +252,7 @@ class Trainer:
             self.save(self.paths.best)
         if self.dist.is_main:
             write_log_csv(self.paths.log_csv, p.history)
+            self.tensorboard.write(row)
         self.view.epoch_end({**row, "best": p.best_metric}, s.epochs, improved, snapshot)
         stop = bool(s.early_stop and p.stale_epochs >= s.early_stop)
         if stop:
