@@ -257,7 +257,7 @@ class OutputSettings(Settings):
     tensorboard: bool = Field(
         True,
         description="Also write the logged scalars as TensorBoard event files, when the tensorboard package "
-        "is installed (pip install -e \".[tensorboard]\").",
+        "is installed (slr's 'tensorboard' extra).",
     )
     tensorboard_dir: Optional[Path] = Field(
         None, description="Folder of the TensorBoard event files (default: <output-dir>/tensorboard)."
