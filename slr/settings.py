@@ -97,6 +97,13 @@ class DataSettings(ClipKeySettings):
         "whole clip; 'crop' takes a window (random in training, centred in validation).",
     )
     cache: bool = Field(True, description="Keep clips in memory after their first read.")
+    length_buckets: int = Field(
+        8,
+        ge=0,
+        le=256,
+        description="Pad each batch's frames up to one of about this many lengths taken from the data (fewer "
+        "batch shapes keep the process's memory down; padding is masked); 0 = pad to the batch's longest clip.",
+    )
 
 
 class AugmentSettings(Settings):

@@ -267,3 +267,60 @@ def test_without_the_package_runs_log_csv_only_and_an_asked_folder_is_refused(cl
     asked = run(tmp_path / "asked", "--tensorboard-dir", str(tmp_path / "tb"))
     assert asked.returncode == 2 and 'pip install -e ".[tensorboard]"' in asked.stderr, asked.stderr
     assert "--tensorboard-dir" in asked.stderr and not (tmp_path / "asked" / "log.csv").exists()
+
+
+# --- length buckets ------------------------------------------------------------------------
+
+
+def test_buckets_cover_every_length_and_leave_equal_lengths_unpadded():
+    from slr.data.buckets import bucket_length, length_buckets
+
+    assert length_buckets([20] * 50, 8) == [20]  # asl-words: every clip 20 frames, no padding
+    lengths = list(range(20, 181, 8))  # up to 180
+    buckets = length_buckets(lengths, 8, stretch=0.25)
+    assert len(buckets) <= 16 and buckets[-1] == 225  # 180 frames at 0.8x speed
+    for n in range(1, 226):
+        b = bucket_length(n, buckets)
+        assert b >= n and (n > buckets[-1] or b in buckets)
+        assert n <= 180 or b <= n * 1.06  # the top range in 5% steps: little padding where batches land
+    assert length_buckets(lengths, 8, stretch=0.25, max_frames=64)[-1] == 64
+    assert length_buckets(lengths, 0) == []
+
+
+@pytest.mark.parametrize("model_name", ["transformer", "iv3_gru"])
+def test_a_batch_padded_to_its_bucket_gives_the_same_outputs(model_name, one_thread):
+    import numpy as np
+    import torch
+
+    from slr.data.dataset import ClipDataset, collate_clips
+    from slr.models.registry import build_model
+
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal((n, 12)).astype(np.float32) for n in (7, 19, 23, 11)]
+    data = ClipDataset.from_arrays(clips, [0, 1, 2, 0], [0, 1, 0, 1])
+    samples = [data[i] for i in range(len(clips))]
+    plain, bucketed = collate_clips(samples), collate_clips(samples, [16, 40, 64])
+    assert plain.x.shape[1] == 23 and bucketed.x.shape[1] == 40
+    assert torch.equal(bucketed.x[:, :23], plain.x) and not bucketed.x[:, 23:].any()
+    assert torch.equal(bucketed.mask.sum(1), plain.lengths) and torch.equal(bucketed.lengths, plain.lengths)
+    torch.manual_seed(0)
+    model = build_model(model_name, TrainSettings(model=model_name, **TINY), 12, 3, 2).eval()
+    with torch.no_grad():
+        for a, b in zip(model(plain.x, plain.mask), model(bucketed.x, bucketed.mask)):
+            assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+
+
+def test_training_batches_are_padded_to_the_buckets(clips, tmp_path, one_thread):
+    from slr.engine.data_setup import build_data
+    from slr.engine.distributed import DistInfo
+    import torch
+
+    s = settings(clips, tmp_path / "run", speed_jitter=0.2, batch_size=8)
+    data = build_data(s, DistInfo(), torch.device("cpu"))
+    train, _ = data.loaders(s, DistInfo(), torch.device("cpu"), 0)
+    train.sampler.set_epoch(1)
+    data.train.set_epoch(1)
+    shapes = {batch.x.shape[1] for batch in train}
+    assert data.train.length_buckets and shapes <= set(data.train.length_buckets)
+    off = settings(clips, tmp_path / "run", speed_jitter=0.2, batch_size=8, length_buckets=0)
+    assert build_data(off, DistInfo(), torch.device("cpu")).train.length_buckets == []

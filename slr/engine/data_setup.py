@@ -12,8 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from slr.data.augment import build_transform
-from slr.data.dataset import ClipDataset, collate_clips
+from slr.data.dataset import ClipDataset
 from slr.data.classes import read_class_names
+from slr.data.buckets import buckets_for
 from slr.data.notices import CheckedSplit, training_data_notices
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
@@ -52,7 +53,6 @@ class RunData:
             self.train.preload()
             self.val.preload()
         common = dict(
-            collate_fn=collate_clips,
             num_workers=workers,
             pin_memory=pin,
             persistent_workers=workers > 0,
@@ -66,8 +66,10 @@ class RunData:
         val_sampler = EpochSampler(
             len(self.val), seed=settings.seed, shuffle=False, rank=dist.rank, world_size=dist.world_size
         )
-        train = DataLoader(self.train, batch_size=settings.batch_size, sampler=train_sampler, **common)
-        val = DataLoader(self.val, batch_size=settings.batch_size, sampler=val_sampler, **common)
+        train = DataLoader(self.train, batch_size=settings.batch_size, sampler=train_sampler,
+                           collate_fn=self.train.collate, **common)  # collate: length buckets (slr/data/buckets.py)
+        val = DataLoader(self.val, batch_size=settings.batch_size, sampler=val_sampler,
+                         collate_fn=self.val.collate, **common)
         return train, val
 
 
@@ -169,6 +171,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     input_dim = train_ds.input_dim
     for ds, train in ((train_ds, True), (val_ds, False)):
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train)
+        ds.length_buckets = buckets_for(settings, frames, train)
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
