@@ -97,6 +97,11 @@ class DataSettings(ClipKeySettings):
         "whole clip; 'crop' takes a window (random in training, centred in validation).",
     )
     cache: bool = Field(True, description="Keep clips in memory after their first read.")
+    release_memory: bool = Field(
+        True,
+        description="Give freed memory back to the system after each epoch (glibc's malloc_trim; Linux): the "
+        "C allocator otherwise keeps it, and the process grows over epochs.",
+    )
     length_buckets: int = Field(
         8,
         ge=0,

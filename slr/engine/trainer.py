@@ -24,6 +24,7 @@ from slr.engine import checkpoint as ckpt
 from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
+from slr.engine.memory_release import release_freed_memory
 from slr.engine.metrics import RunningTotals
 from slr.engine.tensorboard_log import open_tensorboard_log
 from slr.errors import CheckpointError, TrainingStopped
@@ -218,6 +219,8 @@ class Trainer:
         train_time = time.perf_counter() - started
         val_started = time.perf_counter()
         val = self.validate()
+        if s.release_memory:
+            release_freed_memory()  # slr/engine/memory_release.py: before the RSS is logged
         epoch_time = time.perf_counter() - started
         snapshot = memory_snapshot(self.device)
         improved = val.gloss_acc > p.best_metric
