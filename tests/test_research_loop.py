@@ -324,3 +324,30 @@ def test_training_batches_are_padded_to_the_buckets(clips, tmp_path, one_thread)
     assert data.train.length_buckets and shapes <= set(data.train.length_buckets)
     off = settings(clips, tmp_path / "run", speed_jitter=0.2, batch_size=8, length_buckets=0)
     assert build_data(off, DistInfo(), torch.device("cpu")).train.length_buckets == []
+
+
+# --- memory released after each epoch ------------------------------------------------------
+
+TRIM_CHECK = """
+import torch
+from slr.engine.hardware import process_rss
+from slr.engine.memory_release import release_freed_memory
+keep = []
+for round in range(3):  # blocks of many sizes, every 50th kept: the freed rest is scattered
+    sizes = torch.randint(30_000, 250_000, (400,), generator=torch.Generator().manual_seed(round))
+    blocks = [torch.ones(int(n)) for n in sizes]
+    keep += blocks[::50]
+    del blocks
+before = process_rss()
+released = release_freed_memory()
+print(released, before, process_rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_freed_memory_goes_back_to_the_system():
+    done = subprocess.run([sys.executable, "-c", TRIM_CHECK], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    released, before, after = done.stdout.split()
+    if released != "True":
+        pytest.skip("this C library has no malloc_trim")
+    assert int(before) - int(after) > 64 * 2**20, (before, after)  # ~600 MB was freed, scattered
