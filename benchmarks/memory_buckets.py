@@ -38,7 +38,7 @@ CONFIGS = {
 
 
 def child(data: Path, out: Path, epochs: int, config: dict) -> None:
-    from slr.engine.run import run_training
+    from slr.engine.run import train
     from slr.settings import TrainSettings
 
     fields = {k: v for k, v in config.items() if k in TrainSettings.model_fields}
@@ -48,7 +48,7 @@ def child(data: Path, out: Path, epochs: int, config: dict) -> None:
     with open(os.devnull, "w") as quiet:  # the epoch lines are not the measurement
         stdout, sys.stdout = sys.stdout, quiet
         try:
-            outcome = run_training(settings)
+            outcome = train(settings)
         finally:
             sys.stdout = stdout
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

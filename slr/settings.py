@@ -15,10 +15,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-ModelName = Literal["transformer", "iv3_gru"]
+from slr.errors import setting
 
-#: Class names used in checkpoint file names (`SignTransformer_last.pt`, `InceptionV3GRU_best.pt`).
-MODEL_CLASS_NAMES: dict[str, str] = {"transformer": "SignTransformer", "iv3_gru": "InceptionV3GRU"}
+ModelName = Literal["transformer", "iv3_gru"]
 
 
 def positional(default: Any = ..., **kwargs: Any) -> Any:
@@ -121,8 +120,8 @@ class AugmentSettings(Settings):
     )
     augment: bool = Field(
         True,
-        description="Apply the augmentations below while training; each is off at 0, the default "
-        "(none helped on real data: docs/results.md).",
+        description="Apply the augmentations below while training; each is off at 0, the default (none "
+        "helped on asl-words' session split or on signers never seen in training: docs/results.md).",
     )
     mirror_prob: float = Field(
         0.0,
@@ -152,13 +151,37 @@ class AugmentSettings(Settings):
         lt=1,
         description="Largest share of a clip blanked to 0 (as if undetected) as one contiguous span; features too.",
     )
+    # -- added for unseen signers (docs/results.md, "Signer shift") --
+    shear: float = Field(
+        0.0, ge=0, lt=1, description="Largest random shear of a clip (x leaning with y and y with x), as from a camera seen from the side."
+    )
+    noise_std: float = Field(
+        0.0, ge=0, le=1, description="Gaussian noise added to every detected keypoint coordinate, in normalised units."
+    )
+    hand_drop_prob: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability of hiding one of two seen hands for the whole clip (layouts with hands: 156, 84, 126).",
+    )
+    point_drop_prob: float = Field(
+        0.0, ge=0, lt=1, description="Probability of hiding each keypoint in each frame, as a missed detection."
+    )
+    feature_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Features (iv3_gru): probability of zeroing each feature channel for a whole clip."
+    )
+    hand_centred: bool = Field(
+        False,
+        description="Also normalise each hand on its own (centred on its wrist over the clip, scaled by its size); "
+        "in training and prediction alike.",
+    )
 
 
 class TransformerSettings(Settings):
-    d_model: int = Field(256, ge=8, description="Transformer embedding width.")
-    num_heads: int = Field(8, ge=1, description="Attention heads (must divide --d-model).")
-    num_layers: int = Field(4, ge=1, description="Transformer encoder layers.")
-    ff_dim: int = Field(1024, ge=8, description="Transformer feed-forward width.")
+    d_model: int = Field(128, ge=8, description="Transformer embedding width (the guide's: 256).")
+    num_heads: int = Field(4, ge=1, description="Attention heads (must divide --d-model; the guide's: 8).")
+    num_layers: int = Field(2, ge=1, description="Transformer encoder layers (the guide's: 4).")
+    ff_dim: int = Field(256, ge=8, description="Transformer feed-forward width (the guide's: 1024).")
     dropout: float = Field(
         0.1, ge=0, lt=1, description="Dropout of both models: transformer encoder, between GRU layers, and the heads."
     )
@@ -166,6 +189,10 @@ class TransformerSettings(Settings):
         "mean",
         description="How frames are pooled into one clip vector, padding left out: mean, max, or a CLS token "
         "(mean and cls tie on accuracy; see docs/models.md).",
+    )
+    motion_features: bool = Field(
+        False,
+        description="Transformer: feed frame-to-frame differences beside the keypoints (the input layer doubles).",
     )
 
     @model_validator(mode="after")
@@ -229,16 +256,32 @@ class LoaderSettings(Settings):
 
 
 class OptimSettings(Settings):
-    epochs: int = Field(20, ge=1, description="Total training epochs (also after a resume).")
+    epochs: int = Field(40, ge=1, description="Total training epochs (also after a resume; the guide's: 20).")
     batch_size: int = Field(32, ge=1, description="Batch size per optimizer micro-step.")
-    lr: float = Field(1e-4, gt=0, le=10, description="AdamW learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    lr: float = Field(1e-3, gt=0, le=10, description="AdamW learning rate (the guide's: 1e-4).")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay (the guide's: 0).")
     gradient_accumulation_steps: int = Field(
         1, ge=1, description="Micro-batches per optimizer step (effective batch = batch size x this)."
     )
     grad_clip: Optional[float] = Field(None, gt=0, description="Clip the gradient norm to this value.")
-    scheduler: Optional[Literal["plateau", "cosine"]] = Field(
-        None, description="Learning-rate schedule: plateau (on validation gloss accuracy) or cosine."
+    scheduler: Optional[Literal["plateau", "cosine", "warmup_cosine"]] = Field(
+        "warmup_cosine",
+        description="Learning-rate schedule: plateau (on validation gloss accuracy), cosine, or warmup_cosine "
+        "(a linear warm-up over --warmup-epochs, then cosine to 0, stepped every optimizer step); "
+        "none for a constant rate (the guide's).",
+    )
+    warmup_epochs: float = Field(
+        1.0, ge=0, description="Warm-up length of the warmup_cosine schedule, in epochs (fractions allowed)."
+    )
+    label_smoothing: float = Field(
+        0.1, ge=0, lt=1, description="Label smoothing of both training cross-entropy losses (0 = off, the guide's)."
+    )
+    ema_decay: Optional[float] = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Keep an exponential moving average of the weights with this decay per optimizer step "
+        "(e.g. 0.99); validation and checkpoints use the average. Default: off.",
     )
     scheduler_patience: int = Field(5, ge=0, description="Plateau epochs before the learning rate is cut.")
     early_stop: Optional[int] = Field(
@@ -296,6 +339,12 @@ class ValidateSettings(ClipKeySettings):
         description="Flag clips whose share of all-zero frames (nothing detected) is above this.",
     )
     json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
+    group_by: Optional[str] = Field(
+        None,
+        description="Also warn when a train split shares groups of this column (or regular expression on clip "
+        "names, as in `slr split`) with another split; signer, session, subject, participant and speaker "
+        "columns are always checked.",
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -326,25 +375,14 @@ class TrainSettings(
         description="Only run the smoke test (as `slr smoke MODEL`): a few steps on synthetic clips, no data needed.",
     )
 
-    @property
-    def model_class_name(self) -> str:
-        return MODEL_CLASS_NAMES[self.model]
-
-    @property
-    def train_dir(self) -> Optional[Path]:
-        return self.keypoints_train if self.model == "transformer" else self.features_train
-
-    @property
-    def val_dir(self) -> Optional[Path]:
-        return self.keypoints_val if self.model == "transformer" else self.features_val
-
 
 class ResumeSettings(Settings):
     """`slr resume CKPT`: the settings stored in the checkpoint, with any train flag overriding them."""
 
     checkpoint: Path = positional(description="Checkpoint to continue from (a *_last.pt).")
+    config: Optional[Path] = Field(None, description="Settings file whose values replace the stored ones.")
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Train settings that replace the stored ones (e.g. epochs)."
+        default_factory=dict, description="Train settings given as flags: they replace the stored ones and the config file's."
     )
 
 
@@ -400,6 +438,18 @@ class EvaluateSettings(ThreadSettings):
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
     top_confusions: int = Field(10, ge=0, description="How many of the most confused class pairs to list.")
+    confusion_top: Optional[int] = Field(
+        None,
+        ge=2,
+        alias="top",
+        description="Draw only this many classes in the confusion PNGs: those with the most errors, most first, "
+        "with counts (the CSVs stay complete); default: every class.",
+    )
+    group_by: Optional[str] = Field(
+        None,
+        min_length=1,
+        description="A labels CSV column (e.g. signer): accuracy per value of it, also in per_group.csv.",
+    )
     json_output: bool = Field(False, description="Print the results as JSON.", alias="json")
 
     model_config = ConfigDict(populate_by_name=True)
@@ -419,11 +469,47 @@ class EvaluateSettings(ThreadSettings):
         return "keypoints" if self.keypoints is not None else "features"
 
 
-class PredictSettings(ThreadSettings):
-    """`slr predict CKPT CLIP.npz...`: the most likely glosses and the category of each clip."""
+class VideoPredictSettings(Settings):
+    """`slr predict` on videos: extracted as the training clips were (their settings are stored in the
+    checkpoint); each of these replaces the stored value."""
+
+    fps: Optional[float] = Field(
+        None, gt=0, le=1000, description="Videos: frames kept per second (default: the training clips')."
+    )
+    min_detection_confidence: Optional[float] = Field(
+        None, ge=0, le=1, description="Videos: Holistic's minimum detection confidence (default: the training clips')."
+    )
+    min_tracking_confidence: Optional[float] = Field(
+        None, ge=0, le=1, description="Videos: Holistic's minimum tracking confidence (default: the training clips')."
+    )
+    visibility_threshold: Optional[float] = Field(
+        None, ge=0, le=1, description="Videos: pose point visibility threshold (default: the training clips')."
+    )
+    refine_face_landmarks: Optional[bool] = Field(
+        None, description="Videos: Holistic's refined face mesh (default: the training clips')."
+    )
+    smooth_landmarks: Optional[bool] = Field(
+        None, description="Videos: Holistic's landmark smoothing (default: the training clips')."
+    )
+    backbone_weights: Optional[Path] = Field(
+        None,
+        description="Videos with an iv3_gru checkpoint: ImageNet InceptionV3 weights for the features "
+        "(default: torchvision's cache).",
+    )
+
+    def extraction_overrides(self) -> dict[str, Any]:
+        """The extraction settings given here (None: not given)."""
+        names = [n for n in VideoPredictSettings.model_fields if n != "backbone_weights"]
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class PredictSettings(VideoPredictSettings, ThreadSettings):
+    """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
-    clips: list[Path] = Field(default_factory=list, description="Clip files (.npz) to classify.")
+    clips: list[Path] = Field(
+        default_factory=list, description="Clip files (.npz) or videos (extracted as the training clips were)."
+    )
     top_k: int = Field(5, ge=1, description="How many glosses to list per clip.")
     classes: Optional[Path] = Field(
         None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint."
@@ -455,3 +541,192 @@ class PlotSettings(Settings):
 
     log_csv: Path = positional(description="A training log (log.csv from `slr train`).")
     output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
+
+
+class CompareSettings(Settings):
+    """`slr compare CKPT_A CKPT_B...`: checkpoints side by side on the same labelled recordings."""
+
+    checkpoints: list[Path] = Field(default_factory=list, description="Checkpoints to compare (two or more).")
+    keypoints: Optional[Path] = Field(None, description="Directory of keypoint clips (for transformer checkpoints).")
+    features: Optional[Path] = Field(None, description="Directory of feature clips (for iv3_gru checkpoints).")
+    labels_csv: Optional[Path] = Field(
+        None,
+        description="Labels CSV (file,gloss,cat) naming the recordings; clips are matched by its file names; "
+        "default: labels.csv in the --keypoints directory, else in the --features one.",
+    )
+    classes: Optional[Path] = Field(
+        None,
+        description="Class names (gloss,name,cat,cat_name); default: the checkpoints' names, else the clip file names.",
+    )
+    output_dir: Optional[Path] = Field(
+        None,
+        description="Where comparison.json, per_class.csv and curves.png go; default: comparison/ beside the "
+        "first checkpoint.",
+    )
+    differing_classes: int = Field(10, ge=0, description="How many of the classes whose accuracy differs most to list.")
+    batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the models.")
+    json_output: bool = Field(False, description="Print the comparison as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _enough_to_compare(self) -> "CompareSettings":
+        if len(self.checkpoints) < 2:
+            raise ValueError(f"give two or more checkpoints to compare (got {len(self.checkpoints)})")
+        if self.keypoints is None and self.features is None:
+            raise ValueError(f"give the clips: {setting('keypoints')} DIR, {setting('features')} DIR, or both")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting labels by group (slr/data/split.py)
+# ---------------------------------------------------------------------------------------------
+
+
+class SplitSettings(Settings):
+    """`slr split DIR --group-by COLUMN|REGEX --val F`: train and val (and test) label files beside labels.csv,
+    with no group (signer, session) in two splits, stratified by gloss as far as the groups allow."""
+
+    directory: Path = positional(description="Directory of .npz clips whose labels.csv is split.")
+    labels_csv: Optional[Path] = Field(
+        None, description="Labels CSV to split; default: labels.csv in DIR. The split files are written beside it."
+    )
+    group_by: str = Field(
+        min_length=1,
+        description="What a group is: a column of the labels CSV (e.g. signer), or else a regular expression "
+        "searched in each clip name, whose first capture group (or whole match) is the group, e.g. "
+        "'signer(\\d+)'. A column of that name wins over the regular expression.",
+    )
+    val: float = Field(gt=0, lt=1, description="Share of the clips for validation, e.g. 0.2.")
+    test: Optional[float] = Field(
+        None, gt=0, lt=1, description="Share of the clips for a test split; default: no test split."
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed: the same seed gives the same split.")
+    overwrite: bool = Field(
+        False, description="Replace the split files of an earlier split (refused by default); never labels.csv."
+    )
+    json_output: bool = Field(False, description="Print the split as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _train_keeps_some(self) -> "SplitSettings":
+        if self.val + (self.test or 0) >= 1:
+            raise ValueError(f"{setting('val')} {self.val} and {setting('test')} {self.test} leave nothing for training")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos -> clips (slr/extract)
+# ---------------------------------------------------------------------------------------------
+
+#: The sign's name in a file name: `clip_0089_how are you` -> "how are you" (the clip naming of
+#: the training guide, as slr.data.labels reads it).
+DEFAULT_NAME_PATTERN = r"clip_\d+_(?P<name>.+)"
+
+
+class KeypointExtractionSettings(Settings):
+    """What decides a clip's keypoints; stored in each clip's meta and in checkpoints trained on them."""
+
+    fps: Optional[float] = Field(
+        None, gt=0, le=1000, description="Frames kept per second, chosen by timestamp; default: every frame."
+    )
+    model_complexity: int = Field(
+        1,
+        ge=0,
+        le=2,
+        description="MediaPipe Holistic model complexity; only 1 (the model inside the mediapipe wheel) is available.",
+    )
+    min_detection_confidence: float = Field(0.5, ge=0, le=1, description="Holistic's minimum detection confidence.")
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1, description="Holistic's minimum tracking confidence.")
+    visibility_threshold: float = Field(
+        0.5, ge=0, le=1, description="A pose point counts as detected at this visibility or above."
+    )
+    refine_face_landmarks: bool = Field(True, description="Holistic's refined face mesh (as the original FSL-105 clips).")
+    smooth_landmarks: bool = Field(True, description="Holistic's smoothing of landmarks across frames.")
+
+
+class ExtractSettings(KeypointExtractionSettings):
+    """`slr extract VIDEO... --output-dir DIR`: one clip per video, in the layout `slr train` reads."""
+
+    videos: list[Path] = Field(default_factory=list, description="Video files, or folders of videos.")
+    output_dir: Path = Field(description="Folder the clips (and labels.csv) are written to.")
+    features: bool = Field(False, description="Also store InceptionV3 features of the same frames (X2048).")
+    backbone_weights: Optional[Path] = Field(
+        None,
+        description="ImageNet InceptionV3 weights for --features; default: torchvision's cache "
+        "(inception_v3_google-0cc3c7bd.pth).",
+    )
+    feature_batch_size: int = Field(16, ge=1, le=1024, description="Frames per InceptionV3 forward pass.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("cpu", description="Where InceptionV3 runs (--features).")
+    classes_csv: Optional[Path] = Field(
+        None, description="Class names (gloss,name,cat,cat_name): write labels.csv from the names in the file names."
+    )
+    name_pattern: str = Field(
+        DEFAULT_NAME_PATTERN,
+        min_length=1,
+        description="Regular expression for the sign's name in a file name (without suffix), in its first "
+        "group or (?P<name>...).",
+    )
+    workers: Optional[int] = Field(None, ge=1, le=256, description="Processes; default: one per usable CPU.")
+    overwrite: bool = Field(False, description="Redo clips that are already complete.")
+    flag_below: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Flag videos whose pose, or both hands, are found in less than this share of frames.",
+    )
+
+    @model_validator(mode="after")
+    def _complexity_shipped(self) -> "ExtractSettings":
+        if self.model_complexity != 1:
+            raise ValueError(
+                f"model complexity {self.model_complexity} is not available: mediapipe downloads the models of "
+                "complexity 0 and 2 at run time, and slr extracts without a network; use 1"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings stored by an older slr (checkpoints, settings.json)
+# ---------------------------------------------------------------------------------------------
+
+#: For each setting added after checkpoints were first written: the value that reproduces what slr
+#: did before the setting existed. A checkpoint whose stored settings lack one is read with this
+#: value, not today's default, so an old model is rebuilt, fed and resumed as it was trained.
+VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
+    "motion_features": False,  # the input layer read the keypoints only
+    "hand_centred": False,  # hands were normalised with the rest of the clip
+    "shear": 0.0,
+    "noise_std": 0.0,
+    "hand_drop_prob": 0.0,
+    "point_drop_prob": 0.0,
+    "feature_dropout": 0.0,
+    "label_smoothing": 0.0,
+    "ema_decay": None,
+    "warmup_epochs": 1.0,
+    "length_buckets": 0,  # batches were padded to their longest clip (same outputs, other float sums)
+}
+
+
+def stored_train_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """Settings stored with a run, completed for this slr: missing fields take their old value."""
+    missing = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items() if k not in stored}
+    return {**missing, **stored}
+
+
+#: The old training guide's value of every default slr has changed, for the signers a model has
+#: never seen (docs/results.md, "Signer shift"); docs/user-guide.md shows them as one table with
+#: the flag that restores each.
+GUIDE_VALUES: dict[str, Any] = {
+    "epochs": 20,
+    "lr": 1e-4,
+    "weight_decay": 0.0,
+    "scheduler": None,
+    "label_smoothing": 0.0,
+    "d_model": 256,
+    "num_heads": 8,
+    "num_layers": 4,
+    "ff_dim": 1024,
+}

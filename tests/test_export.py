@@ -15,9 +15,11 @@ import torch
 from typer.testing import CliRunner
 
 from slr.cli import app
-from slr.engine.checkpoint import FORMAT, VERSION, load_trained_model, save_checkpoint
+from slr.engine.checkpoint import load_trained_model, save_checkpoint
 from slr.models.registry import build_model
-from slr.settings import MODEL_CLASS_NAMES, TrainSettings
+from slr.models.registry import model_spec
+from slr.engine.checkpoint_schema import make_checkpoint
+from slr.settings import TrainSettings
 
 runner = CliRunner()
 TINY = dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32, gru_hidden=8, gru_layers=1)
@@ -29,12 +31,11 @@ def write_checkpoint(path: Path, model: str, input_dim: int, *, num_gloss: int =
     torch.manual_seed(0)
     net = build_model(model, settings, input_dim, num_gloss, num_cat)
     save_checkpoint(
-        {
-            "format": FORMAT, "version": VERSION, "model": model, "model_class": MODEL_CLASS_NAMES[model],
-            "input_dim": input_dim, "num_gloss": num_gloss, "num_cat": num_cat,
-            "settings": settings.model_dump(mode="json"), "model_state": net.state_dict(),
-            "class_names": {"gloss": {0: "hello"}, "cat": {}}, "epoch": 1, "best_metric": 0.0, "history": [],
-        },
+        make_checkpoint(
+            "model", model=model, model_class=model_spec(model).class_name,
+            input_dim=input_dim, num_gloss=num_gloss, num_cat=num_cat,
+            settings=settings.model_dump(mode="json"), model_state=net.state_dict(),
+            class_names={"gloss": {0: "hello"}, "cat": {}}, epoch=1, best_metric=0.0, history=[],),
         path,
     )
     return path
@@ -72,6 +73,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
 def test_onnx_runs_in_onnxruntime_with_any_batch_and_length(checkpoints, model, dim):
     import onnxruntime
@@ -94,6 +96,7 @@ def test_onnx_runs_in_onnxruntime_with_any_batch_and_length(checkpoints, model, 
     assert not [p for p in ckpt.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
 def test_torchscript_loads_in_a_python_without_slr(checkpoints, tmp_path, model, dim):
     ckpt = checkpoints[model]
@@ -154,6 +157,7 @@ def refused(args: list[str], *needles: str) -> None:
         assert needle in result.output, result.output
 
 
+@pytest.mark.slow
 def test_output_never_replaces_the_checkpoint_or_a_file_that_is_not_such_an_export(tmp_path):
     ckpt = write_checkpoint(tmp_path / "SignTransformer_best.pt", "transformer", 20)
     other_run = write_checkpoint(tmp_path / "other" / "SignTransformer_last.pt", "transformer", 20)

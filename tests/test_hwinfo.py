@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from slr.engine import hardware
+
+
+pytestmark = pytest.mark.slow  # each test starts slr in a child process that imports torch
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import sys, torch
@@ -20,6 +22,9 @@ SCRIPT = textwrap.dedent(
     sys.exit(0 if agreed == 16 else 3)
     """
 )
+
+
+pytestmark = pytest.mark.slow  # real gloo process groups in child processes
 
 
 def test_ranks_take_the_smallest_auto_batch_size(tmp_path):

@@ -38,9 +38,9 @@ def settings(clips: Path, out: Path, **overrides) -> TrainSettings:
 
 
 def test_log_csv_lines_end_with_a_bare_newline(clips, tmp_path, one_thread):
-    from slr.engine.run import run_training
+    from slr.engine.run import train
 
-    outcome = run_training(settings(clips, tmp_path / "run"))
+    outcome = train(settings(clips, tmp_path / "run"))
     data = outcome.paths.log_csv.read_bytes()
     assert b"\r" not in data
     assert data.endswith(b"\n") and data.count(b"\n") == 1 + 2  # the header and one row per epoch
@@ -220,16 +220,16 @@ def test_tensorboard_events_hold_the_log_rows_once_each_also_after_resumes(clips
     import shutil
 
     pytest.importorskip("tensorboard")
-    from slr.engine.run import resume_from_settings, run_training
+    from slr.engine.run import resume, train
     from slr.settings import ResumeSettings
 
     out = tmp_path / "run"
-    run_training(settings(clips, out, epochs=1))
+    train(settings(clips, out, epochs=1))
     after_one = tmp_path / "after-one.pt"
     shutil.copy(out / "SignTransformer_last.pt", after_one)
-    resume_from_settings(ResumeSettings(checkpoint=out / "SignTransformer_last.pt", overrides={"epochs": 3}))
+    resume(ResumeSettings(checkpoint=out / "SignTransformer_last.pt", overrides={"epochs": 3}))
     # Again from after epoch 1, into the same folder: epochs 2 and 3 are logged a second time.
-    resume_from_settings(ResumeSettings(checkpoint=after_one, overrides={"epochs": 3, "output_dir": str(out)}))
+    resume(ResumeSettings(checkpoint=after_one, overrides={"epochs": 3, "output_dir": str(out)}))
 
     events = read_events(out / "tensorboard")
     with open(out / "log.csv", newline="") as f:
@@ -240,7 +240,7 @@ def test_tensorboard_events_hold_the_log_rows_once_each_also_after_resumes(clips
         assert [v for _, v in events[column]] == pytest.approx([float(r[column]) for r in rows], rel=1e-6)
 
     # A new run in the same folder: the earlier run's events move aside, and show as a run of their own.
-    run_training(settings(clips, out, epochs=1))
+    train(settings(clips, out, epochs=1))
     assert [step for step, _ in read_events(out / "tensorboard")["train_loss"]] == [1]
     earlier = list((out / "tensorboard" / "earlier").iterdir())
     assert len(earlier) == 1 and [s for s, _ in read_events(earlier[0])["train_loss"]] == [1, 2, 3]
@@ -248,11 +248,11 @@ def test_tensorboard_events_hold_the_log_rows_once_each_also_after_resumes(clips
 
 def test_tensorboard_can_be_turned_off_or_moved(clips, tmp_path, one_thread):
     pytest.importorskip("tensorboard")
-    from slr.engine.run import run_training
+    from slr.engine.run import train
 
-    run_training(settings(clips, tmp_path / "off", epochs=1, tensorboard=False))
+    train(settings(clips, tmp_path / "off", epochs=1, tensorboard=False))
     assert not (tmp_path / "off" / "tensorboard").exists()
-    run_training(settings(clips, tmp_path / "moved", epochs=1, tensorboard_dir=tmp_path / "tb"))
+    train(settings(clips, tmp_path / "moved", epochs=1, tensorboard_dir=tmp_path / "tb"))
     assert [s for s, _ in read_events(tmp_path / "tb")["val_loss"]] == [1]
 
 

@@ -29,13 +29,12 @@ from typing import Any, Callable
 import numpy as np
 
 from slr.errors import ConfigError, SlrError, setting
+from slr.models.registry import model_spec
 from slr.settings import ExportSettings
 
 SUFFIXES = {"torchscript": ".ts.pt", "onnx": ".onnx"}
 INPUT_NAMES = ["x", "mask"]
 OUTPUT_NAMES = ["gloss_logits", "cat_logits"]
-#: Preferred ONNX exporter per model; the other one is tried when the first fails.
-ONNX_EXPORTERS = {"transformer": ("dynamo", "torchscript-based"), "iv3_gru": ("torchscript-based", "dynamo")}
 SAMPLE_LENGTHS = (1, 8, 20, 57)
 BATCH_LENGTHS = (57, 20, 8, 3)
 
@@ -298,7 +297,7 @@ def check_onnx_packages() -> None:
     if missing:
         needs = ", ".join(f"'{name}' ({ONNX_PACKAGES[name]})" for name in missing)
         raise ConfigError(
-            f"{setting('format')} onnx needs {needs}: install them with {ONNX_INSTALL} in slr's folder "
+            f"{setting('format', 'onnx')} needs {needs}: install them with {ONNX_INSTALL} in slr's folder "
             f"(or pip install {' '.join(ONNX_PACKAGES)})"
         )
 
@@ -313,16 +312,16 @@ def check_output(output: Path, checkpoint: Path, fmt: str) -> None:
     file other than an earlier export of the same format (a training checkpoint, a log, anything)."""
     from slr.output_paths import check_output_file, same_file
 
-    check_output_file(output, "--output")
+    check_output_file(output, setting("output"))
     if same_file(output, checkpoint):
-        raise ConfigError("--output is the checkpoint being exported; give another file name", output)
+        raise ConfigError(f"{setting('output')} is the checkpoint being exported; give another file name", output)
     if not (output.exists() or output.is_symlink()):
         return
     found = _export_format(output)
     if found != fmt:
         what = _FORMAT_NAMES[found] if found else ("a PyTorch checkpoint" if _is_torch_save(output) else "another file")
         raise ConfigError(
-            f"--output exists and is {what}, not {_FORMAT_NAMES[fmt]}; only an earlier {fmt} export is "
+            f"{setting('output')} exists and is {what}, not {_FORMAT_NAMES[fmt]}; only an earlier {fmt} export is "
             "replaced: give another file name, or remove the file first",
             output,
         )
@@ -393,7 +392,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
             "dynamo": lambda p: (_write_onnx_dynamo(wrapper, example, p), _finish_onnx(p, meta)),
             "torchscript-based": lambda p: (_write_onnx_torchscript_based(wrapper, example, p), _finish_onnx(p, meta)),
         }
-        order = ONNX_EXPORTERS.get(loaded.name, ("dynamo", "torchscript-based"))
+        order = model_spec(loaded.name).onnx_exporters  # the preferred first; the other when it fails
         attempts = [(f"torch.onnx.export ({name})", writers[name], _onnx_runner) for name in order]
 
     failures = []
@@ -429,8 +428,5 @@ def export_model(settings: ExportSettings) -> ExportResult:
 
 
 def run_export(settings: ExportSettings) -> ExportResult:
-    from slr.ui.evaluate_view import print_export
-
-    result = export_model(settings)
-    print_export(result)
-    return result
+    """`slr export`: the checked export, in place; the caller shows the result."""
+    return export_model(settings)

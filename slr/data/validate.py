@@ -20,7 +20,8 @@ from slr.data.clips import ArraySpec, ClipListing, clip_stem, inspect_clip, map_
 from slr.data.files import describe_non_file
 from slr.data.labels import LabelTable, load_labels
 from slr.data.problems import KINDS, Problem, group_by_kind
-from slr.errors import DataError
+from slr.data.split import clips_in_other_splits, split_group_problems
+from slr.errors import DataError, command, setting
 
 if TYPE_CHECKING:
     from slr.settings import ValidateSettings
@@ -128,12 +129,16 @@ def validate_directory(
     num_cat: Optional[int] = None,
     max_zero_frames: float = 0.5,
     keep_clips: bool = False,
+    check_split_groups: bool = False,
+    group_by: Optional[str] = None,
 ) -> ValidationReport:
     """Check every clip in `directory` against `specs` (the first is the main array) and the labels.
 
     Raises `DataError` only for a directory that cannot be checked at all; everything else is a
     `Problem` in the report. With `keep_clips` the report holds each clip's main array (float32,
-    by file stem) so a dataset can start with them cached.
+    by file stem) so a dataset can start with them cached. With `check_split_groups` a train split
+    that shares a group (signer, session, or `group_by`) with another split is warned about
+    (`slr.data.split.split_group_problems`).
     """
     directory = Path(directory)
     if not directory.exists():
@@ -158,9 +163,12 @@ def validate_directory(
     labels = load_labels(labels_csv, num_gloss=num_gloss, num_cat=num_cat)
     problems += labels.problems
     present = listing.stems  # a labelled clip that is not a file is reported above, not as missing
-    problems += _match_labels_to_clips(labels, present, directory)
+    # In one directory shared by split files, a clip another split file labels is not unlabelled.
+    problems += _match_labels_to_clips(labels, present, directory, elsewhere=clips_in_other_splits(labels_csv))
     class_counts = _count_classes(labels, present)
     problems += _empty_classes(class_counts, {"gloss": num_gloss, "cat": num_cat}, labels)
+    if check_split_groups:
+        problems += split_group_problems(labels, group_by)
 
     main_key = specs[0].key
     return ValidationReport(
@@ -230,7 +238,9 @@ def _check_widths(facts: list[_ClipFacts], specs: list[ArraySpec]) -> tuple[dict
     return widths, problems
 
 
-def _match_labels_to_clips(labels: LabelTable, present: set[str], directory: Path) -> list[Problem]:
+def _match_labels_to_clips(
+    labels: LabelTable, present: set[str], directory: Path, elsewhere: frozenset[str] | set[str] = frozenset()
+) -> list[Problem]:
     problems = []
     where = labels.path.name
     listed = set(labels.rows["file"])
@@ -241,7 +251,7 @@ def _match_labels_to_clips(labels: LabelTable, present: set[str], directory: Pat
             )
     if labels.rows.empty:
         return problems  # no usable labels: that is already reported once, not once per clip
-    for name in sorted(present - listed):
+    for name in sorted(present - listed - elsewhere):
         problems.append(Problem("unlabelled_clip", f"{name}.npz", f"no row in {where}"))
     return problems
 
@@ -315,17 +325,18 @@ def check_training_data(
     return report
 
 
-def _error_summary(report: ValidationReport, command: Optional[str] = None) -> str:
+def _error_summary(report: ValidationReport, hint: Optional[str] = None) -> str:
     lines = [f"{len(report.errors)} problem(s) in the training data:"]
     for kind, found in group_by_kind(report.errors).items():
         files = ", ".join(p.file for p in found[:_FILES_NAMED_PER_KIND])
         more = f", ... ({len(found) - _FILES_NAMED_PER_KIND} more)" if len(found) > _FILES_NAMED_PER_KIND else ""
         lines.append(f"  {KINDS[kind].title}: {len(found)} ({files}{more}); e.g. {found[0].message}")
-    if command is None:
-        command = f"slr validate {shlex.quote(str(report.directory))}"
+    if hint is None:
+        args = [shlex.quote(str(report.directory))]
         if report.labels_csv != report.directory / "labels.csv":
-            command += f" --labels-csv {shlex.quote(str(report.labels_csv))}"
-    lines.append(f"run `{command}` for the full report")
+            args.append(setting("labels_csv", shlex.quote(str(report.labels_csv))))
+        hint = command("validate", *args)
+    lines.append(f"run {hint} for the full report")
     return "\n".join(lines)
 
 
@@ -349,16 +360,14 @@ def validation_specs(
     return [features] if feature_key == kp_key else [features, keypoints]
 
 
-def run_validate(settings: ValidateSettings) -> int:
-    """`slr validate`: print the report; 0 when there are no errors, 1 when there are."""
-    from slr.ui.validate_view import print_validation_json, print_validation_report
-
+def run_validate(settings: ValidateSettings) -> ValidationReport:
+    """`slr validate`: every problem of every clip; the caller shows the report (errors mean exit 1)."""
     if settings.labels_csv is not None and not Path(settings.labels_csv).is_file():
         # A path typed on the command line that is not a file is a usage error, not a data one.
         what = describe_non_file(Path(settings.labels_csv))
         message = "labels file not found" if what == "not found" else f"is {what}, not a CSV file"
-        raise DataError(f"{message} (--labels-csv)", settings.labels_csv)
-    report = validate_directory(
+        raise DataError(f"{message} ({setting('labels_csv')})", settings.labels_csv)
+    return validate_directory(
         settings.directory,
         settings.labels_csv,
         specs=validation_specs(
@@ -371,9 +380,6 @@ def run_validate(settings: ValidateSettings) -> int:
         num_gloss=settings.num_gloss,
         num_cat=settings.num_cat,
         max_zero_frames=settings.max_zero_frames,
+        check_split_groups=True,
+        group_by=settings.group_by,
     )
-    if settings.json_output:
-        print_validation_json(report)
-    else:
-        print_validation_report(report)
-    return 1 if report.errors else 0

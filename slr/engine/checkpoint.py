@@ -15,12 +15,10 @@ from typing import Any, Mapping
 import torch
 
 from slr.engine.atomic import write_atomically
-from slr.engine.checkpoint_entries import Need, check_structure, describe, is_int
-from slr.errors import CheckpointError
+from slr.engine.checkpoint_schema import FORMAT, VERSION, Need, check_structure, describe, is_int
+from slr.errors import CheckpointError, setting
 from slr.models.state_keys import unwrapped_keys
 
-FORMAT = "slr-checkpoint"
-VERSION = 1
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -238,10 +236,7 @@ def _settings_hint(state: Mapping[str, Any], settings: Any | None, input_dim: in
 
 
 def _flag(name: str, value: Any) -> str:
-    flag = "--" + name.replace("_", "-")
-    if isinstance(value, bool):
-        return flag if value else "--no-" + name.replace("_", "-")
-    return f"{flag} {value}"
+    return setting(name, value)
 
 
 # -- a trained model, ready to run ---------------------------------------------------------------------
@@ -259,14 +254,14 @@ def _is_torchscript(path: Path) -> bool:
 def build_trained_model(state: Mapping[str, Any], path: Path, device: torch.device | str = "cpu"):
     """The model a checkpoint loaded with ``need="model"`` describes, with its weights, in eval mode."""
     from slr.models.registry import build_model
-    from slr.settings import TrainSettings
+    from slr.settings import TrainSettings, stored_train_settings
 
     from pydantic import ValidationError
 
     from slr.config import format_validation_error
 
     try:
-        settings = TrainSettings.model_validate(state["settings"])
+        settings = TrainSettings.model_validate(stored_train_settings(state["settings"]))
     except ValidationError as exc:  # settings of another slr version, or an edited file
         problems = format_validation_error(exc, TrainSettings)
         raise CheckpointError(f"its stored settings are not valid for this slr: {problems}", path) from None

@@ -18,18 +18,21 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from slr.engine import checkpoint as ckpt
+from slr.engine.checkpoint_schema import check_resume_values, make_checkpoint
 from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
+from slr.engine.ema import WeightAverage, averaged_weights
+from slr.engine.losses import gloss_and_category_loss
+from slr.engine.schedules import PER_STEP_SCHEDULERS, make_warmup_cosine, optimizer_steps_per_epoch
 from slr.engine.memory_release import release_freed_memory
 from slr.engine.metrics import RunningTotals
 from slr.engine.tensorboard_log import open_tensorboard_log
-from slr.errors import CheckpointError, TrainingStopped
+from slr.engine.observer import TrainingObserver
+from slr.errors import CheckpointError, TrainingStopped, setting
 from slr.settings import TrainSettings
-from slr.ui.training_view import TrainingView
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Trainer:
         device: torch.device,
         paths: RunPaths,
         dist: DistInfo,
-        view: TrainingView,
+        view: TrainingObserver,
         amp_dtype: Optional[torch.dtype],
         checkpoint_extras: dict[str, Any],
     ):
@@ -89,6 +92,8 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
         self.scheduler = self._make_scheduler()
+        # hook: slr/engine/ema.py; validation and checkpoints use the average
+        self.ema = WeightAverage(ckpt.unwrap_model(model), settings.ema_decay) if settings.ema_decay else None
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.progress = RunProgress()
@@ -104,6 +109,8 @@ class Trainer:
             return torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, mode="max", factor=0.5, patience=self.s.scheduler_patience
             )
+        if self.s.scheduler == "warmup_cosine":  # hook: slr/engine/schedules.py, stepped per optimizer step
+            return make_warmup_cosine(self.optimizer, self.s.epochs, self.s.warmup_epochs, self._steps_per_epoch())
         if self.s.scheduler == "cosine":
             # Closed form over --epochs (the total): a resumed run that raises --epochs follows the
             # longer curve from where it stands instead of staying at the end of the old one.
@@ -113,36 +120,48 @@ class Trainer:
             )
         return None
 
+    def _steps_per_epoch(self) -> int:
+        if self.train_loader is None:  # a trainer that only steps (the batch-size probe) has no epochs
+            return 1
+        batches = math.ceil(len(self.train_loader.sampler) / self.s.batch_size)
+        return optimizer_steps_per_epoch(batches, self.s.gradient_accumulation_steps)
+
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         p = self.progress
-        return {
-            "format": ckpt.FORMAT,
-            "version": ckpt.VERSION,
+        raw = ckpt.unwrap_model(self.model)
+        model_state = ckpt.clean_state_dict(raw.state_dict() if self.ema is None else self.ema.shadow)
+        ema_state = self.ema.extra_state(raw) if self.ema is not None else None
+        if ema_state is not None:
+            ema_state["training_weights"] = ckpt.clean_state_dict(ema_state["training_weights"])
+        return make_checkpoint(
             **self.extras,
-            "settings": self.s.model_dump(mode="json"),
-            "model_state": ckpt.clean_state_dict(ckpt.unwrap_model(self.model).state_dict()),
-            "optimizer_state": self.optimizer.state_dict(),
-            "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
-            "scaler_state": self.scaler.state_dict(),
-            "epoch": p.epoch,
-            "step_in_epoch": p.step,
-            "epoch_totals": list(p.totals),
-            "epoch_seconds": p.epoch_seconds,
-            "best_metric": p.best_metric,
-            "best_epoch": p.best_epoch,
-            "early_stop": {"stale_epochs": p.stale_epochs, "patience": self.s.early_stop},
-            "history": list(p.history),
-            "rng": capture_rng(),
-        }
+            settings=self.s.model_dump(mode="json"),
+            model_state=model_state,
+            ema_state=ema_state,
+            optimizer_state=self.optimizer.state_dict(),
+            scheduler_state=self.scheduler.state_dict() if self.scheduler else None,
+            scaler_state=self.scaler.state_dict(),
+            epoch=p.epoch,
+            step_in_epoch=p.step,
+            epoch_totals=list(p.totals),
+            epoch_seconds=p.epoch_seconds,
+            best_metric=p.best_metric,
+            best_epoch=p.best_epoch,
+            early_stop={"stale_epochs": p.stale_epochs, "patience": self.s.early_stop},
+            history=list(p.history),
+            rng=capture_rng(),
+        )
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
         ckpt.load_model_state(self.model, state, path, settings=self.s, input_dim=self.extras["input_dim"])
+        if self.ema is not None:
+            self.ema.restore(ckpt.unwrap_model(self.model), state.get("ema_state"))
         stored = state.get("settings", {})
         if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
             raise CheckpointError(
-                f"trained with --scheduler {stored.get('scheduler') or 'none'}; a resumed run keeps its schedule "
-                f"(got --scheduler {self.s.scheduler or 'none'}). Start a new run to use another one",
+                f"trained with {setting('scheduler', stored.get('scheduler'))}; a resumed run keeps its schedule "
+                f"(got {setting('scheduler', self.s.scheduler)}). Start a new run to use another one",
                 path,
             )
         try:
@@ -154,17 +173,30 @@ class Trainer:
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
         self._apply_flags_over_resumed_state(stored)
+        derived = check_resume_values(state, path)  # the best epoch and stale epochs: from the history
+        self._check_step_in_epoch(state, path)
         self.progress = RunProgress(
             epoch=state["epoch"],
-            step=state.get("step_in_epoch", 0),
-            totals=list(state.get("epoch_totals", [0.0, 0.0, 0.0, 0.0])),
-            epoch_seconds=state.get("epoch_seconds", 0.0),
-            best_metric=state["best_metric"],
-            best_epoch=state.get("best_epoch", 0),
-            stale_epochs=state["early_stop"]["stale_epochs"],
+            step=state["step_in_epoch"],
+            totals=list(state["epoch_totals"]),
+            epoch_seconds=state["epoch_seconds"],
+            best_metric=derived.best_metric,
+            best_epoch=derived.best_epoch,
+            stale_epochs=derived.stale_epochs,
             history=list(state["history"]),
         )
         self._pending_rng = state["rng"]
+
+    def _check_step_in_epoch(self, state: dict[str, Any], path: Path) -> None:
+        """A step inside the epoch must lie inside it: one beyond would skip the epoch unseen."""
+        if self.train_loader is None or not state["step_in_epoch"]:
+            return
+        sampler = self.train_loader.sampler
+        batches = math.ceil((len(sampler) + sampler.skip) / self.s.batch_size)
+        if state["step_in_epoch"] >= batches:
+            raise CheckpointError(
+                f"damaged checkpoint: 'step_in_epoch' is {state['step_in_epoch']} but an epoch of this run has "
+                f"{batches} steps", path)
 
     def _apply_flags_over_resumed_state(self, stored: dict[str, Any]) -> None:
         """The optimizer and scheduler states carry the old run's lr, weight decay and patience;
@@ -244,7 +276,7 @@ class Trainer:
             "val_time": round(time.perf_counter() - val_started, 3),
         }
         p.history.append(row)
-        if self.scheduler is not None:
+        if self.scheduler is not None and s.scheduler not in PER_STEP_SCHEDULERS:
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val.gloss_acc)
             else:
@@ -284,18 +316,11 @@ class Trainer:
             window_start = (i // k) * k
             window = min(k, n_batches - window_start)  # the last window of an epoch may be shorter
             last_micro = i + 1 == window_start + window
-            sync = contextlib.nullcontext()
-            if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync"):
-                sync = self.model.no_sync()  # gradients are all-reduced once per window, not per micro-step
-            with sync:
-                with self._autocast():
-                    gloss_logits, cat_logits = self.model(batch.x, batch.mask)
-                    loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
-                self.scaler.scale(loss / window).backward()
+            loss, gloss_logits, cat_logits = self.train_step(batch, window, sync_gradients=last_micro)
             totals.add(loss, gloss_logits, cat_logits, batch.gloss, batch.cat)
             samples_seen += batch.gloss.shape[0]
             if last_micro:
-                self._optimizer_step()
+                self.optimizer_step()
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
                 if self._any_rank(not totals.loss_is_finite()):
@@ -318,18 +343,35 @@ class Trainer:
         model = self.model.module if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) else self.model
         model.eval()
         totals = RunningTotals(self.device)
+        with averaged_weights(self.ema, ckpt.unwrap_model(model)):
+            self._validate_batches(model, totals)
+        return totals.summary(self.dist)
+
+    def _validate_batches(self, model, totals) -> None:
         for batch in self.val_loader:
             batch = batch.to(self.device, non_blocking=True)
             with self._autocast():
                 gloss_logits, cat_logits = model(batch.x, batch.mask)
                 loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
             totals.add(loss.float(), gloss_logits, cat_logits, batch.gloss, batch.cat)
-        return totals.summary(self.dist)
 
     # -- pieces -----------------------------------------------------------------------------
-    def _loss(self, gloss_logits, cat_logits, gloss, cat) -> torch.Tensor:
-        return self.s.alpha * F.cross_entropy(gloss_logits.float(), gloss) + self.s.beta * F.cross_entropy(
-            cat_logits.float(), cat
+    def train_step(self, batch, window: int, sync_gradients: bool = True):
+        """Forward and backward of one micro-batch, its loss divided by its window's size; the
+        optimizer steps separately (``optimizer_step``). The --auto-batch-size probe runs this too."""
+        sync = contextlib.nullcontext()
+        if self.dist.enabled and not sync_gradients and hasattr(self.model, "no_sync"):
+            sync = self.model.no_sync()  # gradients are all-reduced once per window, not per micro-step
+        with sync:
+            with self._autocast():
+                gloss_logits, cat_logits = self.model(batch.x, batch.mask)
+                loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat, self.s.label_smoothing)
+            self.scaler.scale(loss / window).backward()
+        return loss, gloss_logits, cat_logits
+
+    def _loss(self, gloss_logits, cat_logits, gloss, cat, label_smoothing: float = 0.0) -> torch.Tensor:
+        return gloss_and_category_loss(
+            gloss_logits, cat_logits, gloss, cat, self.s.alpha, self.s.beta, label_smoothing
         )
 
     def _autocast(self):
@@ -337,15 +379,21 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _optimizer_step(self) -> None:
+    def optimizer_step(self) -> None:
         if self.s.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(
                 [p for g in self.optimizer.param_groups for p in g["params"]], self.s.grad_clip
             )
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        skipped = scale is not None and self.scaler.get_scale() < scale  # inf gradients: no step was taken
+        if self.s.scheduler in PER_STEP_SCHEDULERS and self.scheduler is not None and not skipped:
+            self.scheduler.step()
+        if self.ema is not None and not skipped:
+            self.ema.update(ckpt.unwrap_model(self.model))
 
     def _stop_non_finite(self, epoch: int, step: int) -> None:
         s, p = self.s, self.progress
@@ -353,8 +401,10 @@ class Trainer:
         best = f"{self.paths.best.name} (epoch {p.best_epoch})" if p.best_epoch else "no best checkpoint yet"
         raise TrainingStopped(
             f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
-            f"nothing was overwritten: {kept}, {best}. Try a lower --lr, --grad-clip 1.0, or no --amp"
-            + (f" (and check --alpha {s.alpha:g} / --beta {s.beta:g})" if max(s.alpha, s.beta) > 100 else "")
+            f"nothing was overwritten: {kept}, {best}. Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, "
+            f"or no {setting('amp')}"
+            + (f" (and check {setting('alpha', f'{s.alpha:g}')} / {setting('beta', f'{s.beta:g}')})"
+               if max(s.alpha, s.beta) > 100 else "")
             + "."
         )
 
