@@ -71,7 +71,23 @@ class ClipKeySettings(Settings):
     )
 
 
-class DataSettings(ClipKeySettings):
+class ClipLimitSettings(Settings):
+    """Bounds on one clip file, checked from its arrays' headers before any array is read, so that a
+    damaged or hostile file is refused by name instead of exhausting memory. Real clips are far
+    below them (FSL-105: a few hundred frames at 30 fps; 2048 features x 300 frames = 2.5 MB)."""
+
+    max_clip_frames: int = Field(
+        10_000,
+        ge=1,
+        description="Refuse a clip with more frames than this (5.5 minutes at 30 fps), before reading it. "
+        "Not --max-frames, which shortens long clips for the model.",
+    )
+    max_clip_mb: int = Field(
+        256, ge=1, description="Refuse a clip array that would take more memory than this many MB, before reading it."
+    )
+
+
+class DataSettings(ClipKeySettings, ClipLimitSettings):
     keypoints_train: Optional[Path] = Field(None, description="Training keypoints directory (transformer).")
     keypoints_val: Optional[Path] = Field(None, description="Validation keypoints directory (transformer).")
     features_train: Optional[Path] = Field(None, description="Training features directory (iv3_gru).")
@@ -324,7 +340,7 @@ class OutputSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class ValidateSettings(ClipKeySettings):
+class ValidateSettings(ClipKeySettings, ClipLimitSettings):
     """`slr validate DIR`: check clip files and labels before training."""
 
     directory: Path = positional(description="Directory of .npz clips to check.")
@@ -419,7 +435,7 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
 # ---------------------------------------------------------------------------------------------
 
 
-class EvaluateSettings(ThreadSettings):
+class EvaluateSettings(ClipLimitSettings, ThreadSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -503,7 +519,7 @@ class VideoPredictSettings(Settings):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
-class PredictSettings(VideoPredictSettings, ThreadSettings):
+class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")

@@ -18,6 +18,7 @@ from slr.data.dataset import ClipDataset
 from slr.data.classes import read_class_names
 from slr.data.buckets import buckets_for
 from slr.data.notices import CheckedSplit, training_data_notices
+from slr.data.clip_limits import clip_limits
 from slr.data.split import train_val_group_notices
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
@@ -113,6 +114,9 @@ def validate_command(settings: TrainSettings, src: SplitSource) -> str:
         parts.append(setting("kp_key", shlex.quote(settings.kp_key)))
     if model_spec(settings.model).input_kind != "keypoints" and settings.feature_key != "X2048":
         parts.append(setting("feature_key", shlex.quote(settings.feature_key)))
+    for name in ("max_clip_frames", "max_clip_mb"):  # raised limits change what is refused
+        if name in settings.model_fields_set:
+            parts.append(setting(name, getattr(settings, name)))
     return command("validate", *parts)
 
 
@@ -136,6 +140,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_gloss=settings.num_gloss,
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
+            limits=clip_limits(settings),
         )
         checked.append(CheckedSplit(src.directory, report.class_counts, report.warnings,
                                     validate_command(settings, src)))
@@ -158,6 +163,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
                 seed=settings.seed,
                 cache=settings.cache,
                 preloaded=report.clips if settings.cache else None,
+                limits=clip_limits(settings),
             )
         )
         frames += report.frames

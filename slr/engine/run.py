@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional
 import torch
 
 from slr import __version__
-from slr.config import read_config_file, check_known_keys, resolve_settings
+from slr.config import read_config_file, check_config_values, resolve_settings
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
@@ -68,7 +68,7 @@ def plan_resume(request: ResumeSettings) -> ResumePlan:
     given: dict[str, Any] = {}
     if request.config is not None:
         given = dict(read_config_file(request.config))
-        check_known_keys(TrainSettings, given, request.config)
+        check_config_values(TrainSettings, given, request.config)  # bad values name the file
     given.update(request.overrides)
     given.pop("resume", None)
     # settings added since the checkpoint was written take the value of before they existed

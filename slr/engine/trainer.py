@@ -19,6 +19,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from slr.data.clip_limits import batch_value_note
 from slr.engine import checkpoint as ckpt
 from slr.engine.checkpoint_schema import check_resume_values, make_checkpoint
 from slr.engine.distributed import DistInfo, broadcast_flag
@@ -324,7 +325,7 @@ class Trainer:
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
                 if self._any_rank(not totals.loss_is_finite()):
-                    self._stop_non_finite(epoch, done)
+                    self._stop_non_finite(epoch, done, batch)
                 elapsed = time.perf_counter() - epoch_started
                 self.view.step(done, samples_seen / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
                 if self.view.wants_memory:
@@ -395,18 +396,27 @@ class Trainer:
         if self.ema is not None and not skipped:
             self.ema.update(ckpt.unwrap_model(self.model))
 
-    def _stop_non_finite(self, epoch: int, step: int) -> None:
+    def _stop_non_finite(self, epoch: int, step: int, batch=None) -> None:
         s, p = self.s, self.progress
         kept = f"{self.paths.last.name} (epoch {p.epoch})" if p.epoch else "no checkpoint yet"
         best = f"{self.paths.best.name} (epoch {p.best_epoch})" if p.best_epoch else "no best checkpoint yet"
+        stopped = (f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
+                   f"nothing was overwritten: {kept}, {best}. ")
+        from_data = batch_value_note(batch.x, self._clip_names(batch)) if batch is not None else None
+        if from_data is not None:  # the learning rate is not to blame: say what is
+            raise TrainingStopped(stopped + from_data[0].upper() + from_data[1:] + ".")
         raise TrainingStopped(
-            f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
-            f"nothing was overwritten: {kept}, {best}. Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, "
-            f"or no {setting('amp')}"
+            stopped + f"Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, or no {setting('amp')}"
             + (f" (and check {setting('alpha', f'{s.alpha:g}')} / {setting('beta', f'{s.beta:g}')})"
                if max(s.alpha, s.beta) > 100 else "")
             + "."
         )
+
+    def _clip_names(self, batch) -> list[str]:
+        names = getattr(self.train_loader.dataset, "names", None) if self.train_loader is not None else None
+        if not names:
+            return []
+        return [names[int(i)] for i in batch.index.tolist() if 0 <= int(i) < len(names)]
 
     def _on_sigint(self, signum, frame) -> None:
         if self._interrupt:  # a second Ctrl-C: stop now
