@@ -183,7 +183,7 @@ def _train(request: TrainSettings | ResumeSettings) -> None:
     keep_going_without_stdout()  # `slr train ... | head` must not end the run
     plan = plan_resume(request) if isinstance(request, ResumeSettings) else None
     settings = plan.settings if plan is not None else request
-    view = TrainingView()
+    view = TrainingView(log_every_s=settings.log_every_s)
     try:
         outcome = run_train(settings, view, resume=plan)
     except Interrupted as stop:  # Ctrl-C, SIGTERM or SIGHUP: exit 130, 143 or 129

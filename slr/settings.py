@@ -112,6 +112,18 @@ class DataSettings(ClipKeySettings, ClipLimitSettings):
         "whole clip; 'crop' takes a window (random in training, centred in validation).",
     )
     cache: bool = Field(True, description="Keep clips in memory after their first read.")
+    release_memory: bool = Field(
+        True,
+        description="Give freed memory back to the system after each epoch (glibc's malloc_trim; Linux): the "
+        "C allocator otherwise keeps it, and the process grows over epochs.",
+    )
+    length_buckets: int = Field(
+        8,
+        ge=0,
+        le=256,
+        description="Pad each batch's frames up to one of about this many lengths taken from the data (fewer "
+        "batch shapes keep the process's memory down; padding is masked); 0 = pad to the batch's longest clip.",
+    )
 
 
 class AugmentSettings(Settings):
@@ -223,7 +235,19 @@ class IV3GRUSettings(Settings):
     finetune_backbone: bool = Field(False, description="Train InceptionV3 too (frames input); frozen by default.")
 
 
-class HardwareSettings(Settings):
+class ThreadSettings(Settings):
+    """CPU threads torch computes with (slr/engine/threads.py); used by every command that runs a model."""
+
+    threads: Optional[int] = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="CPU threads for torch; default: auto = the usable cores minus the machine's load, at least 1 "
+        "(on a busy machine extra threads wait on each other: docs/results.md). OMP_NUM_THREADS, when set, is kept.",
+    )
+
+
+class HardwareSettings(ThreadSettings):
     device: Literal["auto", "cuda", "mps", "cpu"] = Field(
         "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
     )
@@ -295,6 +319,20 @@ class OutputSettings(Settings):
     )
     log_csv: Optional[Path] = Field(None, description="Per-epoch metrics CSV (default: <output-dir>/log.csv).")
     plots: bool = Field(True, description="Draw training curves (PNG) beside the log after the run.")
+    log_every_s: float = Field(
+        30.0,
+        ge=0,
+        description="When output is not a terminal (a log file, CI): a progress line (step, samples/s, loss) this "
+        "often inside an epoch, in seconds; 0 = only one line per epoch.",
+    )
+    tensorboard: bool = Field(
+        True,
+        description="Also write the logged scalars as TensorBoard event files, when the tensorboard package "
+        "is installed (slr's 'tensorboard' extra).",
+    )
+    tensorboard_dir: Optional[Path] = Field(
+        None, description="Folder of the TensorBoard event files (default: <output-dir>/tensorboard)."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +435,7 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
 # ---------------------------------------------------------------------------------------------
 
 
-class EvaluateSettings(ClipLimitSettings):
+class EvaluateSettings(ClipLimitSettings, ThreadSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -481,7 +519,7 @@ class VideoPredictSettings(Settings):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
-class PredictSettings(VideoPredictSettings, ClipLimitSettings):
+class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
@@ -684,6 +722,7 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "label_smoothing": 0.0,
     "ema_decay": None,
     "warmup_epochs": 1.0,
+    "length_buckets": 0,  # batches were padded to their longest clip (same outputs, other float sums)
 }
 
 

@@ -291,4 +291,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def run_evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """`slr evaluate`: the report, its files written; the caller shows it."""
+    from slr.engine.threads import apply_threads
+
+    apply_threads(settings.threads)
     return evaluate(settings)

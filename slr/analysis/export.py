@@ -287,11 +287,27 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
-def _needs(module: str, why: str) -> None:
+#: What ONNX export needs, and why: all three come with the `export` extra of pyproject.toml.
+ONNX_PACKAGES = {
+    "onnx": "to write the file",
+    "onnxscript": "torch.onnx's exporter",
+    "onnxruntime": "to check the exported model",
+}
+ONNX_INSTALL = 'pip install -e ".[export]"'
+
+
+def check_onnx_packages() -> None:
+    """Name every missing package at once, and the extra that brings them all: installing them one
+    error at a time (onnx, then onnxruntime, then onnxscript) took three tries."""
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"{setting('format', 'onnx')} needs the '{module}' package ({why}): pip install {module}")
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        needs = ", ".join(f"'{name}' ({ONNX_PACKAGES[name]})" for name in missing)
+        raise ConfigError(
+            f"{setting('format', 'onnx')} needs {needs}: install them with {ONNX_INSTALL} in slr's folder "
+            f"(or pip install {' '.join(ONNX_PACKAGES)})"
+        )
 
 
 # --- what --output may replace -----------------------------------------------------------------
@@ -366,8 +382,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
 
     fmt = settings.format
     if fmt == "onnx":
-        _needs("onnx", "to write the file")
-        _needs("onnxruntime", "to check the exported model")
+        check_onnx_packages()
     output = Path(settings.output) if settings.output else default_output(settings.checkpoint, fmt)
     check_output(output, Path(settings.checkpoint), fmt)
     loaded = load_model(settings.checkpoint, "cpu")

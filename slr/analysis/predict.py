@@ -131,6 +131,9 @@ def read_inputs(paths: Sequence[Path], loaded: Any, video: dict[str, Any], notic
 
 def run_predict(settings: PredictSettings, notices: Optional[list[str]] = None) -> list[Prediction]:
     """`slr predict`: the predictions; the caller shows them (and `notices`, about videos)."""
+    from slr.engine.threads import apply_threads
+
+    apply_threads(settings.threads)
     return predict_clips(
         settings.checkpoint,
         settings.clips,

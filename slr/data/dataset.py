@@ -25,6 +25,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset, get_worker_info
 
+from slr.data.buckets import bucket_length
 from slr.data.clip_limits import ClipLimits
 from slr.data.clips import ClipListing, clip_stem, map_files, most_common_width, read_clip, read_clip_width, scan_clip_dir
 from slr.data.frames import LongClipPolicy, fit_length
@@ -70,10 +71,18 @@ class ClipBatch:
         return self._map(lambda t: t.pin_memory())
 
 
-def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
-    """Stack samples into a zero-padded `ClipBatch` (use as the DataLoader's `collate_fn`)."""
+def collate_clips(samples: Sequence[ClipSample], buckets: Optional[Sequence[int]] = None) -> ClipBatch:
+    """Stack samples into a zero-padded `ClipBatch` (use as the DataLoader's `collate_fn`).
+
+    With ``buckets`` (slr.data.buckets) the frames are padded further, up to the smallest bucket
+    that holds the longest clip: fewer batch shapes, less memory kept by the allocator.
+    """
     lengths = torch.tensor([len(s.x) for s in samples], dtype=torch.long)
     x = pad_sequence([s.x for s in samples], batch_first=True)
+    if buckets:
+        steps = bucket_length(x.shape[1], buckets)
+        if steps > x.shape[1]:
+            x = torch.nn.functional.pad(x, (0, 0, 0, steps - x.shape[1]))
     mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
     return ClipBatch(
         x=x,
@@ -146,6 +155,7 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.transform = transform
         self.cache = cache
+        self.length_buckets: list[int] = []  # what `collate` pads batches up to (slr.data.buckets)
         # Shared memory so that set_epoch reaches DataLoader workers, persistent ones too.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache: dict[int, np.ndarray] = {}
@@ -201,6 +211,10 @@ class ClipDataset(Dataset):
         return dataset
 
     # --- what the trainer asks -----------------------------------------------------------
+
+    def collate(self, samples: Sequence[ClipSample]) -> ClipBatch:
+        """`collate_clips` with this dataset's length buckets (a DataLoader's `collate_fn`)."""
+        return collate_clips(samples, self.length_buckets)
 
     @property
     def num_samples(self) -> int:

@@ -35,7 +35,10 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_log_csv(path: Path, history: Iterable[Mapping[str, Any]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=GUIDE_COLUMNS + EXTRA_COLUMNS, extrasaction="ignore")
+    # "\n", not the csv module's default "\r\n": the log is read by line-based tools (tail, grep, diff)
+    writer = csv.DictWriter(
+        buffer, fieldnames=GUIDE_COLUMNS + EXTRA_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in history:
         writer.writerow(row)

@@ -33,6 +33,7 @@ from slr.engine.observer import SilentObserver, TrainingObserver
 from slr.engine.run_files import check_writable, files_record, keep_earlier_run
 from slr.engine.run_lock import hold_output_dir, release_all
 from slr.engine.stale_temps import remove_stale_temporaries
+from slr.engine.threads import apply_threads
 from slr.engine.trainer import RunPaths, Trainer
 from slr.errors import DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
@@ -257,6 +258,7 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
         + (f" per process x {runtime['world_size']} processes" if runtime["world_size"] > 1 else "")
         + (f" x {accumulation} accumulated" if accumulation > 1 else ""),
         f"{runtime['num_workers']} workers",
+        f"{runtime['threads']['threads']} CPU thread(s) ({runtime['threads']['reason']})",
     ]
     if amp is not None:
         parts.append(f"AMP {str(amp).removeprefix('torch.')}")
@@ -314,6 +316,7 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
                          observer: TrainingObserver):
     """Replace --auto-batch-size / --auto-workers by the values picked, and record why."""
     runtime: dict[str, Any] = {"device": str(device), "world_size": dist.world_size}
+    runtime["threads"] = apply_threads(settings.threads).as_dict()  # slr/engine/threads.py
     updates: dict[str, Any] = {}
     if settings.auto_batch_size:
         stored = (resume_state or {}).get("runtime", {}).get("batch_size")

@@ -27,7 +27,9 @@ from slr.engine.logbook import write_log_csv
 from slr.engine.ema import WeightAverage, averaged_weights
 from slr.engine.losses import gloss_and_category_loss
 from slr.engine.schedules import PER_STEP_SCHEDULERS, make_warmup_cosine, optimizer_steps_per_epoch
+from slr.engine.memory_release import release_freed_memory
 from slr.engine.metrics import RunningTotals
+from slr.engine.tensorboard_log import open_tensorboard_log
 from slr.engine.observer import TrainingObserver
 from slr.engine.stop_signals import StopSignals
 from slr.errors import CheckpointError, TrainingStopped, setting
@@ -98,6 +100,7 @@ class Trainer:
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.progress = RunProgress()
+        self.tensorboard = open_tensorboard_log(settings, paths.output_dir, dist.is_main)  # rank 0 writes
         self._pending_rng: Optional[dict[str, Any]] = None
         self._stop = StopSignals()
         self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
@@ -235,6 +238,7 @@ class Trainer:
                 if row.get("stopped_early"):
                     break
         finally:
+            self.tensorboard.close()
             self.view.close()
             self._stop.restore()
         return p
@@ -249,6 +253,8 @@ class Trainer:
         train_time = time.perf_counter() - started
         val_started = time.perf_counter()
         val = self.validate()
+        if s.release_memory:
+            release_freed_memory()  # slr/engine/memory_release.py: before the RSS is logged
         epoch_time = time.perf_counter() - started
         snapshot = memory_snapshot(self.device)
         improved = val.gloss_acc > p.best_metric
@@ -283,6 +289,7 @@ class Trainer:
             self.save(self.paths.best)
         if self.dist.is_main:
             write_log_csv(self.paths.log_csv, p.history)
+            self.tensorboard.write(row)
         self.view.epoch_end({**row, "best": p.best_metric}, s.epochs, improved, snapshot)
         stop = bool(s.early_stop and p.stale_epochs >= s.early_stop)
         if stop:
