@@ -218,6 +218,7 @@ main()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blocked", [{"onnx", "onnxscript", "onnxruntime"}, {"onnxscript"}])
 def test_missing_onnx_packages_are_named_at_once_with_the_extra_that_brings_them(checkpoints, tmp_path, blocked):
     code = BLOCK_IMPORTS.format(blocked=sorted(blocked))

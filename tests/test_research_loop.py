@@ -344,6 +344,7 @@ print(released, before, process_rss())
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
 def test_freed_memory_goes_back_to_the_system():
     done = subprocess.run([sys.executable, "-c", TRIM_CHECK], capture_output=True, text=True, timeout=120, cwd=ROOT)
