@@ -18,6 +18,7 @@ from slr.engine.distributed import (
     init_distributed,
     min_across_ranks,
     peer_failed,
+    peer_lost_message,
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
@@ -55,6 +56,10 @@ def resume_from_settings(settings: ResumeSettings) -> TrainOutcome:
 
 def train_from_settings(settings: TrainSettings) -> TrainOutcome:
     """`slr train`; with --resume, the given settings continue from that checkpoint's state."""
+    if settings.resume == "auto":  # the output folder's _last.pt, or a new run (slr/engine/resume_auto.py)
+        from slr.engine.resume_auto import find_resumable
+
+        settings = settings.model_copy(update={"resume": find_resumable(settings)})
     if settings.resume is not None:
         path = Path(settings.resume)
         state = ckpt.load_checkpoint(path, need="resume")
@@ -106,7 +111,7 @@ def run_training(
     view: Optional[TrainingView] = None,
 ) -> TrainOutcome:
     choice = hardware.select_device(settings.device)
-    dist = init_distributed(choice.kind)
+    dist = init_distributed(choice.kind, settings.dist_timeout_s)
     try:
         outcome = _run(settings, choice, dist, resume_state, resume_path, view)
     except (SystemExit, TrainingStopped):
@@ -120,7 +125,7 @@ def run_training(
         # torchrun stops them.
         shutdown_distributed(wait_for_peers=False)
         if dist.enabled and peer_failed(exc):
-            raise TrainingStopped(f"rank {dist.rank}: stopped because another rank failed (its message is above)") from None
+            raise TrainingStopped(peer_lost_message(dist, exc, settings.dist_timeout_s, run_paths(settings).last)) from None
         raise
     shutdown_distributed(wait_for_peers=True)
     return outcome
@@ -161,6 +166,9 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
 
     data = build_data(settings, dist, device)
     settings, runtime = resolve_auto_options(settings, device, data, dist, resume_state)
+    from slr.engine.resume_world import fit_batch_to_world, totals_to_resume  # another number of processes
+
+    settings, runtime, world_notes = fit_batch_to_world(settings, runtime, resume_state, dist, resume_path)
     train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
 
     from slr.models.registry import build_model, count_parameters
@@ -184,12 +192,15 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, view, amp, extras)
     if resume_state is not None:
         trainer.load_state_dict(resume_state, resume_path)
+        trainer.progress.totals = totals_to_resume(trainer.progress.totals, dist)
     if dist.is_main:
         for names, folder in keep_earlier_run(paths, settings.model, resume_path):
             view.note(f"kept the earlier run's {', '.join(names)}: moved to {folder}")
         write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
                                          "runtime": runtime})
         view.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))
+        for text in world_notes:
+            view.note(text)
         if resume_state is not None:
             at = f" step {trainer.progress.step}" if trainer.progress.step else ""
             view.note(f"resuming {resume_path} after epoch {trainer.progress.epoch}{at}")

@@ -25,6 +25,7 @@ from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
 from slr.engine.metrics import RunningTotals
+from slr.engine.resume_world import totals_to_save
 from slr.errors import CheckpointError, TrainingStopped
 from slr.settings import TrainSettings
 from slr.ui.training_view import TrainingView
@@ -298,7 +299,7 @@ class Trainer:
                 if self.view.wants_memory:
                     self.view.memory(memory_snapshot(self.device))
             if last_micro and self._interrupt_agreed():
-                p.step, p.totals = done, totals.as_list()
+                p.step, p.totals = done, totals_to_save(totals.values, self.dist)  # every rank's clips
                 p.epoch_seconds = time.perf_counter() - epoch_started
                 self.save(self.paths.last)
                 raise Interrupted(self.paths.last)
