@@ -17,6 +17,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this machine: what shares its CPUs (world_size spans machines)
 
     @property
     def enabled(self) -> bool:
@@ -46,7 +47,9 @@ def init_distributed(device_kind: str, timeout_s: Optional[float] = None) -> Dis
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device_kind == "cuda":
         torch.cuda.set_device(local_rank)
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                    local_world_size=local_world)
 
 
 def shutdown_distributed(wait_for_peers: bool = True) -> None:

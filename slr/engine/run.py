@@ -328,7 +328,7 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
     if settings.auto_workers or settings.num_workers == 0:
         workers, reason = hardware.auto_workers(device.type)
         if dist.enabled:
-            workers = max(0, min(workers, hardware.usable_cpus() // dist.world_size - 1))
+            workers = max(0, min(workers, hardware.usable_cpus() // dist.local_world_size - 1))  # this machine's
     runtime["num_workers"] = workers
     runtime["num_workers_reason"] = reason
     if updates:
