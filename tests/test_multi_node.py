@@ -265,3 +265,19 @@ def test_a_global_batch_the_new_processes_cannot_share_is_refused(clips, tmp_pat
     assert "global batch of 5 (5 per process x 1 process), which 2 processes cannot share evenly" in refused.stderr
     assert "internal error" not in refused.stderr
     assert last.read_bytes() == before
+
+
+def test_a_two_process_run_resumed_mid_epoch_keeps_every_ranks_random_streams(clips, tmp_path):  # noqa: F811
+    """Same number of processes, dropout and augmentation on: each rank continues its own random
+    streams (they part after the first step: ranks drop out over batches of different lengths), so
+    the resumed run is the uninterrupted one, not only to 1e-4."""
+    flags = ["--epochs", "3", "--batch-size", "8", "--mirror-prob", "0.5"]
+    straight = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "slr",
+         *_args(clips, tmp_path / "straight", *flags)], capture_output=True, text=True, env=_env(), timeout=300)
+    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
+    last = _interrupted(tmp_path, _args(clips, tmp_path / "run", *flags), 2, 7)
+    assert len(ckpt.load_checkpoint(last, need="resume")["rng_ranks"]) == 2
+    resumed = _resume(last, 2)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    _compare(_log(tmp_path / "straight" / "log.csv"), _log(tmp_path / "run" / "log.csv"), tol=1e-6)

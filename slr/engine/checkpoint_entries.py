@@ -83,6 +83,7 @@ _OPTIONAL: dict[str, dict[str, _Check]] = {
         "best_epoch": (lambda v: is_int(v) and v >= 0, "a whole number"),
         "epoch_seconds": (_is_number, "a number"),
         "epoch_totals": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
+        "rng_ranks": (lambda v: isinstance(v, list) and all(_is_rng(x) for x in v), "a list of random-number states"),
     },
 }
 _REQUIRED: dict[str, dict[str, _Check]] = {"weights": _WEIGHTS, "model": _MODEL, "resume": _RESUME}

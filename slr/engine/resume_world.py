@@ -16,7 +16,9 @@ Refused, with what to pass instead:
 
 Two more things make the numbers match an uninterrupted run: the running totals of the epoch a
 checkpoint stopped in are saved summed over every rank (each rank holds only its own clips'
-totals), and on resume rank 0 alone carries them forward (every rank loads the same file).
+totals), and on resume rank 0 alone carries them forward (every rank loads the same file). On
+the same number of processes each rank also continues its own random streams (``rng_ranks``);
+on another, dropout masks cannot match an uninterrupted run anyway, and every rank takes rank 0's.
 """
 
 from __future__ import annotations
@@ -91,3 +93,35 @@ def totals_to_save(values: torch.Tensor, dist: DistInfo) -> list[float]:
 def totals_to_resume(totals: list[float], dist: DistInfo) -> list[float]:
     """The stored epoch totals hold every rank's clips: rank 0 carries them on, the others start at 0."""
     return list(totals) if dist.is_main else [0.0] * len(totals)
+
+
+def every_ranks_rng(own: dict[str, Any], dist: DistInfo) -> dict[str, Any]:
+    """``{"rng_ranks": [rank 0's, rank 1's, ...]}`` for a checkpoint (a collective), {} in one process.
+
+    Ranks draw different amounts of randomness (dropout over batches of different lengths), so
+    their streams part after the first step; rank 0's alone would give every other rank other
+    dropout masks after a resume."""
+    if not dist.enabled:
+        return {}
+    import io
+
+    import torch.distributed as tdist
+
+    # As bytes: all_gather_object's pickling of the state's tensors fails ("UntypedStorage has no
+    # attribute dtype"); torch.save of plain tensors and containers reads back with weights_only.
+    buffer = io.BytesIO()
+    torch.save(own, buffer)
+    gathered: list[Any] = [None] * dist.world_size
+    tdist.all_gather_object(gathered, buffer.getvalue())
+    if not dist.is_main:  # only rank 0 writes the checkpoint
+        return {}
+    return {"rng_ranks": [torch.load(io.BytesIO(data), weights_only=True) for data in gathered]}
+
+
+def rng_for_rank(state: dict[str, Any], dist: DistInfo) -> dict[str, Any]:
+    """This rank's own random streams when the checkpoint has them for this number of processes;
+    rank 0's otherwise (another number of processes: dropout masks cannot match anyway)."""
+    ranks = state.get("rng_ranks")
+    if isinstance(ranks, list) and len(ranks) == dist.world_size and isinstance(ranks[dist.rank], dict):
+        return ranks[dist.rank]
+    return state["rng"]

@@ -25,7 +25,7 @@ from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
 from slr.engine.metrics import RunningTotals
-from slr.engine.resume_world import totals_to_save
+from slr.engine.resume_world import every_ranks_rng, rng_for_rank, totals_to_save
 from slr.errors import CheckpointError, TrainingStopped
 from slr.settings import TrainSettings
 from slr.ui.training_view import TrainingView
@@ -162,7 +162,7 @@ class Trainer:
             stale_epochs=state["early_stop"]["stale_epochs"],
             history=list(state["history"]),
         )
-        self._pending_rng = state["rng"]
+        self._pending_rng = rng_for_rank(state, self.dist)  # this rank's own streams (slr/engine/resume_world.py)
 
     def _apply_flags_over_resumed_state(self, stored: dict[str, Any]) -> None:
         """The optimizer and scheduler states carry the old run's lr, weight decay and patience;
@@ -185,8 +185,9 @@ class Trainer:
             self.scheduler._last_lr = [group["lr"] for group in groups]
 
     def save(self, path: Path) -> None:
+        ranks_rng = every_ranks_rng(capture_rng(), self.dist)  # a collective: every rank saves together
         if self.dist.is_main:
-            ckpt.save_checkpoint(self.state_dict(), path)
+            ckpt.save_checkpoint({**self.state_dict(), **ranks_rng}, path)
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> RunProgress:
