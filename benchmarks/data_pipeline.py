@@ -1,6 +1,6 @@
 """The share of each training step `slr train` spends waiting for its data, with and without the cache.
 
-The real engine runs (`slr.engine.run.run_training`, the `slr train` defaults: normalisation and
+The real engine runs (`slr.engine.run.train`, the `slr train` defaults: normalisation and
 the default augmentations, 0 workers on CPU); only the training DataLoader is wrapped so that the
 time spent in `next(batch)` is recorded. Wait share = time waiting for batches / training time
 of the epoch (validation excluded), per epoch after the first (which also warms the caches).
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from slr.engine import data_setup  # noqa: E402
-from slr.engine.run import run_training  # noqa: E402
+from slr.engine.run import train  # noqa: E402
 from slr.settings import TrainSettings  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -76,7 +76,7 @@ def measure(settings: TrainSettings) -> list[dict[str, float]]:
     data_setup.RunData.loaders = timed_loaders
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            outcome = run_training(settings, view=quiet_view(live=False))
+            outcome = train(settings, quiet_view(live=False))
     finally:
         data_setup.RunData.loaders = original
     rows = []

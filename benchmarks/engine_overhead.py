@@ -3,7 +3,7 @@
 Both sides train the same SignTransformer (slr.models.registry.build_model, same seed) with AdamW
 (lr 1e-4), batch 32 and the same loss (0.5 CE(gloss) + 0.5 CE(cat)) on the same clips:
 
-- engine: `slr.engine.run.run_training` with the `slr train` defaults (per-clip normalisation and
+- engine: `slr.engine.run.train` with the `slr train` defaults (per-clip normalisation and
   the default augmentations, 0 DataLoader workers on CPU, a validation pass after each epoch);
   its throughput is the `samples_per_s` the engine writes to log.csv (training samples / training
   time of the epoch, validation excluded), as a user sees it. Measured twice: with the plain
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from slr.data.augment import build_transform  # noqa: E402
 from slr.data.dataset import ClipDataset, collate_clips  # noqa: E402
-from slr.engine.run import run_training  # noqa: E402
+from slr.engine.run import train  # noqa: E402
 from slr.models.registry import build_model  # noqa: E402
 from slr.settings import TrainSettings  # noqa: E402
 from slr.ui.training_view import TrainingView  # noqa: E402
@@ -128,7 +128,7 @@ def paired_rates(settings: TrainSettings, bare: "Bare", live: bool) -> tuple[lis
     shutil.rmtree(settings.output_dir, ignore_errors=True)
     view = PairedView(bare, live)
     with contextlib.redirect_stderr(io.StringIO()):
-        outcome = run_training(settings, view=view)
+        outcome = train(settings, view)
     engine = [row["samples_per_s"] for row in outcome.history]
     other = [wall - row["epoch_time"] for row, wall in zip(outcome.history, view.walls)]
     return engine[1:], view.bare_rates[1:], other[1:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 import shutil
 import sys
 import traceback
@@ -19,8 +20,8 @@ import typer
 
 from slr import __version__
 from slr.cli_params import settings_command
-from slr.config import check_known_keys, read_config_file, resolve_settings
-from slr.errors import SlrError
+from slr.config import resolve_settings
+from slr.errors import SlrError, command
 from slr.settings import (
     EvaluateSettings,
     ExportSettings,
@@ -32,7 +33,7 @@ from slr.settings import (
     TrainSettings,
     ValidateSettings,
 )
-from slr.ui.console import print_error
+from slr.ui.console import print_error, print_json, print_notice
 
 def _help_style() -> str | None:
     """Rich panels from 100 columns; below that they cut long flag names (`--no-pretrained-bac…`)
@@ -119,8 +120,11 @@ def validate(flags: dict, config: Optional[Path]) -> None:
     """Check clip files and labels: exit 0 when clean (warnings allowed), 1 on errors, 2 on usage errors."""
     settings = resolve_settings(ValidateSettings, flags, config)
     from slr.data.validate import run_validate
+    from slr.ui.validate_view import print_validation_json, print_validation_report
 
-    raise typer.Exit(run_validate(settings))
+    report = run_validate(settings)
+    (print_validation_json if settings.json_output else print_validation_report)(report)
+    raise typer.Exit(1 if report.errors else 0)
 
 
 @app.command()
@@ -130,13 +134,16 @@ def train(flags: dict, config: Optional[Path]) -> None:
     """Train MODEL (transformer or iv3_gru) on clip directories."""
     settings = resolve_settings(TrainSettings, flags, config)
     if settings.smoke_test:  # the guide's `train.py --model X --smoke-test`
-        from slr.engine.smoke import run_smoke
-
         shared = {k: getattr(settings, k) for k in settings.model_fields_set if k in SmokeSettings.model_fields}
-        raise typer.Exit(run_smoke(SmokeSettings(**{**shared, "model": settings.model})))
-    from slr.engine.run import train_from_settings
+        _smoke(SmokeSettings(**{**shared, "model": settings.model}))
+    if settings.resume == "auto":  # the output folder's _last.pt, or a new run (slr/engine/resume_auto.py)
+        from slr.engine.resume_auto import find_resumable
 
-    train_from_settings(settings)
+        settings = settings.model_copy(update={"resume": find_resumable(settings)})
+    if settings.resume is not None:  # the guide's `train.py --resume CKPT ...`: the same as `slr resume`
+        given = {k: v for k, v in flags.items() if k != "resume"}
+        _train(ResumeSettings(checkpoint=settings.resume, config=config, overrides=given))
+    _train(settings)
 
 
 _RESUME_FIELDS = [n for n in TrainSettings.model_fields if n not in ("model", "resume", "smoke_test")]
@@ -147,27 +154,61 @@ _RESUME_FIELDS = [n for n in TrainSettings.model_fields if n not in ("model", "r
                   default_note={"*": "from the checkpoint", "output_dir": "the checkpoint's folder"})
 @guarded
 def resume(flags: dict, checkpoint: Path, config: Optional[Path]) -> None:
-    """Continue a run from CKPT with its stored settings; flags given here override them.
+    """Continue a run from CKPT with its stored settings; a config file and flags given here override them.
 
     Outputs go beside CKPT (unless --output-dir); --epochs stays the total.
     """
-    overrides = read_config_file(config) if config else {}
-    check_known_keys(TrainSettings, overrides, config or "")
-    settings = ResumeSettings(checkpoint=checkpoint, overrides={**overrides, **flags})
-    from slr.engine.run import resume_from_settings
+    _train(ResumeSettings(checkpoint=checkpoint, config=config, overrides=flags))
 
-    resume_from_settings(settings)
+
+def _train(request: TrainSettings | ResumeSettings) -> None:
+    """Train or resume, showing progress; the curves are drawn after the run."""
+    from slr.engine.run import plan_resume, train as run_train
+    from slr.engine.trainer import Interrupted
+    from slr.ui.training_view import TrainingView, show_outcome
+
+    plan = plan_resume(request) if isinstance(request, ResumeSettings) else None
+    settings = plan.settings if plan is not None else request
+    view = TrainingView()
+    try:
+        outcome = run_train(settings, view, resume=plan)
+    except Interrupted as stop:
+        view.note(f"interrupted: resumable checkpoint written to {stop.path}; continue with "
+                  f"{command('resume', shlex.quote(str(stop.path)))}")
+        raise typer.Exit(130) from None
+    if not (outcome.is_main and outcome.trained):
+        raise typer.Exit(0)
+    curves, problem = None, None
+    if settings.plots and outcome.history:
+        try:
+            from slr.analysis.plots import plot_training_curves
+
+            curves = plot_training_curves(outcome.paths.log_csv)
+        except (SlrError, OSError) as exc:  # the run itself succeeded: the curves are a bonus
+            problem = f"training curves not drawn: {exc}; {command('plot', shlex.quote(str(outcome.paths.log_csv)))} draws them later"
+        except ImportError:
+            pass
+    show_outcome(view, outcome, curves)
+    if problem:
+        print_notice(problem)
+    raise typer.Exit(0)
 
 
 @app.command()
 @settings_command(SmokeSettings, extra=[CONFIG])
 @guarded
 def smoke(flags: dict, config: Optional[Path]) -> None:
-    """Train a few steps on synthetic clips: checks the install, the model and the checkpoint."""
-    settings = resolve_settings(SmokeSettings, flags, config)
-    from slr.engine.smoke import run_smoke
+    """Train a few steps on synthetic clips: checks the install, the trainer, the model and the checkpoint."""
+    _smoke(resolve_settings(SmokeSettings, flags, config))
 
-    raise typer.Exit(run_smoke(settings))
+
+def _smoke(settings: SmokeSettings) -> None:
+    from slr.engine.smoke import run_smoke
+    from slr.ui.smoke_view import show_smoke
+
+    report = run_smoke(settings, on_note=print_notice)
+    show_smoke(report)
+    raise typer.Exit(0 if report.passed else 1)
 
 
 @app.command()
@@ -177,8 +218,10 @@ def hwinfo(flags: dict, config: Optional[Path]) -> None:
     """Show the device training would use, and what --auto-workers / --auto-batch-size would pick."""
     settings = resolve_settings(HwinfoSettings, flags, config)
     from slr.engine.hwinfo import run_hwinfo
+    from slr.ui.hwinfo_view import render_hwinfo
 
-    run_hwinfo(settings)
+    report = run_hwinfo(settings)
+    print_json(report) if settings.json_output else render_hwinfo(report)
 
 
 CLIPS = inspect.Parameter(
@@ -196,8 +239,10 @@ def evaluate(flags: dict, config: Optional[Path]) -> None:
     """Accuracy (top-1, top-5), macro F1, per-class results and confusion matrices of CKPT on labelled clips."""
     settings = resolve_settings(EvaluateSettings, flags, config)
     from slr.analysis.evaluate import run_evaluate
+    from slr.ui.evaluate_view import print_evaluation, print_evaluation_json
 
-    run_evaluate(settings)
+    report = run_evaluate(settings)
+    (print_evaluation_json if settings.json_output else print_evaluation)(report)
 
 
 @app.command()
@@ -208,8 +253,10 @@ def predict(flags: dict, clips: list[Path], config: Optional[Path]) -> None:
     """The top-k glosses and the category of each clip, by name, with probabilities."""
     settings = resolve_settings(PredictSettings, {**flags, "clips": clips}, config)
     from slr.analysis.predict import run_predict
+    from slr.ui.evaluate_view import print_predictions, print_predictions_json
 
-    run_predict(settings)
+    predictions = run_predict(settings)
+    (print_predictions_json if settings.json_output else print_predictions)(predictions)
 
 
 @app.command()
@@ -219,8 +266,9 @@ def export(flags: dict, config: Optional[Path]) -> None:
     """Write CKPT's model as TorchScript or ONNX, checked against PyTorch on sample clips."""
     settings = resolve_settings(ExportSettings, flags, config)
     from slr.analysis.export import run_export
+    from slr.ui.evaluate_view import print_export
 
-    run_export(settings)
+    print_export(run_export(settings))
 
 
 @app.command()

@@ -17,9 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 ModelName = Literal["transformer", "iv3_gru"]
 
-#: Class names used in checkpoint file names (`SignTransformer_last.pt`, `InceptionV3GRU_best.pt`).
-MODEL_CLASS_NAMES: dict[str, str] = {"transformer": "SignTransformer", "iv3_gru": "InceptionV3GRU"}
-
 
 def positional(default: Any = ..., **kwargs: Any) -> Any:
     """A field given on the command line as a positional argument rather than a --flag."""
@@ -303,25 +300,14 @@ class TrainSettings(
         description="Only run the smoke test (as `slr smoke MODEL`): a few steps on synthetic clips, no data needed.",
     )
 
-    @property
-    def model_class_name(self) -> str:
-        return MODEL_CLASS_NAMES[self.model]
-
-    @property
-    def train_dir(self) -> Optional[Path]:
-        return self.keypoints_train if self.model == "transformer" else self.features_train
-
-    @property
-    def val_dir(self) -> Optional[Path]:
-        return self.keypoints_val if self.model == "transformer" else self.features_val
-
 
 class ResumeSettings(Settings):
     """`slr resume CKPT`: the settings stored in the checkpoint, with any train flag overriding them."""
 
     checkpoint: Path = positional(description="Checkpoint to continue from (a *_last.pt).")
+    config: Optional[Path] = Field(None, description="Settings file whose values replace the stored ones.")
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Train settings that replace the stored ones (e.g. epochs)."
+        default_factory=dict, description="Train settings given as flags: they replace the stored ones and the config file's."
     )
 
 

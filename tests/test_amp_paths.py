@@ -14,7 +14,7 @@ import torch
 
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
-from slr.engine.run import resume_from_settings, run_training
+from slr.engine.run import resume, train
 from slr.settings import ResumeSettings
 
 from test_training import clips, settings  # noqa: F401  (the module's synthetic clips fixture)
@@ -36,9 +36,9 @@ def _curve(history):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
 def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dtype):  # noqa: F811
-    reference = run_training(settings(clips, tmp_path / "fp32", epochs=3, **{**COMMON, "amp": False}))
+    reference = train(settings(clips, tmp_path / "fp32", epochs=3, **{**COMMON, "amp": False}))
     force_amp(dtype)
-    mixed = run_training(settings(clips, tmp_path / "amp", epochs=3, **COMMON))
+    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **COMMON))
     assert mixed.history[-1]["train_loss"] < 0.6 * mixed.history[0]["train_loss"]  # it learns
     for (loss, val_loss, acc), (ref_loss, ref_val_loss, ref_acc) in zip(_curve(mixed.history), _curve(reference.history)):
         # Rounding to 8 or 11 bits of mantissa moves the losses a little; it must not change the run.
@@ -54,11 +54,11 @@ def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dty
 
 def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp_path, force_amp):  # noqa: F811
     force_amp(torch.float16)
-    straight = run_training(settings(clips, tmp_path / "straight", epochs=4, **COMMON))
-    run_training(settings(clips, tmp_path / "resumed", epochs=2, **COMMON))
+    straight = train(settings(clips, tmp_path / "straight", epochs=4, **COMMON))
+    train(settings(clips, tmp_path / "resumed", epochs=2, **COMMON))
     half = tmp_path / "resumed" / "SignTransformer_last.pt"
     assert ckpt.load_checkpoint(half)["scaler_state"]["_growth_tracker"] > 0  # the scaler has state to lose
-    resumed = resume_from_settings(ResumeSettings(checkpoint=half, overrides={"epochs": 4}))
+    resumed = resume(ResumeSettings(checkpoint=half, overrides={"epochs": 4}))
     flat = [value for row in _curve(resumed.history) for value in row]
     assert flat == pytest.approx([value for row in _curve(straight.history) for value in row], abs=1e-6)
     # The scale and its count of clean steps went on from the checkpoint, not from a fresh scaler.
@@ -67,6 +67,6 @@ def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp
 
 def test_iv3_gru_trains_under_float16(clips, tmp_path, force_amp):  # noqa: F811
     force_amp(torch.float16)
-    run = run_training(settings(clips, tmp_path, model="iv3_gru", epochs=3, **COMMON))
+    run = train(settings(clips, tmp_path, model="iv3_gru", epochs=3, **COMMON))
     losses = [row["train_loss"] for row in run.history]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]

@@ -20,6 +20,7 @@ from slr.engine.trainer import capture_rng
 from slr.errors import CheckpointError
 from slr.models.registry import build_model
 from slr.settings import TrainSettings
+from shown import raises_shown, shown
 
 
 def _state(value: float = 1.0) -> dict:
@@ -304,7 +305,7 @@ def test_weight_mismatch_names_the_weights_and_the_setting(tmp_path):
     model, settings = _model_of(state, d_model=16)
     with pytest.raises(CheckpointError) as info:
         ckpt.load_model_state(model, state, path, settings=settings, input_dim=12)
-    text = str(info.value)
+    text = shown(info.value)
     assert text.startswith(f"{path}: weights do not fit")
     assert "sizes (checkpoint vs this model): input_proj.weight [32, 12] vs [16, 12]; " in text
     assert "--d-model 16 here, --d-model 32 in the checkpoint" in text
@@ -318,7 +319,7 @@ def test_weight_mismatch_without_the_runs_settings_shows_the_checkpoints(tmp_pat
     model, _ = _model_of(state, pooling="mean")
     with pytest.raises(CheckpointError) as info:
         ckpt.load_model_state(model, state, path)
-    text = str(info.value)
+    text = shown(info.value)
     assert "not in this model: " in text and "--pooling cls" in text and "--d-model 16" in text
     assert "dropout" not in text  # settings that size nothing are left out
 

@@ -29,6 +29,7 @@ from slr.data.synthetic import SyntheticClips, make_synthetic_clips, write_clips
 from slr.data.validate import check_training_data, validate_directory, validation_specs
 from slr.errors import DataError
 from slr.ui.validate_view import SHOWN_PER_KIND
+from shown import raises_shown, shown
 
 FIRST = "clip_0001_gloss 0.npz"  # the clean directory's first clip (gloss 0, category 0)
 
@@ -226,7 +227,7 @@ def test_each_problem_is_found_and_names_its_file(broken, case):
     found = [p for p in report.problems if p.kind == kind]
     assert found, f"no {kind} problem in {[str(p) for p in report.problems]}"
     problem = found[0]
-    assert fragment in problem.message
+    assert fragment in shown(problem.message)
     if file is not None:
         assert problem.file == file
     else:  # every row trips the check; each names its own clip
@@ -324,7 +325,7 @@ def test_check_training_data_summarises_errors(broken):
     assert "2 problem(s)" in message
     assert f"Unreadable or corrupt archive: 1 ({FIRST})" in message
     assert "Wrong width D: 1 (clip_0002_gloss 1.npz)" in message
-    assert message.endswith(f"run `slr validate {shlex.quote(str(broken))}` for the full report")
+    assert shown(message).endswith(f"run `slr validate {shlex.quote(str(broken))}` for the full report")
 
 
 def test_check_training_data_passes_warnings_and_keeps_the_arrays(broken):

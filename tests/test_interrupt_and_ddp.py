@@ -14,7 +14,7 @@ import pytest
 
 from slr.data.synthetic import write_synthetic_dataset
 from slr.engine import checkpoint as ckpt
-from slr.engine.run import run_training
+from slr.engine.run import train
 from slr.settings import TrainSettings
 
 SMALL = ["--d-model", "32", "--num-heads", "2", "--num-layers", "1", "--ff-dim", "64", "--no-plots"]
@@ -86,7 +86,7 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(cli
     """gloo on CPU: 2 ranks x batch 8 == 1 process x batch 16 (dropout and augmentation off, so the
     only differences are the order of floating-point sums: tolerance 1e-4)."""
     common = ["--epochs", "2", "--dropout", "0", "--no-augment"]
-    single = run_training(_settings(clips, tmp_path / "single", epochs=2, batch_size=16, dropout=0.0, augment=False))
+    single = train(_settings(clips, tmp_path / "single", epochs=2, batch_size=16, dropout=0.0, augment=False))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "slr",

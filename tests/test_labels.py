@@ -9,6 +9,7 @@ import pytest
 from slr.data.classes import read_class_names
 from slr.data.labels import class_names_from_clips, gloss_name_from_clip, load_labels, read_labels
 from slr.errors import DataError
+from shown import raises_shown, shown
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -82,8 +83,8 @@ def test_ids_outside_num_gloss_and_num_cat(tmp_path):
     labels = load_labels(path, num_gloss=5, num_cat=2)
     assert kinds(labels) == ["id_out_of_range", "id_out_of_range"]
     first, second = labels.problems
-    assert first.file == "clip_1.npz" and "gloss 5 is outside 0..4 (--num-gloss 5)" in first.message
-    assert second.file == "clip_2.npz" and "cat 2 is outside 0..1 (--num-cat 2)" in second.message
+    assert first.file == "clip_1.npz" and "gloss 5 is outside 0..4 (--num-gloss 5)" in shown(first.message)
+    assert second.file == "clip_2.npz" and "cat 2 is outside 0..1 (--num-cat 2)" in shown(second.message)
     assert load_labels(path).problems == []  # unchecked without the limits
 
 

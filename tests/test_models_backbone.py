@@ -14,6 +14,7 @@ from slr.errors import ConfigError
 from slr.models.backbone import FEATURE_DIM, build_inception_backbone
 from slr.models.iv3_gru import InceptionV3GRU
 from slr.models.registry import count_parameters
+from shown import raises_shown, shown
 
 GLOSS, CAT = 5, 3
 
@@ -181,9 +182,10 @@ def test_a_failed_download_says_how_to_go_on():
     with pytest.raises(ConfigError) as caught:
         build_inception_backbone(pretrained=True)
     message = str(caught.value)
+    message = shown(message)
     assert "--backbone-weights" in message and "--no-pretrained-backbone" in message
 
 
 def test_weights_file_and_no_pretrained_backbone_contradict(tmp_path):
-    with pytest.raises(ConfigError, match="--no-pretrained-backbone"):
+    with raises_shown(ConfigError, "--no-pretrained-backbone"):
         build_inception_backbone(pretrained=False, weights_path=tmp_path / "w.pt")

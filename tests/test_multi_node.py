@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from slr.engine import checkpoint as ckpt
-from slr.engine.run import run_training
+from slr.engine.run import train
 
 from test_interrupt_and_ddp import _args, _compare, _log, _settings, clips  # noqa: F401  (clips: the fixture)
 
@@ -116,7 +116,7 @@ def test_two_nodes_match_one_process_and_only_global_rank_0_writes(clips, tmp_pa
     a relative --output-dir, so whatever a node writes lands in its own directory: exactly one of
     them (global rank 0's) gets the run's files, the other nothing at all, and it prints no progress.
     (With the one absolute folder of a shared file system, a second writer would be invisible.)"""
-    single = run_training(_settings(clips, tmp_path / "single", epochs=2, batch_size=16, dropout=0.0, augment=False))
+    single = train(_settings(clips, tmp_path / "single", epochs=2, batch_size=16, dropout=0.0, augment=False))
     nodes, logs = _two_nodes(tmp_path, _args(clips, Path("run"), "--epochs", "2", "--batch-size", "8", *EXACT))
     codes = _finish(nodes, timeout=400)
     output = {name: log.read_text() for name, log in logs.items()}
@@ -166,7 +166,7 @@ def test_a_killed_node_stops_the_other_and_its_last_checkpoint_resumes_on_one_pr
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "batch 16 per process keeps the global batch of 16" in resumed.stdout
 
-    straight = run_training(_settings(clips, tmp_path / "single", epochs=epochs + 1, batch_size=16, dropout=0.0,
+    straight = train(_settings(clips, tmp_path / "single", epochs=epochs + 1, batch_size=16, dropout=0.0,
                                       augment=False))
     _compare(_history(straight), _log(shared / "log.csv"), tol=TOL)
 
@@ -201,7 +201,7 @@ STOP_AT = textwrap.dedent(
     import slr.engine.trainer as trainer
 
     STOP, steps = int(os.environ["STOP_AFTER_STEPS"]), [0]
-    original = trainer.Trainer._optimizer_step
+    original = trainer.Trainer.optimizer_step
 
     def step(self):
         original(self)
@@ -209,7 +209,7 @@ STOP_AT = textwrap.dedent(
         if steps[0] == STOP and self.dist.is_main:
             os.kill(os.getpid(), signal.SIGINT)
 
-    trainer.Trainer._optimizer_step = step
+    trainer.Trainer.optimizer_step = step
     from slr.cli import main
     sys.argv[0] = "slr"
     main()
@@ -242,7 +242,7 @@ def test_resumed_mid_epoch_on_another_number_of_processes_continues_exactly(
     """72 clips, global batch 16: 5 steps an epoch. Stopped after step 7 (inside epoch 2), resumed on
     the other number of processes: every epoch's numbers, the interrupted one's included, match an
     uninterrupted single process run."""
-    straight = run_training(_settings(clips, tmp_path / "single", epochs=3, batch_size=16, dropout=0.0, augment=False))
+    straight = train(_settings(clips, tmp_path / "single", epochs=3, batch_size=16, dropout=0.0, augment=False))
     out = tmp_path / "run"
     batch = 16 // trained_on
     last = _interrupted(tmp_path, _args(clips, out, "--epochs", "3", "--batch-size", str(batch), *EXACT), trained_on, 7)
@@ -257,7 +257,7 @@ def test_resumed_mid_epoch_on_another_number_of_processes_continues_exactly(
 
 
 def test_a_global_batch_the_new_processes_cannot_share_is_refused(clips, tmp_path, one_thread):  # noqa: F811
-    run_training(_settings(clips, tmp_path / "run", epochs=1, batch_size=5))
+    train(_settings(clips, tmp_path / "run", epochs=1, batch_size=5))
     last = tmp_path / "run" / "SignTransformer_last.pt"
     before = last.read_bytes()
     refused = _resume(last, 2, "--epochs", "2")

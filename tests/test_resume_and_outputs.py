@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from slr.cli import app
 from slr.engine import checkpoint as ckpt
-from slr.engine.run import resume_from_settings, run_training
+from slr.engine.run import resume, train
 from slr.errors import CheckpointError, ConfigError, DataError
 from slr.settings import ResumeSettings
+from shown import raises_shown, shown
 
 from test_training import TINY, clips, read_log, settings  # noqa: F401  (clips: the module's fixture)
 
@@ -33,9 +34,9 @@ def data_flags(clips: Path) -> list[str]:  # noqa: F811
 
 
 def test_lr_weight_decay_and_patience_given_on_resume_take_effect(clips, tmp_path):  # noqa: F811
-    run_training(settings(clips, tmp_path, epochs=1, scheduler="plateau", scheduler_patience=5))
+    train(settings(clips, tmp_path, epochs=1, scheduler="plateau", scheduler_patience=5))
     last = tmp_path / "SignTransformer_last.pt"
-    resumed = resume_from_settings(ResumeSettings(
+    resumed = resume(ResumeSettings(
         checkpoint=last, overrides={"epochs": 2, "lr": 3e-3, "weight_decay": 0.05, "scheduler_patience": 1}))
     assert resumed.history[1]["lr"] == pytest.approx(3e-3)  # trained at the new rate, not the stored 1e-3
     state = ckpt.load_checkpoint(last)
@@ -46,8 +47,8 @@ def test_lr_weight_decay_and_patience_given_on_resume_take_effect(clips, tmp_pat
 
 
 def test_cosine_resumed_with_more_epochs_follows_the_longer_curve(clips, tmp_path):  # noqa: F811
-    run_training(settings(clips, tmp_path, epochs=3, scheduler="cosine"))
-    resumed = resume_from_settings(
+    train(settings(clips, tmp_path, epochs=3, scheduler="cosine"))
+    resumed = resume(
         ResumeSettings(checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 5}))
     lrs = [row["lr"] for row in resumed.history]
     # Epoch 4 of a 5-epoch curve, not the 0 where the 3-epoch curve ended.
@@ -56,15 +57,15 @@ def test_cosine_resumed_with_more_epochs_follows_the_longer_curve(clips, tmp_pat
 
 
 def test_another_scheduler_on_resume_is_refused_clearly(clips, tmp_path):  # noqa: F811
-    run_training(settings(clips, tmp_path, epochs=1, scheduler="plateau"))
-    with pytest.raises(CheckpointError, match="trained with --scheduler plateau"):
-        resume_from_settings(ResumeSettings(
+    train(settings(clips, tmp_path, epochs=1, scheduler="plateau"))
+    with raises_shown(CheckpointError, "trained with --scheduler plateau"):
+        resume(ResumeSettings(
             checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 2, "scheduler": "cosine"}))
 
 
 def test_resume_of_a_moved_run_writes_beside_it_and_leaves_the_original_alone(clips, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.chdir(tmp_path)
-    run_training(settings(clips, Path("runs"), epochs=1))
+    train(settings(clips, Path("runs"), epochs=1))
     original = digests(tmp_path / "runs")
     shutil.copytree(tmp_path / "runs", tmp_path / "copy")
     result = runner.invoke(app, ["resume", "copy/SignTransformer_last.pt", "--epochs", "2"])
@@ -77,14 +78,14 @@ def test_resume_from_elsewhere_names_the_stored_data_path(clips, tmp_path, monke
     data = tmp_path / "data"
     shutil.copytree(clips, data)
     monkeypatch.chdir(tmp_path)
-    run_training(settings(Path("data"), Path("runs"), epochs=1))
+    train(settings(Path("data"), Path("runs"), epochs=1))
     monkeypatch.chdir(tmp_path / "runs")
-    with pytest.raises(DataError, match="--keypoints-train data/train, stored in the checkpoint"):
-        resume_from_settings(ResumeSettings(checkpoint=Path("SignTransformer_last.pt"), overrides={"epochs": 2}))
+    with raises_shown(DataError, "--keypoints-train data/train, stored in the checkpoint"):
+        resume(ResumeSettings(checkpoint=Path("SignTransformer_last.pt"), overrides={"epochs": 2}))
 
 
 def test_guide_resume_spelling_takes_the_model_and_folder_from_the_checkpoint(clips, tmp_path):  # noqa: F811
-    run_training(settings(clips, tmp_path / "gru", model="iv3_gru", epochs=1))
+    train(settings(clips, tmp_path / "gru", model="iv3_gru", epochs=1))
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "gru" / "InceptionV3GRU_last.pt"),
                                  "--features-train", str(clips / "train"), "--features-val", str(clips / "val"),
                                  "--epochs", "2", *data_flags(clips)[4:]])
@@ -94,9 +95,9 @@ def test_guide_resume_spelling_takes_the_model_and_folder_from_the_checkpoint(cl
 
 def test_a_new_run_keeps_the_earlier_run_in_the_same_folder(clips, tmp_path):  # noqa: F811
     out = tmp_path / "runs"
-    run_training(settings(clips, out, epochs=1))
+    train(settings(clips, out, epochs=1))
     earlier = digests(out)
-    run_training(settings(clips, out, epochs=1, seed=7))
+    train(settings(clips, out, epochs=1, seed=7))
     kept = list((out / "earlier").iterdir())
     assert len(kept) == 1 and digests(kept[0]) == earlier  # every file, unchanged
     assert ckpt.load_checkpoint(out / "SignTransformer_last.pt")["settings"]["seed"] == 7
@@ -104,18 +105,18 @@ def test_a_new_run_keeps_the_earlier_run_in_the_same_folder(clips, tmp_path):  #
 
 def test_resuming_an_older_checkpoint_keeps_the_later_files(clips, tmp_path):  # noqa: F811
     out = tmp_path / "runs"
-    run_training(settings(clips, out, epochs=3, lr=1e-7))  # best stays at epoch 1
+    train(settings(clips, out, epochs=3, lr=1e-7))  # best stays at epoch 1
     assert ckpt.load_checkpoint(out / "SignTransformer_best.pt")["epoch"] == 1
     later = {name: digest for name, digest in digests(out).items() if name != "SignTransformer_best.pt"}
-    resume_from_settings(ResumeSettings(checkpoint=out / "SignTransformer_best.pt", overrides={"epochs": 2}))
+    resume(ResumeSettings(checkpoint=out / "SignTransformer_best.pt", overrides={"epochs": 2}))
     kept = next((out / "earlier").iterdir())
     assert digests(kept) == later  # the 3-epoch _last.pt and its log survive
     assert len(read_log(out / "log.csv")) == 2
 
 
 def test_resume_in_place_moves_nothing(clips, tmp_path):  # noqa: F811
-    run_training(settings(clips, tmp_path, epochs=1))
-    resume_from_settings(ResumeSettings(checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 2}))
+    train(settings(clips, tmp_path, epochs=1))
+    resume(ResumeSettings(checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 2}))
     assert not (tmp_path / "earlier").exists()
 
 
@@ -125,7 +126,7 @@ def test_log_csv_that_is_not_a_log_is_refused_before_anything_is_written(clips, 
     labels = data / "train" / "labels.csv"
     before = labels.read_bytes()
     with pytest.raises(ConfigError, match="not an slr training log"):
-        run_training(settings(data, tmp_path / "out", epochs=1, log_csv=labels))
+        train(settings(data, tmp_path / "out", epochs=1, log_csv=labels))
     assert labels.read_bytes() == before
     assert not (tmp_path / "out" / "SignTransformer_last.pt").exists()
 
@@ -144,7 +145,7 @@ def test_unusable_output_paths_fail_before_training(clips, tmp_path, where):  # 
 
 
 def test_resuming_an_early_stopped_run_says_why_nothing_happens(clips, tmp_path):  # noqa: F811
-    run_training(settings(clips, tmp_path, epochs=10, lr=1e-7, early_stop=1))
+    train(settings(clips, tmp_path, epochs=10, lr=1e-7, early_stop=1))
     result = runner.invoke(app, ["resume", str(tmp_path / "SignTransformer_last.pt"), "--epochs", "20"])
     assert result.exit_code == 0
     assert "stopped early" in result.output and "--early-stop none" in result.output
@@ -154,7 +155,7 @@ def test_resuming_an_early_stopped_run_says_why_nothing_happens(clips, tmp_path)
 
 
 def test_bad_stored_settings_name_the_checkpoint(clips, tmp_path):  # noqa: F811
-    run_training(settings(clips, tmp_path, epochs=1))
+    train(settings(clips, tmp_path, epochs=1))
     last = tmp_path / "SignTransformer_last.pt"
     state = ckpt.load_checkpoint(last)
     state["settings"]["lr"] = -1.0
@@ -182,24 +183,24 @@ def test_resume_help_says_defaults_come_from_the_checkpoint():
 
 def test_two_models_in_one_folder_never_overwrite_each_others_files(clips, tmp_path):  # noqa: F811
     out = tmp_path / "m"
-    run_training(settings(clips, out, epochs=1))
+    train(settings(clips, out, epochs=1))
     transformer_run = digests(out)
-    run_training(settings(clips, out, model="iv3_gru", epochs=1))
+    train(settings(clips, out, model="iv3_gru", epochs=1))
     gru_run = digests(out)
     kept = next((out / "earlier").iterdir())
     assert digests(kept) == transformer_run  # the whole earlier run moved together, checkpoints too
     assert not (out / "SignTransformer_last.pt").exists()
     # Resuming the moved transformer run continues in its new folder; the iv3_gru run is untouched.
-    resume_from_settings(ResumeSettings(checkpoint=kept / "SignTransformer_last.pt", overrides={"epochs": 2}))
+    resume(ResumeSettings(checkpoint=kept / "SignTransformer_last.pt", overrides={"epochs": 2}))
     assert digests(out) == gru_run
     assert ckpt.load_checkpoint(kept / "SignTransformer_last.pt")["epoch"] == 2
 
 
 def test_a_log_shared_by_two_runs_is_kept_beside_itself(clips, tmp_path):  # noqa: F811
     shared = tmp_path / "logs" / "share.csv"
-    run_training(settings(clips, tmp_path / "a", epochs=1, log_csv=shared))
+    train(settings(clips, tmp_path / "a", epochs=1, log_csv=shared))
     first = shared.read_bytes()
-    run_training(settings(clips, tmp_path / "b", epochs=1, log_csv=shared))
+    train(settings(clips, tmp_path / "b", epochs=1, log_csv=shared))
     kept = next((tmp_path / "logs" / "earlier").iterdir())
     assert (kept / "share.csv").read_bytes() == first
     assert not (tmp_path / "b" / "earlier").exists()  # b was a new folder: nothing of its own to keep

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from slr.cli import app
 from slr.data.synthetic import write_synthetic_dataset
 from slr.engine import checkpoint as ckpt
 from slr.engine.logbook import GUIDE_COLUMNS
-from slr.engine.run import resume_from_settings, run_training
+from slr.engine.run import resume, train
 from slr.errors import TrainingStopped
 from slr.settings import ResumeSettings, TrainSettings
+from shown import raises_shown, shown
 
 TINY = dict(d_model=32, num_heads=2, num_layers=1, ff_dim=64, gru_hidden=16, gru_layers=1)
 
@@ -71,8 +73,14 @@ def assert_same_history(a, b, tol=1e-6):
 
 @pytest.mark.parametrize("model", ["transformer", "iv3_gru"])
 def test_outputs_follow_the_guide(clips, tmp_path, model):
+    """Through the command line, as the guide runs it: the curves are drawn after the run."""
     out = tmp_path / "run"
-    outcome = run_training(settings(clips, out, model=model, log_csv=tmp_path / "logs" / "m.csv", plots=True))
+    chosen = settings(clips, out, model=model, log_csv=tmp_path / "logs" / "m.csv", plots=True)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({k: v for k, v in chosen.model_dump(mode="json").items()
+                                      if v is not None and k != "model"}))
+    result = CliRunner().invoke(app, ["train", model, "--config", str(config)])
+    assert result.exit_code == 0, result.output
     name = "SignTransformer" if model == "transformer" else "InceptionV3GRU"
     assert (out / f"{name}_last.pt").is_file() and (out / f"{name}_best.pt").is_file()
     assert (out / "settings.json").is_file()
@@ -84,11 +92,11 @@ def test_outputs_follow_the_guide(clips, tmp_path, model):
     assert state["epoch"] == 2 and state["model_class"] == name
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state["model_state"])
     best = ckpt.load_checkpoint(out / f"{name}_best.pt")
-    assert best["best_metric"] == max(r["val_gloss_acc"] for r in outcome.history)
+    assert best["best_metric"] == max(float(r["val_gloss_acc"]) for r in rows)
 
 
 def test_training_learns(clips, tmp_path):
-    outcome = run_training(settings(clips, tmp_path, epochs=12, lr=3e-3))
+    outcome = train(settings(clips, tmp_path, epochs=12, lr=3e-3))
     assert outcome.history[-1]["train_loss"] < 0.6 * outcome.history[0]["train_loss"]
     assert outcome.best_metric >= 0.75
 
@@ -115,7 +123,7 @@ def test_logged_train_loss_is_the_epoch_mean(clips, tmp_path):
             )
             total += loss.item() * len(batch)
             n += len(batch)
-    outcome = run_training(s)
+    outcome = train(s)
     assert outcome.history[0]["train_loss"] == pytest.approx(total / n, rel=1e-5)
 
 
@@ -123,8 +131,8 @@ def test_gradient_accumulation_with_a_partial_last_window(clips, tmp_path):
     """72 clips: batch 16 x 2 micro-steps (windows 32, 32, and a last one of 8) must train exactly
     like batch 32 (batches 32, 32, 8): the short window divides by its own size."""
     common = dict(epochs=2, dropout=0.0, augment=False)
-    accumulated = run_training(settings(clips, tmp_path / "a", batch_size=16, gradient_accumulation_steps=2, **common))
-    plain = run_training(settings(clips, tmp_path / "b", batch_size=32, **common))
+    accumulated = train(settings(clips, tmp_path / "a", batch_size=16, gradient_accumulation_steps=2, **common))
+    plain = train(settings(clips, tmp_path / "b", batch_size=32, **common))
     assert_same_history(accumulated.history, plain.history, tol=1e-5)
 
 
@@ -132,10 +140,10 @@ def test_resume_matches_a_straight_run(clips, tmp_path):
     """N epochs straight == N/2 epochs, then `slr resume` to N: losses and accuracies to 1e-6."""
     # plateau, not cosine: a cosine curve depends on --epochs, which differs between the two runs.
     common = dict(scheduler="plateau", scheduler_patience=0, mirror_prob=0.5, rotate_deg=10, frame_dropout=0.1)
-    straight = run_training(settings(clips, tmp_path / "straight", epochs=4, **common))
+    straight = train(settings(clips, tmp_path / "straight", epochs=4, **common))
     half = settings(clips, tmp_path / "resumed", epochs=2, **common)
-    run_training(half)
-    resumed = resume_from_settings(
+    train(half)
+    resumed = resume(
         ResumeSettings(checkpoint=tmp_path / "resumed" / "SignTransformer_last.pt", overrides={"epochs": 4})
     )
     assert_same_history(straight.history, resumed.history)
@@ -144,15 +152,14 @@ def test_resume_matches_a_straight_run(clips, tmp_path):
 
 
 def test_train_with_resume_flag_and_epochs_is_the_total(clips, tmp_path):
-    run_training(settings(clips, tmp_path, epochs=2))
+    train(settings(clips, tmp_path, epochs=2))
     last = tmp_path / "SignTransformer_last.pt"
-    again = run_training(settings(clips, tmp_path, epochs=3, resume=last), resume_state=ckpt.load_checkpoint(last),
-                         resume_path=last)
+    again = resume(ResumeSettings(checkpoint=last, overrides={"epochs": 3}))
     assert [r["epoch"] for r in again.history] == [1, 2, 3]
 
 
 def test_resume_refuses_another_model_or_class_count(clips, tmp_path):
-    run_training(settings(clips, tmp_path, epochs=1))
+    train(settings(clips, tmp_path, epochs=1))
     last = tmp_path / "SignTransformer_last.pt"
     runner = CliRunner()
     result = runner.invoke(
@@ -166,18 +173,18 @@ def test_resume_refuses_another_model_or_class_count(clips, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoints(clips, tmp_path):
-    run_training(settings(clips, tmp_path, epochs=1))
+    train(settings(clips, tmp_path, epochs=1))
     best, last = tmp_path / "SignTransformer_best.pt", tmp_path / "SignTransformer_last.pt"
     before = best.read_bytes(), last.read_bytes()
-    with pytest.raises(TrainingStopped, match=r"non-finite.*check --alpha 1e\+39"):
+    with raises_shown(TrainingStopped, r"non-finite.*check --alpha 1e\+39"):
         # alpha this large overflows float32: the loss is infinite from the first step.
-        resume_from_settings(ResumeSettings(checkpoint=last, overrides={"epochs": 2, "alpha": 1e39}))
+        resume(ResumeSettings(checkpoint=last, overrides={"epochs": 2, "alpha": 1e39}))
     assert (best.read_bytes(), last.read_bytes()) == before
     assert ckpt.load_checkpoint(best)["epoch"] == 1
 
 
 def test_early_stop_and_plateau_scheduler(clips, tmp_path):
-    outcome = run_training(
+    outcome = train(
         settings(clips, tmp_path, epochs=10, lr=1e-7, early_stop=2, scheduler="plateau", scheduler_patience=0)
     )
     assert len(outcome.history) == 3  # one improvement, then two epochs without one
@@ -236,8 +243,8 @@ def test_bad_data_is_refused_before_training(clips, tmp_path):
 
 def test_workers_give_the_same_run(clips, tmp_path):
     common = dict(epochs=1, mirror_prob=0.5, frame_dropout=0.1)
-    zero = run_training(settings(clips, tmp_path / "w0", num_workers=0, **common))
-    two = run_training(settings(clips, tmp_path / "w2", num_workers=2, **common))
+    zero = train(settings(clips, tmp_path / "w0", num_workers=0, **common))
+    two = train(settings(clips, tmp_path / "w2", num_workers=2, **common))
     assert_same_history(zero.history, two.history)
 
 

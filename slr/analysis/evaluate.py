@@ -22,7 +22,7 @@ from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
 from slr.output_paths import check_output_dir, clashing_input
 from slr.engine.atomic import write_atomically
-from slr.errors import ConfigError, DataError
+from slr.errors import ConfigError, DataError, setting
 from slr.settings import EvaluateSettings
 
 #: What `write_outputs` writes into the output directory.
@@ -81,11 +81,11 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     directory = Path(settings.directory)
     labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
     output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / "evaluation"
-    check_output_dir(output_dir, "--output-dir")
+    check_output_dir(output_dir, setting("output_dir"))
     inputs = [settings.checkpoint, labels_csv, settings.classes]
     clash = clashing_input([output_dir / name for name in OUTPUT_FILES], inputs)
     if clash:
-        raise ConfigError(f"--output-dir {output_dir}: its {clash[0].name} would replace the input {clash[1]}")
+        raise ConfigError(f"{setting('output_dir')} {output_dir}: its {clash[0].name} would replace the input {clash[1]}")
     loaded = load_model(settings.checkpoint, pick_device(settings.device))
     if settings.input_kind != loaded.input_kind:
         raise ConfigError(
@@ -231,12 +231,5 @@ def plot_confusion(cm: np.ndarray, labels: list[str], output: Path, title: str) 
 
 
 def run_evaluate(settings: EvaluateSettings) -> EvaluationReport:
-    """The CLI entry: evaluate, then print tables, plain lines or JSON."""
-    from slr.ui.evaluate_view import print_evaluation, print_evaluation_json
-
-    report = evaluate(settings)
-    if settings.json_output:
-        print_evaluation_json(report)
-    else:
-        print_evaluation(report)
-    return report
+    """`slr evaluate`: the report, its files written; the caller shows it."""
+    return evaluate(settings)

@@ -28,14 +28,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from slr.errors import ConfigError, SlrError
+from slr.errors import ConfigError, SlrError, setting
+from slr.models.registry import model_spec
 from slr.settings import ExportSettings
 
 SUFFIXES = {"torchscript": ".ts.pt", "onnx": ".onnx"}
 INPUT_NAMES = ["x", "mask"]
 OUTPUT_NAMES = ["gloss_logits", "cat_logits"]
-#: Preferred ONNX exporter per model; the other one is tried when the first fails.
-ONNX_EXPORTERS = {"transformer": ("dynamo", "torchscript-based"), "iv3_gru": ("torchscript-based", "dynamo")}
 SAMPLE_LENGTHS = (1, 8, 20, 57)
 BATCH_LENGTHS = (57, 20, 8, 3)
 
@@ -284,7 +283,7 @@ def _needs(module: str, why: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"--format onnx needs the '{module}' package ({why}): pip install {module}")
+        raise ConfigError(f"{setting('format', 'onnx')} needs the '{module}' package ({why}): pip install {module}")
 
 
 # --- what --output may replace -----------------------------------------------------------------
@@ -297,16 +296,16 @@ def check_output(output: Path, checkpoint: Path, fmt: str) -> None:
     file other than an earlier export of the same format (a training checkpoint, a log, anything)."""
     from slr.output_paths import check_output_file, same_file
 
-    check_output_file(output, "--output")
+    check_output_file(output, setting("output"))
     if same_file(output, checkpoint):
-        raise ConfigError("--output is the checkpoint being exported; give another file name", output)
+        raise ConfigError(f"{setting('output')} is the checkpoint being exported; give another file name", output)
     if not (output.exists() or output.is_symlink()):
         return
     found = _export_format(output)
     if found != fmt:
         what = _FORMAT_NAMES[found] if found else ("a PyTorch checkpoint" if _is_torch_save(output) else "another file")
         raise ConfigError(
-            f"--output exists and is {what}, not {_FORMAT_NAMES[fmt]}; only an earlier {fmt} export is "
+            f"{setting('output')} exists and is {what}, not {_FORMAT_NAMES[fmt]}; only an earlier {fmt} export is "
             "replaced: give another file name, or remove the file first",
             output,
         )
@@ -378,7 +377,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
             "dynamo": lambda p: (_write_onnx_dynamo(wrapper, example, p), _finish_onnx(p, meta)),
             "torchscript-based": lambda p: (_write_onnx_torchscript_based(wrapper, example, p), _finish_onnx(p, meta)),
         }
-        order = ONNX_EXPORTERS.get(loaded.name, ("dynamo", "torchscript-based"))
+        order = model_spec(loaded.name).onnx_exporters  # the preferred first; the other when it fails
         attempts = [(f"torch.onnx.export ({name})", writers[name], _onnx_runner) for name in order]
 
     failures = []
@@ -414,8 +413,5 @@ def export_model(settings: ExportSettings) -> ExportResult:
 
 
 def run_export(settings: ExportSettings) -> ExportResult:
-    from slr.ui.evaluate_view import print_export
-
-    result = export_model(settings)
-    print_export(result)
-    return result
+    """`slr export`: the checked export, in place; the caller shows the result."""
+    return export_model(settings)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 from slr.output_paths import check_output_file, same_file
 from slr.engine.atomic import write_atomically
-from slr.errors import ConfigError, DataError
+from slr.errors import ConfigError, DataError, setting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,16 +21,16 @@ def output_path(log_csv: Path, output: Optional[Path]) -> tuple[Path, str]:
     """Where the curves go and in which format, checked. The suffix decides the format; none means
     PNG, added to the name (matplotlib adds it anyway: this way the path reported is the file written)."""
     path = Path(output) if output is not None else Path(log_csv).with_suffix(".png")
-    check_output_file(path, "--output")  # a directory is refused, not turned into DIR.png
+    check_output_file(path, setting("output"))  # a directory is refused, not turned into DIR.png
     fmt = path.suffix.lower().lstrip(".")
     if not fmt:
         path, fmt = path.with_name(path.name + ".png"), "png"
-        check_output_file(path, "--output")
+        check_output_file(path, setting("output"))
     if fmt not in FORMATS:
         listed = ", ".join("." + f for f in FORMATS)
-        raise ConfigError(f"--output: cannot draw a .{fmt} file; use one of: {listed}", path)
+        raise ConfigError(f"{setting('output')}: cannot draw a .{fmt} file; use one of: {listed}", path)
     if same_file(path, log_csv):
-        raise ConfigError("--output is the log itself; give another name", path)
+        raise ConfigError(f"{setting('output')} is the log itself; give another name", path)
     return path, fmt
 
 

@@ -89,9 +89,8 @@ def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width:
 
 
 def run_predict(settings: PredictSettings) -> list[Prediction]:
-    from slr.ui.evaluate_view import print_predictions, print_predictions_json
-
-    predictions = predict_clips(
+    """`slr predict`: the predictions; the caller shows them."""
+    return predict_clips(
         settings.checkpoint,
         settings.clips,
         top_k=settings.top_k,
@@ -99,8 +98,3 @@ def run_predict(settings: PredictSettings) -> list[Prediction]:
         batch_size=settings.batch_size,
         device=settings.device,
     )
-    if settings.json_output:
-        print_predictions_json(predictions)
-    else:
-        print_predictions(predictions)
-    return predictions

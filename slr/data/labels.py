@@ -19,11 +19,11 @@ import pandas as pd
 from slr.data.clips import NPZ_SUFFIX, clip_stem
 from slr.data.csv_table import TableError, integer_ids, read_table
 from slr.data.problems import Problem
-from slr.errors import DataError
+from slr.errors import DataError, setting
 
 REQUIRED_COLUMNS = ("file", "gloss", "cat")
 ID_COLUMNS = ("gloss", "cat")
-_ID_OPTIONS = {"gloss": "--num-gloss", "cat": "--num-cat"}
+_ID_OPTIONS = {"gloss": setting("num_gloss"), "cat": setting("num_cat")}
 _CLIP_NAME = re.compile(r"^clip_\d+_(.+)$")
 
 

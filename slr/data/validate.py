@@ -20,7 +20,7 @@ from slr.data.clips import ArraySpec, ClipListing, clip_stem, inspect_clip, map_
 from slr.data.files import describe_non_file
 from slr.data.labels import LabelTable, load_labels
 from slr.data.problems import KINDS, Problem, group_by_kind
-from slr.errors import DataError
+from slr.errors import DataError, command, setting
 
 if TYPE_CHECKING:
     from slr.settings import ValidateSettings
@@ -315,17 +315,18 @@ def check_training_data(
     return report
 
 
-def _error_summary(report: ValidationReport, command: Optional[str] = None) -> str:
+def _error_summary(report: ValidationReport, hint: Optional[str] = None) -> str:
     lines = [f"{len(report.errors)} problem(s) in the training data:"]
     for kind, found in group_by_kind(report.errors).items():
         files = ", ".join(p.file for p in found[:_FILES_NAMED_PER_KIND])
         more = f", ... ({len(found) - _FILES_NAMED_PER_KIND} more)" if len(found) > _FILES_NAMED_PER_KIND else ""
         lines.append(f"  {KINDS[kind].title}: {len(found)} ({files}{more}); e.g. {found[0].message}")
-    if command is None:
-        command = f"slr validate {shlex.quote(str(report.directory))}"
+    if hint is None:
+        args = [shlex.quote(str(report.directory))]
         if report.labels_csv != report.directory / "labels.csv":
-            command += f" --labels-csv {shlex.quote(str(report.labels_csv))}"
-    lines.append(f"run `{command}` for the full report")
+            args.append(setting("labels_csv", shlex.quote(str(report.labels_csv))))
+        hint = command("validate", *args)
+    lines.append(f"run {hint} for the full report")
     return "\n".join(lines)
 
 
@@ -349,16 +350,14 @@ def validation_specs(
     return [features] if feature_key == kp_key else [features, keypoints]
 
 
-def run_validate(settings: ValidateSettings) -> int:
-    """`slr validate`: print the report; 0 when there are no errors, 1 when there are."""
-    from slr.ui.validate_view import print_validation_json, print_validation_report
-
+def run_validate(settings: ValidateSettings) -> ValidationReport:
+    """`slr validate`: every problem of every clip; the caller shows the report (errors mean exit 1)."""
     if settings.labels_csv is not None and not Path(settings.labels_csv).is_file():
         # A path typed on the command line that is not a file is a usage error, not a data one.
         what = describe_non_file(Path(settings.labels_csv))
         message = "labels file not found" if what == "not found" else f"is {what}, not a CSV file"
-        raise DataError(f"{message} (--labels-csv)", settings.labels_csv)
-    report = validate_directory(
+        raise DataError(f"{message} ({setting('labels_csv')})", settings.labels_csv)
+    return validate_directory(
         settings.directory,
         settings.labels_csv,
         specs=validation_specs(
@@ -372,8 +371,3 @@ def run_validate(settings: ValidateSettings) -> int:
         num_cat=settings.num_cat,
         max_zero_frames=settings.max_zero_frames,
     )
-    if settings.json_output:
-        print_validation_json(report)
-    else:
-        print_validation_report(report)
-    return 1 if report.errors else 0

@@ -1,68 +1,74 @@
-"""--auto-batch-size: measured by probing real steps on CUDA, a memory rule elsewhere."""
+"""--auto-batch-size: measured by probing the trainer's own step on CUDA, a memory rule elsewhere.
+
+A batch size the user gave is never raised. On CUDA it is lowered only when the probe says it does
+not fit, and the accumulation steps then grow by the same factor, so the effective batch (batch x
+accumulation) stays what was asked for. With no batch size given, the largest that fits (8-64).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
 from slr.engine import hardware
+from slr.errors import ConfigError, setting
 
 
 @dataclass(frozen=True)
 class BatchChoice:
     batch_size: int
-    method: str  # "measured" or "memory rule"
+    accumulation: int  # gradient accumulation steps to train with
+    method: str  # "measured", "memory rule" or "given"
     reason: str
 
 
+def divisor_sizes(given: int) -> list[int]:
+    """``given`` and its exact fractions, largest first: 32 -> 32, 16, 8, 4, 2, 1 (so that
+    batch x accumulation stays exactly ``given`` x the accumulation asked for)."""
+    return [given // k for k in range(1, given + 1) if given % k == 0]
+
+
 def choose_batch_size(
-    model_name: str,
-    settings,
-    input_dim: int,
-    frames: int,
+    given: Optional[int],
+    accumulation: int,
     device: torch.device,
-    num_gloss: int,
-    num_cat: int,
+    step: Optional[Callable[[int], None]],
+    bytes_per_sample: Callable[[], int],
+    frames: int,
 ) -> BatchChoice:
-    """The batch size (8-64) for clips of ``frames`` frames (the longest of the data set)."""
-    if device.type == "cuda":
-        step = _probe_step(model_name, settings, input_dim, frames, device, num_gloss, num_cat)
-        size, reason = hardware.probe_batch_size(step, device)
-        return BatchChoice(size, "measured", reason)
-    per_sample = hardware.activation_bytes_per_sample(model_name, settings, input_dim, frames)
+    """The batch size and accumulation steps to train with.
+
+    ``given``: the batch size the user set (None: pick one). ``step(batch)``: one real training step
+    on a worst-case batch of ``frames``-frame clips (CUDA only). ``bytes_per_sample()``: the memory
+    rule's estimate for one clip (CPU and MPS).
+    """
+    if device.type == "cuda" and step is not None:
+        return _measured(given, accumulation, device, step)
+    if given is not None:
+        return BatchChoice(given, accumulation, "given",
+                           f"{setting('batch_size', given)} kept: the memory rule only picks a size when none is given")
     if device.type == "mps":
         available = int(torch.mps.recommended_max_memory()) - int(torch.mps.driver_allocated_memory())
     else:
         available = hardware.ram_bytes()[1]
-    size, reason = hardware.batch_size_from_memory(available, per_sample)
-    return BatchChoice(size, "memory rule", f"{reason} ({frames}-frame clips)")
+    size, reason = hardware.batch_size_from_memory(available, bytes_per_sample())
+    return BatchChoice(size, accumulation, "memory rule", f"{reason} ({frames}-frame clips)")
 
 
-def _probe_step(model_name, settings, input_dim, frames, device, num_gloss, num_cat):
-    """One real optimizer step at a given batch size, with the run's AMP setting; never compiled."""
-    from slr.models.registry import build_model
-
-    model = build_model(model_name, settings, input_dim, num_gloss, num_cat).to(device)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    dtype = hardware.amp_dtype(device, getattr(settings, "amp_dtype", "auto")) if settings.amp else None
-
-    def step(batch: int) -> None:
-        x = torch.randn(batch, frames, input_dim, device=device)
-        mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
-        gloss = torch.randint(0, num_gloss, (batch,), device=device)
-        cat = torch.randint(0, num_cat, (batch,), device=device)
-        try:
-            with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
-                gloss_logits, cat_logits = model(x, mask)
-                loss = torch.nn.functional.cross_entropy(gloss_logits, gloss) + torch.nn.functional.cross_entropy(
-                    cat_logits, cat
-                )
-            loss.backward()
-            optimizer.step()
-        finally:
-            # A step that ran out of memory half-way leaves gradients behind; the next, smaller try
-            # must not pay for them.
-            optimizer.zero_grad(set_to_none=True)
-
-    return step
+def _measured(given: Optional[int], accumulation: int, device: torch.device, step) -> BatchChoice:
+    sizes = divisor_sizes(given) if given is not None else hardware.auto_batch_sizes()
+    size, reason = hardware.probe_batch_size(step, device, sizes=sizes)
+    if size is None:
+        if given is None:  # the guide's floor: train at 8 and let the user see what happens
+            return BatchChoice(hardware.MIN_AUTO_BATCH, accumulation, "measured", reason)
+        raise ConfigError(f"{setting('auto_batch_size')}: not even a batch of 1 fits on {device} ({reason})")
+    if given is None or size == given:
+        return BatchChoice(size, accumulation, "measured", reason)
+    factor = given // size
+    return BatchChoice(
+        size, accumulation * factor, "measured",
+        f"{reason}; {setting('batch_size', given)} does not fit: {size} x {factor} more accumulation steps "
+        f"({setting('gradient_accumulation_steps', accumulation * factor)}), the same effective batch",
+    )

@@ -16,7 +16,7 @@ import torch
 
 from slr.engine.atomic import write_atomically
 from slr.engine.checkpoint_entries import Need, check_structure, describe, is_int
-from slr.errors import CheckpointError
+from slr.errors import CheckpointError, setting
 from slr.models.state_keys import unwrapped_keys
 
 FORMAT = "slr-checkpoint"
@@ -238,10 +238,7 @@ def _settings_hint(state: Mapping[str, Any], settings: Any | None, input_dim: in
 
 
 def _flag(name: str, value: Any) -> str:
-    flag = "--" + name.replace("_", "-")
-    if isinstance(value, bool):
-        return flag if value else "--no-" + name.replace("_", "-")
-    return f"{flag} {value}"
+    return setting(name, value)
 
 
 # -- a trained model, ready to run ---------------------------------------------------------------------

@@ -17,10 +17,9 @@ from slr.data.classes import read_class_names
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
 from slr.engine.sampler import EpochSampler
-from slr.errors import ConfigError, DataError
+from slr.errors import ConfigError, DataError, command, setting
 from slr.models.registry import model_spec
 from slr.settings import TrainSettings
-from slr.ui.console import print_notice
 
 
 @dataclass
@@ -37,6 +36,7 @@ class RunData:
     input_dim: int
     longest_clip: int
     class_names: dict[str, dict[int, str]]
+    notices: list[str]  # for the user, before training: warnings in the data, keys that fell back
 
     @property
     def summary(self) -> str:
@@ -71,13 +71,11 @@ class RunData:
 
 
 def _sources(settings: TrainSettings) -> tuple[SplitSource, SplitSource]:
-    kind = "keypoints" if model_spec(settings.model).input_kind == "keypoints" else "features"
+    kind = model_spec(settings.model).input_kind
     found = []
-    for split, directory, labels in (
-        ("train", settings.train_dir, settings.labels_train_csv),
-        ("val", settings.val_dir, settings.labels_val_csv),
-    ):
-        flag = f"--{kind}-{split}"
+    for split, labels in (("train", settings.labels_train_csv), ("val", settings.labels_val_csv)):
+        flag = setting(f"{kind}_{split}")
+        directory = getattr(settings, f"{kind}_{split}")
         if directory is None:
             raise ConfigError(f"{flag} DIR is required to train {settings.model}")
         labels_csv = Path(labels) if labels is not None else Path(directory) / "labels.csv"
@@ -98,17 +96,17 @@ def _first_clip_has(directory: Path, key: str) -> bool:
 
 
 def validate_command(settings: TrainSettings, src: SplitSource) -> str:
-    """`slr validate` with the flags of this run that change what it checks, so that it finds
-    the same problems training did (e.g. labels outside --num-gloss)."""
-    parts = ["slr", "validate", str(src.directory)]
+    """The validate command with the settings of this run that change what it checks, so that it
+    finds the same problems training did (e.g. labels outside num_gloss)."""
+    parts = [shlex.quote(str(src.directory))]
     if src.labels_csv != src.directory / "labels.csv":
-        parts += ["--labels-csv", str(src.labels_csv)]
-    parts += ["--num-gloss", str(settings.num_gloss), "--num-cat", str(settings.num_cat)]
+        parts.append(setting("labels_csv", shlex.quote(str(src.labels_csv))))
+    parts += [setting("num_gloss", settings.num_gloss), setting("num_cat", settings.num_cat)]
     if settings.kp_key != "X":
-        parts += ["--kp-key", settings.kp_key]
+        parts.append(setting("kp_key", shlex.quote(settings.kp_key)))
     if model_spec(settings.model).input_kind != "keypoints" and settings.feature_key != "X2048":
-        parts += ["--feature-key", settings.feature_key]
-    return shlex.join(parts)
+        parts.append(setting("feature_key", shlex.quote(settings.feature_key)))
+    return command("validate", *parts)
 
 
 def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) -> RunData:
@@ -118,7 +116,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
-    datasets, frames = [], []
+    datasets, frames, notices = [], [], []
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
             raise DataError(f"{src.flag}: clip directory not found", src.directory)
@@ -132,14 +130,14 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
         )
-        if report.warnings and dist.is_main:
-            print_notice(
+        if report.warnings:
+            notices.append(
                 f"{src.directory}: {len(report.warnings)} warning(s) in the data; "
-                f"`{validate_command(settings, src)}` lists them"
+                f"{validate_command(settings, src)} lists them"
             )
-        if fallback is not None and dist.is_main and not _first_clip_has(src.directory, key):
-            print_notice(
-                f"{src.directory}: clips without '{key}' (--feature-key): {settings.model} reads "
+        if fallback is not None and not _first_clip_has(src.directory, key):
+            notices.append(
+                f"{src.directory}: clips without '{key}' ({setting('feature_key')}): {settings.model} reads "
                 f"'{fallback}' from them ({report.widths.get(key, '?')} values per frame)"
             )
         dim = width or report.widths.get(key) or None
@@ -171,7 +169,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
-    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds))
+    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices)
 
 
 def _class_names(settings: TrainSettings, train: ClipDataset) -> dict[str, dict[int, str]]:

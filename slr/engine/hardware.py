@@ -11,6 +11,8 @@ from typing import Callable, Optional
 
 import torch
 
+from slr.errors import setting
+
 MIN_AUTO_BATCH, MAX_AUTO_BATCH = 8, 64  # the training guide's range for --auto-batch-size
 MAX_AUTO_WORKERS = 8
 GIB = 1024**3
@@ -38,13 +40,13 @@ def select_device(preference: str = "auto") -> DeviceChoice:
         if cuda:
             n = torch.cuda.device_count()
             return DeviceChoice(torch.device("cuda"), f"CUDA is available ({n} GPU{'s' if n > 1 else ''})")
-        fallback = "--device cuda asked for, but torch sees no CUDA GPU"
+        fallback = f"{setting('device', 'cuda')} asked for, but torch sees no CUDA GPU"
     elif preference == "mps" or (preference == "auto" and mps_available()):
         if mps_available():
             return DeviceChoice(torch.device("mps"), "Apple MPS is available and CUDA is not")
-        fallback = "--device mps asked for, but MPS is not available"
+        fallback = f"{setting('device', 'mps')} asked for, but MPS is not available"
     elif preference == "cpu":
-        return DeviceChoice(torch.device("cpu"), "--device cpu asked for")
+        return DeviceChoice(torch.device("cpu"), f"{setting('device', 'cpu')} asked for")
     else:
         fallback = "no CUDA GPU or Apple MPS device is visible to torch"
     return DeviceChoice(torch.device("cpu"), f"{fallback}; using the CPU")
@@ -175,8 +177,10 @@ def probe_batch_size(
     step: Callable[[int], None],
     device: torch.device,
     safety: float = 0.85,
-) -> tuple[int, str]:
-    """Measure on CUDA: run real forward/backward steps at 64, 32, 16, 8 and keep the largest that fits.
+    sizes: Optional[list[int]] = None,
+) -> tuple[Optional[int], str]:
+    """Measure on CUDA: run real training steps at each of ``sizes`` (default 64, 32, 16, 8) and keep
+    the first, largest, that fits; None when none does.
 
     ``step(batch)`` runs one training step on a worst-case batch (longest clips). A size fits when it
     neither runs out of memory nor peaks above ``safety`` of the GPU's total memory.
@@ -193,34 +197,40 @@ def probe_batch_size(
         finally:
             _release(device)
 
-    size, tried = largest_fitting_batch(peak_of, total, safety)
+    size, tried = largest_fitting_batch(peak_of, total, safety, sizes)
     if size is None:
-        return MIN_AUTO_BATCH, "measured: even the smallest size did not fit comfortably; " + "; ".join(tried)
+        return None, "measured: even the smallest size did not fit comfortably; " + "; ".join(tried)
     return size, f"measured on {torch.cuda.get_device_name(device)}: " + "; ".join(tried)
 
 
+def auto_batch_sizes() -> list[int]:
+    """The sizes --auto-batch-size tries when no batch size was given: 64, 32, 16, 8."""
+    sizes, size = [], MAX_AUTO_BATCH
+    while size >= MIN_AUTO_BATCH:
+        sizes.append(size)
+        size //= 2
+    return sizes
+
+
 def largest_fitting_batch(
-    peak_of: Callable[[int], int], total: int, safety: float
+    peak_of: Callable[[int], int], total: int, safety: float, sizes: Optional[list[int]] = None
 ) -> tuple[Optional[int], list[str]]:
-    """Halve from the largest size until one step neither runs out of memory nor peaks above
+    """Try ``sizes`` from the largest until one step neither runs out of memory nor peaks above
     ``safety * total`` bytes. Returns that size (None when none fits) and what each try measured.
 
     ``peak_of(size)`` runs one step and returns its peak memory, or raises torch.OutOfMemoryError.
     """
     tried = []
-    size = MAX_AUTO_BATCH
-    while size >= MIN_AUTO_BATCH:
+    for size in sizes or auto_batch_sizes():
         try:
             peak = peak_of(size)
         except torch.OutOfMemoryError:
             tried.append(f"{size}: out of memory")
-            size //= 2
             continue
         if peak <= safety * total:
             tried.append(f"{size}: peak {peak / GIB:.2f} GiB")
             return size, tried
         tried.append(f"{size}: peak {peak / GIB:.2f} GiB over {safety:.0%} of {total / GIB:.1f} GiB")
-        size //= 2
     return None, tried
 
 
@@ -233,16 +243,12 @@ def _release(device: torch.device) -> None:
 def activation_bytes_per_sample(model_name: str, settings, input_dim: int, frames: int) -> int:
     """A rough upper bound of one clip's training memory (activations kept for backward), in bytes.
 
-    Used by the memory rule on CPU and MPS, where probing is neither needed nor reliable.
+    Used by the memory rule on CPU and MPS, where probing is neither needed nor reliable; each
+    model's estimate lives in its registry entry.
     """
-    if model_name == "transformer":
-        d, ff, heads, layers = settings.d_model, settings.ff_dim, settings.num_heads, settings.num_layers
-        per_layer = frames * (10 * d + 2 * ff) + 3 * heads * frames * frames
-        floats = frames * input_dim + layers * per_layer
-    else:
-        h = settings.gru_hidden * (2 if settings.gru_bidirectional else 1)
-        floats = frames * input_dim * 2 + settings.gru_layers * frames * h * 8
-    return int(floats * 4 * 2)  # float32, and gradients of the same size
+    from slr.models.registry import model_spec
+
+    return model_spec(model_name).bytes_per_sample(settings, input_dim, frames)
 
 
 @dataclass(frozen=True)

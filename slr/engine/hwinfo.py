@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from typing import Any
 
@@ -11,12 +10,11 @@ import torch
 from slr import __version__
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
+from slr.models.registry import MODELS
 from slr.settings import HwinfoSettings, TrainSettings
 
 #: Clip length the batch-size preview assumes; training uses the longest clip of the real data.
 PREVIEW_FRAMES = 64
-#: Input widths of the preview: FSL-105 keypoints and InceptionV3 features.
-PREVIEW_INPUT_DIMS = {"transformer": 156, "iv3_gru": 2048}
 
 
 def collect(settings: HwinfoSettings) -> dict[str, Any]:
@@ -25,16 +23,14 @@ def collect(settings: HwinfoSettings) -> dict[str, Any]:
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     workers, workers_reason = hardware.auto_workers(choice.kind)
     batch = {}
-    for model in ("transformer", "iv3_gru"):
+    for model, spec in MODELS.items():
         defaults = TrainSettings(model=model)
+        width = spec.preview_width
         pick = choose_batch_size(
-            model,
-            defaults,
-            PREVIEW_INPUT_DIMS[model],
-            PREVIEW_FRAMES,
-            choice.device,
-            defaults.num_gloss,
-            defaults.num_cat,
+            None, 1, choice.device,
+            step=_preview_step(defaults, width, choice.device) if choice.device.type == "cuda" else None,
+            bytes_per_sample=lambda: spec.bytes_per_sample(defaults, width, PREVIEW_FRAMES),
+            frames=PREVIEW_FRAMES,
         )
         batch[model] = {"batch_size": pick.batch_size, "method": pick.method, "reason": pick.reason}
     return {
@@ -74,11 +70,16 @@ def _machine_cores() -> int:
     return os.cpu_count() or 1
 
 
-def run_hwinfo(settings: HwinfoSettings) -> None:
-    report = collect(settings)
-    if settings.json_output:
-        print(json.dumps(report, indent=2))
-        return
-    from slr.ui.hwinfo_view import render_hwinfo
+def run_hwinfo(settings: HwinfoSettings) -> dict:
+    """`slr hwinfo`: the report as JSON-able values; the caller shows it."""
+    return collect(settings)
 
-    render_hwinfo(report)
+
+def _preview_step(settings: TrainSettings, width: int, device):
+    """The probe's real training step, on clips of the preview's size."""
+    from types import SimpleNamespace
+
+    from slr.engine.autobatch_probe import probe_step
+
+    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
+    return probe_step(settings, SimpleNamespace(input_dim=width, longest_clip=PREVIEW_FRAMES), device, amp)

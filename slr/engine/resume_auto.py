@@ -21,7 +21,8 @@ from typing import Optional
 
 from slr.engine import checkpoint as ckpt
 from slr.errors import CheckpointError, ConfigError, setting
-from slr.settings import MODEL_CLASS_NAMES, TrainSettings
+from slr.models.registry import MODELS
+from slr.settings import TrainSettings
 
 AUTO = "auto"
 
@@ -29,9 +30,9 @@ AUTO = "auto"
 def last_checkpoints(folder: Path) -> dict[str, Path]:
     """Model name -> its ``_last.pt`` in ``folder``, for the models that have one there."""
     return {
-        model: folder / f"{name}_last.pt"
-        for model, name in MODEL_CLASS_NAMES.items()
-        if (folder / f"{name}_last.pt").is_file()
+        model: folder / f"{spec.class_name}_last.pt"
+        for model, spec in MODELS.items()
+        if (folder / f"{spec.class_name}_last.pt").is_file()
     }
 
 

@@ -1,15 +1,21 @@
-"""`slr train` and `slr resume`: turn settings into a device, data, a model and a Trainer, then fit."""
+"""`slr train` and `slr resume`: turn settings into a device, data, a model and a Trainer, then fit.
+
+One path for both: a resume is planned first (``plan_resume``: the checkpoint's stored settings <
+config file < flags), then ``train`` runs it like a new run. Nothing here prints: what happens
+goes to the observer the caller hands in (the command line's TrainingView), and the outcome is
+returned.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
 from slr import __version__
-from slr.config import resolve_settings
+from slr.config import read_config_file, check_known_keys, resolve_settings
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
@@ -22,12 +28,12 @@ from slr.engine.distributed import (
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
-from slr.engine.run_files import check_writable, keep_earlier_run
-from slr.engine.trainer import Interrupted, RunPaths, Trainer
-from slr.errors import DataError, SlrError, TrainingStopped
-from slr.settings import MODEL_CLASS_NAMES, ResumeSettings, TrainSettings
-from slr.ui.console import print_notice
-from slr.ui.training_view import TrainingView
+from slr.engine.observer import SilentObserver, TrainingObserver
+from slr.engine.run_files import check_writable, files_record, keep_earlier_run
+from slr.engine.trainer import RunPaths, Trainer
+from slr.errors import DataError, TrainingStopped, setting
+from slr.models.registry import model_spec
+from slr.settings import ResumeSettings, TrainSettings
 
 
 @dataclass
@@ -37,46 +43,55 @@ class TrainOutcome:
     best_epoch: int
     epochs_done: int
     history: list[dict[str, Any]]
-    interrupted: bool = False
+    is_main: bool = True  # rank 0 (or the only process): the one that wrote the files
+    trained: bool = True  # False when a resumed run had nothing left to do
+    model: Optional[torch.nn.Module] = None  # the trained model, unwrapped (None when nothing trained)
 
 
-def resume_from_settings(settings: ResumeSettings) -> TrainOutcome:
-    """Continue a run: the checkpoint's settings, overridden by any flags given to `slr resume`."""
-    path = Path(settings.checkpoint)
+@dataclass
+class ResumePlan:
+    """A checkpoint to continue from and the settings the continued run will use."""
+
+    path: Path
+    state: dict[str, Any]
+    settings: TrainSettings
+    #: (setting, value stored in the checkpoint, value now) for each setting the config file or the
+    #: flags changed
+    changes: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+
+def plan_resume(request: ResumeSettings) -> ResumePlan:
+    """Stored settings < config file < flags, for `slr resume` and `slr train --resume` alike."""
+    path = Path(request.checkpoint)
     state = ckpt.load_checkpoint(path, need="resume")
-    stored = dict(state["settings"])
-    stored.pop("resume", None)
-    stored.update(_outputs_beside(path, stored, settings.overrides))
-    train_settings = resolve_settings(
-        TrainSettings, settings.overrides, base=stored, base_source=f"{path} (settings stored in the checkpoint)"
+    given: dict[str, Any] = {}
+    if request.config is not None:
+        given = dict(read_config_file(request.config))
+        check_known_keys(TrainSettings, given, request.config)
+    given.update(request.overrides)
+    given.pop("resume", None)
+    stored = {k: v for k, v in state["settings"].items() if k not in ("resume", "smoke_test")}
+    stored.update(_outputs_beside(path, stored, given))
+    settings = resolve_settings(
+        TrainSettings, given, base=stored, base_source=f"{path} (settings stored in the checkpoint)"
     )
-    _check_stored_data_dirs(train_settings, settings.overrides, path)
-    return run_training(train_settings, resume_state=state, resume_path=path)
+    _check_stored_data_dirs(settings, given, path)
+    before = _as_stored(stored)
+    now = settings.model_dump(mode="json")
+    changes = [(name, before.get(name), now[name]) for name in now if name in given and before.get(name) != now[name]]
+    return ResumePlan(path, state, settings, changes)
 
 
-def train_from_settings(settings: TrainSettings) -> TrainOutcome:
-    """`slr train`; with --resume, the given settings continue from that checkpoint's state."""
-    if settings.resume == "auto":  # the output folder's _last.pt, or a new run (slr/engine/resume_auto.py)
-        from slr.engine.resume_auto import find_resumable
-
-        settings = settings.model_copy(update={"resume": find_resumable(settings)})
-    if settings.resume is not None:
-        path = Path(settings.resume)
-        state = ckpt.load_checkpoint(path, need="resume")
-        given = settings.model_fields_set
-        updates: dict[str, Any] = {}
-        if "model" not in given:  # the guide's `train.py --resume CKPT ...` names no model
-            updates["model"] = state.get("model", settings.model)
-        if "output_dir" not in given:
-            updates["output_dir"] = path.parent
-        if updates:
-            settings = settings.model_copy(update=updates)
-        return run_training(settings, resume_state=state, resume_path=path)
-    return run_training(settings)
+def _as_stored(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored settings in the form model_dump(mode="json") gives, so that equal values compare equal."""
+    try:
+        return TrainSettings.model_validate(dict(stored)).model_dump(mode="json")
+    except Exception:  # noqa: BLE001 - invalid stored settings were already refused by resolve_settings
+        return dict(stored)
 
 
-def _outputs_beside(checkpoint: Path, stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-    """A resumed run writes beside its checkpoint: the stored --output-dir was relative to wherever
+def _outputs_beside(checkpoint: Path, stored: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """A resumed run writes beside its checkpoint: the stored output folder was relative to wherever
     the first run started, and may now hold another run."""
     if "output_dir" in given:
         return {}
@@ -90,38 +105,47 @@ def _outputs_beside(checkpoint: Path, stored: dict[str, Any], given: dict[str, A
     return updates
 
 
-def _check_stored_data_dirs(settings: TrainSettings, given: dict[str, Any], checkpoint: Path) -> None:
-    kind = "keypoints" if settings.model == "transformer" else "features"
+def _check_stored_data_dirs(settings: TrainSettings, given: Mapping[str, Any], checkpoint: Path) -> None:
+    kind = model_spec(settings.model).input_kind
     for split in ("train", "val"):
-        field = f"{kind}_{split}"
-        directory = getattr(settings, field)
-        if directory is not None and field not in given and not Path(directory).is_dir():
-            flag = f"--{kind}-{split}"
+        name = f"{kind}_{split}"
+        directory = getattr(settings, name)
+        if directory is not None and name not in given and not Path(directory).is_dir():
             raise DataError(
-                f"{flag} {directory}, stored in the checkpoint (relative to where the run started), is not a "
-                f"directory here: run from there, or pass {flag} DIR",
+                f"{setting(name)} {directory}, stored in the checkpoint (relative to where the run started), is "
+                f"not a directory here: run from there, or pass {setting(name, 'DIR')}",
                 checkpoint,
             )
 
 
-def run_training(
+def train(
     settings: TrainSettings,
-    resume_state: Optional[dict[str, Any]] = None,
-    resume_path: Optional[Path] = None,
-    view: Optional[TrainingView] = None,
+    observer: Optional[TrainingObserver] = None,
+    resume: Optional[ResumePlan] = None,
 ) -> TrainOutcome:
+    """Train (or continue ``resume``) with ``settings``; what happens goes to ``observer``.
+
+    Raises ``trainer.Interrupted`` after a stop request (Ctrl-C) once a resumable checkpoint is
+    written, ``TrainingStopped`` for a run that cannot go on, and other ``SlrError`` for bad input.
+    """
     choice = hardware.select_device(settings.device)
     dist = init_distributed(choice.kind, settings.dist_timeout_s)
+    watcher = observer if (observer is not None and dist.is_main) else SilentObserver()
     try:
-        outcome = _run(settings, choice, dist, resume_state, resume_path, view)
+        outcome = _run(settings, choice, dist, resume, watcher)
     except (SystemExit, TrainingStopped):
         # Stops every rank agreed on (Ctrl-C, a non-finite loss): leave together, after rank 0 has
         # written its checkpoint.
         shutdown_distributed(wait_for_peers=True)
         raise
     except BaseException as exc:
-        # An error on this rank alone (e.g. rank 0 cannot write to --output-dir): the others may be
-        # waiting in a collective it will never join. Waiting for them would hang; leave now, and
+        from slr.engine.trainer import Interrupted
+
+        if isinstance(exc, Interrupted):  # agreed by every rank, like the stops above
+            shutdown_distributed(wait_for_peers=True)
+            raise
+        # An error on this rank alone (e.g. rank 0 cannot write to the output folder): the others may
+        # be waiting in a collective it will never join. Waiting for them would hang; leave now, and
         # torchrun stops them.
         shutdown_distributed(wait_for_peers=False)
         if dist.enabled and peer_failed(exc):
@@ -131,32 +155,24 @@ def run_training(
     return outcome
 
 
-def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> TrainOutcome:
+def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[ResumePlan],
+         observer: TrainingObserver) -> TrainOutcome:
     device = choice.device
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    notices = hardware_notices(settings, device, dist) if dist.is_main else []
-    for text in notices:
-        print_notice(text)
-    view = view or TrainingView(enabled=dist.is_main)
-    if resume_state is not None:
-        ckpt.check_compatible(
-            resume_state, resume_path, model=settings.model, num_gloss=settings.num_gloss, num_cat=settings.num_cat
-        )
-        if resume_state["epoch"] >= settings.epochs:
-            view.note(
-                f"{resume_path} has already trained {resume_state['epoch']} of --epochs {settings.epochs}: "
-                "nothing to do (--epochs is the total; raise it to train further)"
-            )
-            return _nothing_to_do(settings, resume_state)
-        stale = resume_state["early_stop"]["stale_epochs"]
-        if settings.early_stop and stale >= settings.early_stop:
-            view.note(
-                f"{resume_path} stopped early after epoch {resume_state['epoch']}: no better val_gloss_acc for "
-                f"{stale} epoch{'s' if stale > 1 else ''} (--early-stop {settings.early_stop}). Nothing to do; to "
-                f"train further pass a larger --early-stop, or --early-stop none to turn it off"
-            )
-            return _nothing_to_do(settings, resume_state)
+    for text in hardware_notices(settings, device, dist):
+        observer.notice(text)
+    state = resume.state if resume is not None else None
+    if resume is not None:
+        for name, before, now in resume.changes:
+            observer.note(f"{setting(name)}: {now} (the checkpoint has {before})")
+        ckpt.check_compatible(state, resume.path, model=settings.model, num_gloss=settings.num_gloss,
+                              num_cat=settings.num_cat)
+        done = _nothing_to_do(settings, state, resume.path)
+        if done is not None:
+            observer.note(done)
+            return TrainOutcome(run_paths(settings), state["best_metric"], state.get("best_epoch", 0),
+                                state["epoch"], state["history"], is_main=dist.is_main, trained=False)
 
     paths = run_paths(settings)
     if dist.is_main:
@@ -165,10 +181,13 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     from slr.engine.data_setup import build_data
 
     data = build_data(settings, dist, device)
-    settings, runtime = resolve_auto_options(settings, device, data, dist, resume_state)
+    for text in data.notices if dist.is_main else ():
+        observer.notice(text)
+    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
+    settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer)
     from slr.engine.resume_world import fit_batch_to_world, totals_to_resume  # another number of processes
 
-    settings, runtime, world_notes = fit_batch_to_world(settings, runtime, resume_state, dist, resume_path)
+    settings, runtime, world_notes = fit_batch_to_world(settings, runtime, state, dist, resume.path if resume else None)
     train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
 
     from slr.models.registry import build_model, count_parameters
@@ -178,52 +197,54 @@ def _run(settings, choice, dist: DistInfo, resume_state, resume_path, view) -> T
     total_params, trainable = count_parameters(model)
     model = wrap_model(model, settings, device, dist)
 
-    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
     extras = {
         "slr_version": __version__,
         "model": settings.model,
-        "model_class": MODEL_CLASS_NAMES[settings.model],
+        "model_class": model_spec(settings.model).class_name,
         "input_dim": data.input_dim,
         "num_gloss": settings.num_gloss,
         "num_cat": settings.num_cat,
         "class_names": data.class_names,
         "runtime": runtime,
     }
-    trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, view, amp, extras)
-    if resume_state is not None:
-        trainer.load_state_dict(resume_state, resume_path)
+    trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
+    if resume is not None:
+        trainer.load_state_dict(state, resume.path)
         trainer.progress.totals = totals_to_resume(trainer.progress.totals, dist)
     if dist.is_main:
-        for names, folder in keep_earlier_run(paths, settings.model, resume_path):
-            view.note(f"kept the earlier run's {', '.join(names)}: moved to {folder}")
+        for names, folder in keep_earlier_run(paths, settings.model, resume.path if resume else None):
+            observer.note(f"kept the earlier run's {', '.join(names)}: moved to {folder}")
         write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
-                                         "runtime": runtime})
-        view.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))
+                                         "runtime": runtime, "files": files_record(paths)})
+        observer.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))
         for text in world_notes:
-            view.note(text)
-        if resume_state is not None:
+            observer.note(text)
+        if resume is not None:
             at = f" step {trainer.progress.step}" if trainer.progress.step else ""
-            view.note(f"resuming {resume_path} after epoch {trainer.progress.epoch}{at}")
-    try:
-        progress = trainer.fit()
-    except Interrupted as stop:
-        view.note(f"interrupted: resumable checkpoint written to {stop.path}; continue with `slr resume {stop.path}`")
-        raise SystemExit(130) from None
-    outcome = TrainOutcome(paths, progress.best_metric, progress.best_epoch, progress.epoch, progress.history)
-    if dist.is_main:
-        finish(settings, outcome, view)
-    return outcome
+            observer.note(f"resuming {resume.path} after epoch {trainer.progress.epoch}{at}")
+    progress = trainer.fit()
+    return TrainOutcome(paths, progress.best_metric, progress.best_epoch, progress.epoch, progress.history,
+                        is_main=dist.is_main, model=ckpt.unwrap_model(model))
 
 
-def _nothing_to_do(settings: TrainSettings, state: dict[str, Any]) -> TrainOutcome:
-    return TrainOutcome(run_paths(settings), state["best_metric"], state.get("best_epoch", 0), state["epoch"],
-                        state["history"])
+def _nothing_to_do(settings: TrainSettings, state: Mapping[str, Any], path: Path) -> Optional[str]:
+    """Why a resumed run has nothing left to train, or None."""
+    if state["epoch"] >= settings.epochs:
+        return (f"{path} has already trained {state['epoch']} of {setting('epochs', settings.epochs)}: nothing to "
+                f"do ({setting('epochs')} is the total; raise it to train further)")
+    stale = state["early_stop"]["stale_epochs"]
+    if settings.early_stop and stale >= settings.early_stop:
+        return (f"{path} stopped early after epoch {state['epoch']}: no better val_gloss_acc for {stale} "
+                f"epoch{'s' if stale > 1 else ''} ({setting('early_stop', settings.early_stop)}). Nothing to do; "
+                f"to train further pass a larger {setting('early_stop')}, or {setting('early_stop', None)} to "
+                f"turn it off")
+    return None
 
 
 def _run_header(settings, device, reason, data, runtime, amp, total_params, trainable) -> str:
     accumulation = settings.gradient_accumulation_steps
     parts = [
-        f"{MODEL_CLASS_NAMES[settings.model]}: {total_params:,} parameters ({trainable:,} trainable) "
+        f"{model_spec(settings.model).class_name}: {total_params:,} parameters ({trainable:,} trainable) "
         f"on {device} ({reason})",
         data.summary,
         f"batch {settings.batch_size}"
@@ -236,31 +257,9 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
     return "; ".join(parts)
 
 
-def finish(settings: TrainSettings, outcome: TrainOutcome, view: TrainingView) -> None:
-    last = outcome.history[-1] if outcome.history else None
-    if last is not None:
-        view.note(
-            f"done: best val_gloss_acc {outcome.best_metric:.4f} at epoch {outcome.best_epoch} "
-            f"(last epoch: val_gloss_acc {last['val_gloss_acc']:.4f}, val_cat_acc {last['val_cat_acc']:.4f})"
-        )
-    view.note(
-        f"checkpoints: {outcome.paths.best} (best), {outcome.paths.last} (last); log: {outcome.paths.log_csv}"
-    )
-    if settings.plots and outcome.history:
-        try:
-            from slr.analysis.plots import plot_training_curves
-
-            png = plot_training_curves(outcome.paths.log_csv)
-            view.note(f"training curves: {png}")
-        except (SlrError, OSError) as exc:  # the run itself succeeded: the curves are a bonus
-            print_notice(f"training curves not drawn: {exc}; `slr plot {outcome.paths.log_csv}` draws them later")
-        except ImportError:
-            pass
-
-
 def run_paths(settings: TrainSettings) -> RunPaths:
     out = Path(settings.output_dir)
-    name = MODEL_CLASS_NAMES[settings.model]
+    name = model_spec(settings.model).class_name
     return RunPaths(
         output_dir=out,
         last=out / f"{name}_last.pt",
@@ -275,15 +274,17 @@ def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistIn
     notes = []
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
     if settings.amp and device.type != "cuda":
-        notes.append(f"--amp: mixed precision is for CUDA GPUs; training in float32 on {device.type}")
+        notes.append(f"{setting('amp')}: mixed precision is for CUDA GPUs; training in float32 on {device.type}")
     if settings.compile_model and device.type != "cuda":
-        notes.append(f"--compile-model: skipped on {device.type} (compilation pays off on CUDA GPUs)")
+        notes.append(f"{setting('compile_model')}: skipped on {device.type} (compilation pays off on CUDA GPUs)")
     if settings.enable_parallel and gpus < 2 and not dist.enabled:
-        notes.append(f"--enable-parallel: {gpus} GPU(s) visible; DataParallel needs at least 2, training on one device")
+        notes.append(f"{setting('enable_parallel')}: {gpus} GPU(s) visible; DataParallel needs at least 2, "
+                     "training on one device")
     if settings.enable_parallel and settings.compile_model and gpus >= 2 and not dist.enabled:
-        notes.append("--compile-model: not combined with DataParallel (no gain, known failures); not compiling")
+        notes.append(f"{setting('compile_model')}: not combined with DataParallel (no gain, known failures); "
+                     "not compiling")
     if settings.pin_memory and device.type != "cuda":
-        notes.append(f"--pin-memory: only helps copies to a CUDA GPU; off on {device.type}")
+        notes.append(f"{setting('pin_memory')}: only helps copies to a CUDA GPU; off on {device.type}")
     return notes
 
 
@@ -303,28 +304,43 @@ def wrap_model(model: torch.nn.Module, settings: TrainSettings, device: torch.de
     return model
 
 
-def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, resume_state):
+def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, resume_state, amp,
+                         observer: TrainingObserver):
     """Replace --auto-batch-size / --auto-workers by the values picked, and record why."""
     runtime: dict[str, Any] = {"device": str(device), "world_size": dist.world_size}
     updates: dict[str, Any] = {}
     if settings.auto_batch_size:
         stored = (resume_state or {}).get("runtime", {}).get("batch_size")
-        if stored:  # a resumed run keeps the batch size it started with, so it continues exactly
+        if stored:  # a resumed run keeps the batch it started with, so that it continues exactly
             updates["batch_size"] = stored["value"]
+            if "accumulation" in stored:
+                updates["gradient_accumulation_steps"] = stored["accumulation"]
             runtime["batch_size"] = stored
         else:
-            pick = choose_batch_size(settings.model, settings, data.input_dim, data.longest_clip, device,
-                                     settings.num_gloss, settings.num_cat)
+            from slr.engine.autobatch_probe import probe_step
+
+            given = settings.batch_size if "batch_size" in settings.model_fields_set else None
+            pick = choose_batch_size(
+                given, settings.gradient_accumulation_steps, device,
+                step=probe_step(settings, data, device, amp) if device.type == "cuda" else None,
+                bytes_per_sample=lambda: hardware.activation_bytes_per_sample(
+                    settings.model, settings, data.input_dim, data.longest_clip),
+                frames=data.longest_clip,
+            )
             size, reason = min_across_ranks(pick.batch_size, dist, device), pick.reason
+            accumulation = pick.accumulation
             if size != pick.batch_size:
                 reason += f"; {size}, the smallest any of the {dist.world_size} ranks picked"
-            if "batch_size" in settings.model_fields_set and size != settings.batch_size:
-                reason += f"; replaces --batch-size {settings.batch_size}"
+                if given is not None:
+                    accumulation = settings.gradient_accumulation_steps * max(1, given // size)
             updates["batch_size"] = size
-            runtime["batch_size"] = {"value": size, "method": pick.method, "reason": reason}
-            if dist.is_main:
-                print_notice(f"--auto-batch-size: {size} ({pick.method}: {reason})")
-    workers, reason = settings.num_workers, "--num-workers"
+            updates["gradient_accumulation_steps"] = accumulation
+            runtime["batch_size"] = {"value": size, "accumulation": accumulation, "method": pick.method,
+                                     "reason": reason}
+            observer.notice(f"{setting('auto_batch_size')}: batch {size}"
+                            + (f" x {accumulation} accumulated" if accumulation > 1 else "")
+                            + f" ({pick.method}: {reason})")
+    workers, reason = settings.num_workers, "num_workers"
     if settings.auto_workers or settings.num_workers == 0:
         workers, reason = hardware.auto_workers(device.type)
         if dist.enabled:
@@ -334,3 +350,9 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
     if updates:
         settings = settings.model_copy(update=updates)
     return settings, runtime
+
+
+def resume(request: ResumeSettings, observer: Optional[TrainingObserver] = None) -> TrainOutcome:
+    """Continue the run of ``request.checkpoint``: ``train`` with the plan of ``plan_resume``."""
+    plan = plan_resume(request)
+    return train(plan.settings, observer, resume=plan)

@@ -16,9 +16,9 @@ from typing import Optional
 
 from slr.engine.logbook import GUIDE_COLUMNS
 from slr.engine.trainer import RunPaths
-from slr.errors import ConfigError
+from slr.errors import ConfigError, setting
 from slr.output_paths import check_output_dir, check_output_file, same_file
-from slr.settings import MODEL_CLASS_NAMES
+from slr.models.registry import MODELS, checkpoint_filename
 
 LOG_HEADER_START = GUIDE_COLUMNS[0] + ","  # how every log slr writes begins
 
@@ -26,12 +26,12 @@ LOG_HEADER_START = GUIDE_COLUMNS[0] + ","  # how every log slr writes begins
 def check_writable(paths: RunPaths) -> None:
     """Fail now, naming the flag, rather than after the first epoch when the log is first written.
     Nothing is created here, so a refused run leaves no empty folder behind."""
-    check_output_dir(paths.output_dir, "--output-dir")
+    check_output_dir(paths.output_dir, setting("output_dir"))
     log = paths.log_csv
-    check_output_file(log, "--log-csv")
+    check_output_file(log, setting("log_csv"))
     if log.is_file() and not _is_slr_log(log):
         raise ConfigError(
-            f"--log-csv: {log} exists and is not an slr training log (it does not start with "
+            f"{setting('log_csv')}: {log} exists and is not an slr training log (it does not start with "
             f"'{LOG_HEADER_START}...'); it is left as it is: choose another file"
         )
 
@@ -58,8 +58,11 @@ def keep_earlier_run(paths: RunPaths, model: str, resume_path: Optional[Path] = 
     """
     if resume_path is not None and _same_file(resume_path, paths.last) and _run_model(paths) in (None, model):
         return []
-    checkpoints = [paths.output_dir / f"{name}_{kind}.pt" for name in MODEL_CLASS_NAMES.values() for kind in ("last", "best")]
-    targets = [*checkpoints, paths.log_csv, paths.log_csv.with_suffix(".png"), paths.settings_json]
+    checkpoints = [paths.output_dir / checkpoint_filename(name, kind) for name in MODELS for kind in ("last", "best")]
+    # What this run will write, and wherever the earlier run's own log and curves are (its log may
+    # be elsewhere than this run's: a stale one beside new checkpoints would pass for theirs).
+    targets = [*checkpoints, paths.log_csv, paths.log_csv.with_suffix(".png"), paths.settings_json,
+               *_earlier_log_files(paths)]
     source = resume_path.resolve() if resume_path is not None else None
     present = [p for p in dict.fromkeys(targets) if p.is_file() and p.resolve() != source]
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -71,6 +74,37 @@ def keep_earlier_run(paths: RunPaths, model: str, resume_path: Optional[Path] = 
         shutil.move(path, folder / path.name)  # a --log-csv elsewhere may sit on another file system
         names.append(path.name)
     return list(moved.values())
+
+
+def files_record(paths: RunPaths) -> dict[str, str]:
+    """Where a run's log is, for its settings.json: relative to the output folder when inside it
+    (the folder may be moved or copied), absolute otherwise."""
+    return {"log_csv": _relative_or_absolute(paths.log_csv, paths.output_dir)}
+
+
+def _relative_or_absolute(path: Path, folder: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(folder.resolve()))
+    except (ValueError, OSError):
+        return str(path.resolve())
+
+
+def _earlier_log_files(paths: RunPaths) -> list[Path]:
+    """The log and curves of the run recorded in the folder's settings.json (none without one).
+    A log outside the folder counts only while it is still an slr log: the record may be old."""
+    try:
+        record = json.loads(paths.settings_json.read_text(encoding="utf-8"))
+        where = (record.get("files") or {}).get("log_csv")
+        if where is None:  # written before slr recorded its files: the log setting, as it was given
+            where = record["settings"].get("log_csv") or "log.csv"
+            log = Path(where) if record["settings"].get("log_csv") else paths.output_dir / where
+        else:
+            log = Path(where) if Path(where).is_absolute() else paths.output_dir / where
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    if not (log.is_file() and _is_slr_log(log)):
+        return []
+    return [log, log.with_suffix(".png")]
 
 
 def _run_model(paths: RunPaths) -> Optional[str]:

@@ -1,134 +1,176 @@
-"""`slr smoke MODEL`: a minute-long check of an install, on synthetic clips and no data on disk.
+"""`slr smoke MODEL`: a check of an install on synthetic clips, through the real training path.
 
-It trains a few steps on one synthetic batch, checks that the loss falls, then writes a
-checkpoint, reads it back with ``weights_only=True`` into a fresh model and checks that the two
-models give the same outputs.
+Synthetic clips are written in the on-disk format, then trained on by the same code as `slr train`
+(data checks, dataset, loader and sampler, the Trainer, the checkpoint writer and the log) for
+about ``steps`` optimizer steps. A break anywhere in training fails it. Then: the loss must have
+fallen, the log must hold every epoch, and ``_last.pt`` read back with ``weights_only=True`` into a
+fresh model must give the trained model's outputs.
+
+``--frames`` (iv3_gru) feeds RGB frames through InceptionV3, which clip files do not hold: those
+steps run the Trainer's own step on an in-memory batch.
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
 from slr import __version__
 from slr.data.dataset import ClipDataset, collate_clips
-from slr.data.synthetic import make_synthetic_clips
+from slr.data.synthetic import make_synthetic_clips, write_clips
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
+from slr.engine.distributed import DistInfo
+from slr.engine.observer import SilentObserver
+from slr.engine.trainer import Trainer
+from slr.errors import setting
 from slr.models.registry import build_model, count_parameters, model_spec
-from slr.settings import MODEL_CLASS_NAMES, SmokeSettings
-from slr.ui.console import out, print_error, print_notice
+from slr.settings import SmokeSettings, TrainSettings
 
 FEATURE_DIM = 2048  # InceptionV3's pooled width
 FRAME_SIZE = 299  # InceptionV3's input size
-LOSS_MUST_FALL_TO = 0.7  # final loss at most this share of the first
+LOSS_MUST_FALL_TO = 0.7  # the last epoch's training loss at most this share of the first's
+BATCHES_PER_EPOCH = 2  # so that each clip is seen steps/2 times and the loss can fall
 
 
-def _batch(settings: SmokeSettings, frames_input: bool):
-    """One synthetic batch of variable-length clips (8-24 frames, padded with a mask)."""
-    features = model_spec(settings.model).input_kind == "features"
-    clips = make_synthetic_clips(
-        settings.batch_size,
-        num_gloss=settings.num_gloss,
-        num_cat=settings.num_cat,
-        feature_dim=FEATURE_DIM,
-        with_features=features and not frames_input,
-        min_frames=2 if frames_input else 8,
-        max_frames=3 if frames_input else 24,
-        seed=settings.seed,
-    )
-    arrays = clips.features if (features and not frames_input) else clips.x
-    batch = collate_clips([ClipDataset.from_arrays(arrays, clips.gloss, clips.cat)[i] for i in range(len(arrays))])
+@dataclass
+class SmokeReport:
+    header: str
+    checks: dict[str, bool] = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+    clips: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(self.checks.values())
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.clips / max(self.seconds, 1e-9)
+
+
+def run_smoke(settings: SmokeSettings, on_note: Optional[Callable[[str], None]] = None) -> SmokeReport:
+    note = on_note or (lambda text: None)
+    torch.manual_seed(settings.seed)
+    device = hardware.select_device(settings.device).device
+    frames_input = settings.frames and model_spec(settings.model).input_kind == "features"
+    if settings.frames and not frames_input:
+        note(f"{setting('frames')} only applies to iv3_gru; the transformer reads keypoints")
+    if settings.amp and device.type != "cuda":
+        note(f"{setting('amp')}: mixed precision is for CUDA GPUs; float32 on {device.type}")
+    if settings.compile_model and device.type != "cuda":
+        note(f"{setting('compile_model')}: skipped on {device.type}")
     if frames_input:
-        # Small RGB frames standing in for video: each clip's keypoints painted as a colour field.
-        b, t = batch.x.shape[:2]
-        colours = batch.x[..., :3].reshape(b, t, 3, 1, 1)
-        noise = torch.randn(b, t, 3, FRAME_SIZE, FRAME_SIZE, generator=torch.Generator().manual_seed(settings.seed))
-        batch.x = (colours - 0.5) * 2 + 0.1 * noise
+        return _smoke_frames(settings, device)
+    with tempfile.TemporaryDirectory(prefix="slr-smoke-") as tmp:
+        return _smoke_training(settings, device, Path(tmp))
+
+
+def _smoke_training(settings: SmokeSettings, device: torch.device, tmp: Path) -> SmokeReport:
+    from slr.engine.run import train
+
+    spec = model_spec(settings.model)
+    features = spec.input_kind == "features"
+    clips = make_synthetic_clips(settings.batch_size * BATCHES_PER_EPOCH, num_gloss=settings.num_gloss,
+                                 num_cat=settings.num_cat, feature_dim=FEATURE_DIM, with_features=features,
+                                 seed=settings.seed)
+    write_clips(tmp / "clips", clips)
+    epochs = max(2, math.ceil(settings.steps / BATCHES_PER_EPOCH))
+    shared = {k: getattr(settings, k) for k in SmokeSettings.model_fields if k in TrainSettings.model_fields}
+    data = {f"{spec.input_kind}_train": tmp / "clips", f"{spec.input_kind}_val": tmp / "clips"}
+    train_settings = TrainSettings(**{**shared, **data, "epochs": epochs, "output_dir": tmp / "run",
+                                      "plots": False, "normalize": False, "augment": False})
+    started = time.perf_counter()
+    outcome = train(train_settings, SilentObserver())
+    seconds = time.perf_counter() - started
+    report = SmokeReport(_header(settings, outcome.model, device, f"{len(clips)} synthetic clip files",
+                                 epochs * BATCHES_PER_EPOCH),
+                         steps=epochs * BATCHES_PER_EPOCH, seconds=seconds, clips=epochs * len(clips))
+    losses = [row["train_loss"] for row in outcome.history]
+    finite = all(math.isfinite(v) for v in losses)
+    report.checks["loss is finite"] = finite
+    report.checks[f"loss fell ({losses[0]:.3f} -> {losses[-1]:.3f} over {epochs} epochs)"] = (
+        finite and losses[-1] <= LOSS_MUST_FALL_TO * losses[0])
+    report.checks[f"log holds {epochs} epochs"] = _log_rows(outcome.paths.log_csv) == epochs
+    batch = collate_clips([ClipDataset.from_arrays(clips.features if features else clips.x, clips.gloss,
+                                                   clips.cat)[i] for i in range(len(clips))]).to(device)
+    report.checks["checkpoint round-trips"] = _round_trip(outcome.paths.last, outcome.model, batch, device)
+    return report
+
+
+def _smoke_frames(settings: SmokeSettings, device: torch.device) -> SmokeReport:
+    """RGB frames through InceptionV3: the Trainer's step on one in-memory batch, repeated."""
+    batch = _frames_batch(settings).to(device)
+    model = build_model(settings.model, settings, FEATURE_DIM, settings.num_gloss, settings.num_cat,
+                        frames=True).to(device)
+    shared = {k: getattr(settings, k) for k in SmokeSettings.model_fields if k in TrainSettings.model_fields}
+    train_settings = TrainSettings(**shared)
+    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
+    trainer = Trainer(train_settings, model, None, None, device, None, DistInfo(), SilentObserver(), amp, {})
+    model.train()
+    losses, started = [], time.perf_counter()
+    for _ in range(settings.steps):
+        loss, _, _ = trainer.train_step(batch, window=1)
+        trainer.optimizer_step()
+        losses.append(float(loss))
+    seconds = time.perf_counter() - started
+    report = SmokeReport(_header(settings, model, device, f"{len(batch)} synthetic frame clips", settings.steps),
+                         steps=settings.steps, seconds=seconds, clips=settings.steps * len(batch))
+    finite = all(math.isfinite(v) for v in losses)
+    report.checks["loss is finite"] = finite
+    report.checks[f"loss fell ({losses[0]:.3f} -> {losses[-1]:.3f})"] = finite and losses[-1] <= LOSS_MUST_FALL_TO * losses[0]
+    with tempfile.TemporaryDirectory(prefix="slr-smoke-") as tmp:
+        path = Path(tmp) / f"{model_spec(settings.model).class_name}_smoke.pt"
+        ckpt.save_checkpoint({"format": ckpt.FORMAT, "version": ckpt.VERSION, "model": settings.model,
+                              "model_class": model_spec(settings.model).class_name,
+                              "model_state": ckpt.clean_state_dict(model.state_dict())}, path)
+        fresh = build_model(settings.model, settings, FEATURE_DIM, settings.num_gloss, settings.num_cat, frames=True)
+        ckpt.load_model_state(fresh, ckpt.load_checkpoint(path), path)
+    report.checks["checkpoint round-trips"] = _same_outputs(model, fresh.to(device), batch)
+    return report
+
+
+def _frames_batch(settings: SmokeSettings):
+    """Small variable-length clips of RGB frames: each clip's keypoints painted as a colour field."""
+    clips = make_synthetic_clips(settings.batch_size, num_gloss=settings.num_gloss, num_cat=settings.num_cat,
+                                 with_features=False, min_frames=2, max_frames=3, seed=settings.seed)
+    batch = collate_clips([ClipDataset.from_arrays(clips.x, clips.gloss, clips.cat)[i] for i in range(len(clips))])
+    b, t = batch.x.shape[:2]
+    colours = batch.x[..., :3].reshape(b, t, 3, 1, 1)
+    noise = torch.randn(b, t, 3, FRAME_SIZE, FRAME_SIZE, generator=torch.Generator().manual_seed(settings.seed))
+    batch.x = (colours - 0.5) * 2 + 0.1 * noise
     return batch
 
 
-def run_smoke(settings: SmokeSettings) -> int:
-    console = out()
-    torch.manual_seed(settings.seed)
-    choice = hardware.select_device(settings.device)
-    device = choice.device
-    frames_input = settings.frames and settings.model == "iv3_gru"
-    if settings.frames and settings.model != "iv3_gru":
-        print_notice("--frames only applies to iv3_gru; the transformer reads keypoints")
-    if settings.amp and device.type != "cuda":
-        print_notice(f"--amp: mixed precision is for CUDA GPUs; float32 on {device.type}")
-    if settings.compile_model and device.type != "cuda":
-        print_notice(f"--compile-model: skipped on {device.type}")
-    batch = _batch(settings, frames_input).to(device)
-    input_dim = batch.x.shape[-1] if not frames_input else FEATURE_DIM
-    model = build_model(settings.model, settings, input_dim, settings.num_gloss, settings.num_cat, frames=frames_input)
-    model = model.to(device)
+def _header(settings: SmokeSettings, model, device, what: str, steps: int) -> str:
     total, trainable = count_parameters(model)
-    console.print(
-        f"slr {__version__} smoke test: {MODEL_CLASS_NAMES[settings.model]} ({total:,} parameters, "
-        f"{trainable:,} trainable) on {device}; {settings.batch_size} synthetic clips of "
-        f"{list(batch.x.shape[1:])}, {settings.steps} steps",
-        markup=False,
-    )
-    dtype = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
-    net = torch.compile(model, dynamic=True) if settings.compile_model and device.type == "cuda" else model
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    losses = []
-    started = time.perf_counter()
-    model.train()
-    for _ in range(settings.steps):
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            gloss_logits, cat_logits = net(batch.x, batch.mask)
-            loss = 0.5 * F.cross_entropy(gloss_logits.float(), batch.gloss) + 0.5 * F.cross_entropy(
-                cat_logits.float(), batch.cat
-            )
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    seconds = time.perf_counter() - started
-    checks = {}
-    finite = all(torch.isfinite(torch.tensor(losses)))
-    checks["loss is finite"] = finite
-    checks[f"loss fell ({losses[0]:.3f} -> {losses[-1]:.3f})"] = finite and losses[-1] <= LOSS_MUST_FALL_TO * losses[0]
-    checks["checkpoint round-trips"] = _round_trip(settings, model, batch, input_dim, frames_input)
-    for name, ok in checks.items():
-        console.print(f"  {'ok  ' if ok else 'FAIL'} {name}", markup=False)
-    console.print(f"{settings.steps} steps in {seconds:.1f}s ({settings.steps * settings.batch_size / seconds:,.0f} samples/s)",
-                  markup=False)
-    if all(checks.values()):
-        console.print("smoke test passed", markup=False)
-        return 0
-    print_error("smoke test failed: " + ", ".join(n for n, ok in checks.items() if not ok))
-    return 1
+    return (f"slr {__version__} smoke test: {model_spec(settings.model).class_name} ({total:,} parameters, "
+            f"{trainable:,} trainable) on {device}; {what}, batch {settings.batch_size}, {steps} steps")
 
 
-def _round_trip(settings: SmokeSettings, model, batch, input_dim: int, frames_input: bool) -> bool:
-    """Save, load with weights_only=True into a fresh model, and compare outputs in eval mode."""
+def _log_rows(log_csv: Path) -> int:
+    try:
+        return max(0, len(log_csv.read_text(encoding="utf-8").splitlines()) - 1)
+    except OSError:
+        return -1
+
+
+def _round_trip(path: Path, model, batch, device) -> bool:
+    """``_last.pt`` read back (weights_only=True) into a fresh model gives the trained model's outputs."""
+    fresh, _ = ckpt.load_trained_model(path, device)
+    return _same_outputs(model, fresh, batch)
+
+
+def _same_outputs(model, fresh, batch) -> bool:
     model.eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{MODEL_CLASS_NAMES[settings.model]}_smoke.pt"
-        ckpt.save_checkpoint(
-            {
-                "format": ckpt.FORMAT,
-                "version": ckpt.VERSION,
-                "model": settings.model,
-                "model_class": MODEL_CLASS_NAMES[settings.model],
-                "model_state": ckpt.clean_state_dict(model.state_dict()),
-            },
-            path,
-        )
-        state = ckpt.load_checkpoint(path)
-    fresh = build_model(settings.model, settings, input_dim, settings.num_gloss, settings.num_cat, frames=frames_input)
-    ckpt.load_model_state(fresh, state, path)
-    fresh = fresh.to(batch.x.device).eval()
+    fresh.eval()
     with torch.no_grad():
         a = model(batch.x, batch.mask)
         b = fresh(batch.x, batch.mask)

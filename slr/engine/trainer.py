@@ -25,10 +25,10 @@ from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
 from slr.engine.metrics import RunningTotals
+from slr.engine.observer import TrainingObserver
 from slr.engine.resume_world import every_ranks_rng, rng_for_rank, totals_to_save
-from slr.errors import CheckpointError, TrainingStopped
+from slr.errors import CheckpointError, TrainingStopped, setting
 from slr.settings import TrainSettings
-from slr.ui.training_view import TrainingView
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Trainer:
         device: torch.device,
         paths: RunPaths,
         dist: DistInfo,
-        view: TrainingView,
+        view: TrainingObserver,
         amp_dtype: Optional[torch.dtype],
         checkpoint_extras: dict[str, Any],
     ):
@@ -139,8 +139,8 @@ class Trainer:
         stored = state.get("settings", {})
         if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
             raise CheckpointError(
-                f"trained with --scheduler {stored.get('scheduler') or 'none'}; a resumed run keeps its schedule "
-                f"(got --scheduler {self.s.scheduler or 'none'}). Start a new run to use another one",
+                f"trained with {setting('scheduler', stored.get('scheduler'))}; a resumed run keeps its schedule "
+                f"(got {setting('scheduler', self.s.scheduler)}). Start a new run to use another one",
                 path,
             )
         try:
@@ -279,18 +279,11 @@ class Trainer:
             window_start = (i // k) * k
             window = min(k, n_batches - window_start)  # the last window of an epoch may be shorter
             last_micro = i + 1 == window_start + window
-            sync = contextlib.nullcontext()
-            if self.dist.enabled and not last_micro and hasattr(self.model, "no_sync"):
-                sync = self.model.no_sync()  # gradients are all-reduced once per window, not per micro-step
-            with sync:
-                with self._autocast():
-                    gloss_logits, cat_logits = self.model(batch.x, batch.mask)
-                    loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
-                self.scaler.scale(loss / window).backward()
+            loss, gloss_logits, cat_logits = self.train_step(batch, window, sync_gradients=last_micro)
             totals.add(loss, gloss_logits, cat_logits, batch.gloss, batch.cat)
             samples_seen += batch.gloss.shape[0]
             if last_micro:
-                self._optimizer_step()
+                self.optimizer_step()
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
                 if self._any_rank(not totals.loss_is_finite()):
@@ -322,6 +315,19 @@ class Trainer:
         return totals.summary(self.dist)
 
     # -- pieces -----------------------------------------------------------------------------
+    def train_step(self, batch, window: int, sync_gradients: bool = True):
+        """Forward and backward of one micro-batch, its loss divided by its window's size; the
+        optimizer steps separately (``optimizer_step``). The --auto-batch-size probe runs this too."""
+        sync = contextlib.nullcontext()
+        if self.dist.enabled and not sync_gradients and hasattr(self.model, "no_sync"):
+            sync = self.model.no_sync()  # gradients are all-reduced once per window, not per micro-step
+        with sync:
+            with self._autocast():
+                gloss_logits, cat_logits = self.model(batch.x, batch.mask)
+                loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
+            self.scaler.scale(loss / window).backward()
+        return loss, gloss_logits, cat_logits
+
     def _loss(self, gloss_logits, cat_logits, gloss, cat) -> torch.Tensor:
         return self.s.alpha * F.cross_entropy(gloss_logits.float(), gloss) + self.s.beta * F.cross_entropy(
             cat_logits.float(), cat
@@ -332,7 +338,7 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _optimizer_step(self) -> None:
+    def optimizer_step(self) -> None:
         if self.s.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(
@@ -348,8 +354,10 @@ class Trainer:
         best = f"{self.paths.best.name} (epoch {p.best_epoch})" if p.best_epoch else "no best checkpoint yet"
         raise TrainingStopped(
             f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
-            f"nothing was overwritten: {kept}, {best}. Try a lower --lr, --grad-clip 1.0, or no --amp"
-            + (f" (and check --alpha {s.alpha:g} / --beta {s.beta:g})" if max(s.alpha, s.beta) > 100 else "")
+            f"nothing was overwritten: {kept}, {best}. Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, "
+            f"or no {setting('amp')}"
+            + (f" (and check {setting('alpha', f'{s.alpha:g}')} / {setting('beta', f'{s.beta:g}')})"
+               if max(s.alpha, s.beta) > 100 else "")
             + "."
         )
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torchvision.models import Inception_V3_Weights
 from torchvision.models.inception import Inception3
 
-from slr.errors import ConfigError
+from slr.errors import ConfigError, setting
 from slr.models.state_keys import unwrapped_keys
 
 FEATURE_DIM = 2048
@@ -34,15 +34,15 @@ _DROPPED_PREFIXES = ("AuxLogits.", "fc.")
 _NESTED_STATE_KEYS = ("state_dict", "model_state", "model")
 
 _DOWNLOAD_HINT = (
-    "pass a local copy with --backbone-weights PATH, or start from random weights with "
-    "--no-pretrained-backbone"
+    f"pass a local copy with {setting('backbone_weights', 'PATH')}, or start from random weights with "
+    f"{setting('pretrained_backbone', False)}"
 )
 
 
 def build_inception_backbone(*, pretrained: bool = True, weights_path: Optional[Path] = None) -> Inception3:
     """InceptionV3 that maps ``[N, 3, H, W]`` (H, W >= 75) to ``[N, 2048]`` pooled features."""
     if weights_path is not None and not pretrained:
-        raise ConfigError("--backbone-weights was given together with --no-pretrained-backbone; choose one")
+        raise ConfigError(f"{setting('backbone_weights')} was given together with {setting('pretrained_backbone', False)}; choose one")
     loading = pretrained or weights_path is not None
     # Random init is skipped when weights will replace it (it is slow); the aux classifier is not
     # built at all, so the ImageNet file's aux keys are dropped before loading.

@@ -15,19 +15,43 @@ from torch import nn
 from slr.errors import ConfigError
 from slr.models.iv3_gru import InceptionV3GRU
 from slr.models.transformer import SignTransformer
-from slr.settings import MODEL_CLASS_NAMES, IV3GRUSettings, Settings, TransformerSettings, model_settings
+from slr.settings import IV3GRUSettings, Settings, TransformerSettings, model_settings
 
 #: build(settings, input_dim, num_gloss, num_cat, frames) -> model
 Builder = Callable[[BaseModel, int, int, int, bool], nn.Module]
 
 
+#: bytes_per_sample(settings, input_dim, frames) -> a rough upper bound of one clip's training memory
+MemoryEstimate = Callable[[BaseModel, int, int], int]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
+    """Everything that differs from one model to another; nothing else in slr branches on a name."""
+
     name: str  # registry name, as on the command line (`slr train transformer`)
     class_name: str  # used in checkpoint file names (`SignTransformer_last.pt`)
     settings_group: type[Settings]  # the settings fields that size the model
-    input_kind: Literal["keypoints", "features"]  # what the clips must hold
+    input_kind: Literal["keypoints", "features"]  # what the clips must hold (and the data flags' prefix)
+    clip_key_setting: str  # the setting naming the clips' array (`kp_key`, `feature_key`)
+    fallback_key_setting: str | None  # the setting of the key read when clips lack the first one
+    preview_width: int  # values per frame `slr hwinfo` assumes (FSL-105 keypoints, InceptionV3 features)
+    bytes_per_sample: MemoryEstimate  # the memory rule of --auto-batch-size on CPU and MPS
+    onnx_exporters: tuple[str, ...]  # torch.onnx exporters, the one that works best first
     build: Builder
+
+
+def _transformer_bytes(settings: BaseModel, input_dim: int, frames: int) -> int:
+    d, ff, heads, layers = settings.d_model, settings.ff_dim, settings.num_heads, settings.num_layers
+    per_layer = frames * (10 * d + 2 * ff) + 3 * heads * frames * frames
+    floats = frames * input_dim + layers * per_layer
+    return int(floats * 4 * 2)  # float32, and gradients of the same size
+
+
+def _iv3_gru_bytes(settings: BaseModel, input_dim: int, frames: int) -> int:
+    h = settings.gru_hidden * (2 if settings.gru_bidirectional else 1)
+    floats = frames * input_dim * 2 + settings.gru_layers * frames * h * 8
+    return int(floats * 4 * 2)
 
 
 def _build_transformer(settings: BaseModel, input_dim: int, num_gloss: int, num_cat: int, frames: bool) -> nn.Module:
@@ -69,16 +93,27 @@ def _build_iv3_gru(settings: BaseModel, input_dim: int, num_gloss: int, num_cat:
 MODELS: dict[str, ModelSpec] = {
     "transformer": ModelSpec(
         name="transformer",
-        class_name=MODEL_CLASS_NAMES["transformer"],
+        class_name="SignTransformer",
         settings_group=TransformerSettings,
         input_kind="keypoints",
+        clip_key_setting="kp_key",
+        fallback_key_setting=None,
+        preview_width=156,
+        bytes_per_sample=_transformer_bytes,
+        # dynamo handles the attention mask's shapes; the older exporter is the fallback
+        onnx_exporters=("dynamo", "torchscript-based"),
         build=_build_transformer,
     ),
     "iv3_gru": ModelSpec(
         name="iv3_gru",
-        class_name=MODEL_CLASS_NAMES["iv3_gru"],
+        class_name="InceptionV3GRU",
         settings_group=IV3GRUSettings,
         input_kind="features",
+        clip_key_setting="feature_key",
+        fallback_key_setting="kp_key",  # the guide: features in X2048, or X
+        preview_width=2048,
+        bytes_per_sample=_iv3_gru_bytes,
+        onnx_exporters=("torchscript-based", "dynamo"),
         build=_build_iv3_gru,
     ),
 }

@@ -44,3 +44,10 @@ def print_error(message: str) -> None:
 def print_notice(message: str) -> None:
     """A one-line notice, e.g. an option that does nothing on this hardware."""
     err().print(f"[yellow]notice:[/] {escape(spell_settings(message))}", markup=True, highlight=False)
+
+
+def print_json(value) -> None:
+    """A JSON document on stdout, for machines (`--json`)."""
+    import json
+
+    out().out(json.dumps(value, indent=2, ensure_ascii=False), highlight=False)

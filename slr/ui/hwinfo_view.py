@@ -52,8 +52,9 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]
     workers = report["auto_workers"]
     batch = report["auto_batch_size"]
     rows = [("--auto-workers", f"{workers['workers']}  ({workers['reason']})")]
-    for model in ("transformer", "iv3_gru"):
-        b = batch[model]
+    for model, b in batch.items():
+        if model == "frames":
+            continue
         rows.append((f"--auto-batch-size {model}", f"{b['batch_size']}  ({b['method']}: {b['reason']})"))
     sections.append((f"Auto options (preview for {batch['frames']}-frame clips)", rows))
     return sections

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from slr.errors import spell_settings
-from slr.ui.console import interactive, out
+from slr.ui.console import interactive, out, print_notice
 
 MIB = 2**20
 
@@ -32,7 +32,8 @@ def memory_text(snapshot) -> str:
 
 
 class TrainingView:
-    """Interface the trainer talks to; ``enabled=False`` (non-zero DDP ranks) prints nothing."""
+    """The command line's training observer (slr.engine.observer.TrainingObserver): bars on a
+    terminal, plain lines elsewhere; ``enabled=False`` prints nothing."""
 
     def __init__(self, enabled: bool = True, live: Optional[bool] = None):
         self.enabled = enabled
@@ -71,6 +72,10 @@ class TrainingView:
     def note(self, text: str) -> None:
         if self.enabled:
             self.console.print(spell_settings(text), markup=False, highlight=False)
+
+    def notice(self, text: str) -> None:
+        if self.enabled:
+            print_notice(text)
 
     def epoch_start(self, epoch: int, total_epochs: int, steps: int, done_steps: int) -> None:
         if not self.enabled:
@@ -131,3 +136,16 @@ class TrainingView:
         )
         self._live.console.print(table)
         self.memory(snapshot)
+
+
+def show_outcome(view: TrainingView, outcome, curves=None) -> None:
+    """The end of a run: the best and last accuracies, and where its files are."""
+    last = outcome.history[-1] if outcome.history else None
+    if last is not None:
+        view.note(
+            f"done: best val_gloss_acc {outcome.best_metric:.4f} at epoch {outcome.best_epoch} "
+            f"(last epoch: val_gloss_acc {last['val_gloss_acc']:.4f}, val_cat_acc {last['val_cat_acc']:.4f})"
+        )
+    view.note(f"checkpoints: {outcome.paths.best} (best), {outcome.paths.last} (last); log: {outcome.paths.log_csv}")
+    if curves is not None:
+        view.note(f"training curves: {curves}")
