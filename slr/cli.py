@@ -30,6 +30,7 @@ from slr.settings import (
     PredictSettings,
     ResumeSettings,
     SmokeSettings,
+    SplitSettings,
     TrainSettings,
     ValidateSettings,
 )
@@ -280,6 +281,22 @@ def plot(flags: dict, config: Optional[Path]) -> None:
     from slr.analysis.plots import plot_training_curves
 
     typer.echo(f"training curves: {plot_training_curves(settings.log_csv, settings.output)}")
+
+
+@app.command()
+@settings_command(SplitSettings, extra=[CONFIG])
+@guarded
+def split(flags: dict, config: Optional[Path]) -> None:
+    """Write train and val (and test) label files beside labels.csv, with no group (signer, session) in two splits."""
+    settings = resolve_settings(SplitSettings, flags, config)
+    from slr.data.split import split_directory
+    from slr.ui.console import print_notice
+    from slr.ui.split_view import print_split
+
+    result = split_directory(settings)
+    print_split(result, as_json=settings.json_output)
+    for text in result.notices:
+        print_notice(text)
 
 
 def main() -> None:

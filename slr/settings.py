@@ -15,6 +15,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from slr.errors import setting
+
 ModelName = Literal["transformer", "iv3_gru"]
 
 
@@ -255,6 +257,12 @@ class ValidateSettings(ClipKeySettings):
         description="Flag clips whose share of all-zero frames (nothing detected) is above this.",
     )
     json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
+    group_by: Optional[str] = Field(
+        None,
+        description="Also warn when a train split shares groups of this column (or regular expression on clip "
+        "names, as in `slr split`) with another split; signer, session, subject, participant and speaker "
+        "columns are always checked.",
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -418,3 +426,41 @@ class PlotSettings(Settings):
 
     log_csv: Path = positional(description="A training log (log.csv from `slr train`).")
     output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting labels by group (slr/data/split.py)
+# ---------------------------------------------------------------------------------------------
+
+
+class SplitSettings(Settings):
+    """`slr split DIR --group-by COLUMN|REGEX --val F`: train and val (and test) label files beside labels.csv,
+    with no group (signer, session) in two splits, stratified by gloss as far as the groups allow."""
+
+    directory: Path = positional(description="Directory of .npz clips whose labels.csv is split.")
+    labels_csv: Optional[Path] = Field(
+        None, description="Labels CSV to split; default: labels.csv in DIR. The split files are written beside it."
+    )
+    group_by: str = Field(
+        min_length=1,
+        description="What a group is: a column of the labels CSV (e.g. signer), or else a regular expression "
+        "searched in each clip name, whose first capture group (or whole match) is the group, e.g. "
+        "'signer(\\d+)'. A column of that name wins over the regular expression.",
+    )
+    val: float = Field(gt=0, lt=1, description="Share of the clips for validation, e.g. 0.2.")
+    test: Optional[float] = Field(
+        None, gt=0, lt=1, description="Share of the clips for a test split; default: no test split."
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed: the same seed gives the same split.")
+    overwrite: bool = Field(
+        False, description="Replace the split files of an earlier split (refused by default); never labels.csv."
+    )
+    json_output: bool = Field(False, description="Print the split as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _train_keeps_some(self) -> "SplitSettings":
+        if self.val + (self.test or 0) >= 1:
+            raise ValueError(f"{setting('val')} {self.val} and {setting('test')} {self.test} leave nothing for training")
+        return self

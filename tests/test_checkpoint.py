@@ -17,6 +17,7 @@ import torch
 
 from slr.engine import checkpoint as ckpt
 from slr.engine.trainer import capture_rng
+from slr.engine.checkpoint_schema import check_resume_values, derive_progress, make_checkpoint
 from slr.errors import CheckpointError
 from slr.models.registry import build_model
 from slr.settings import TrainSettings
@@ -24,15 +25,8 @@ from shown import raises_shown, shown
 
 
 def _state(value: float = 1.0) -> dict:
-    return {
-        "format": ckpt.FORMAT,
-        "version": ckpt.VERSION,
-        "model": "transformer",
-        "model_class": "SignTransformer",
-        "num_gloss": 5,
-        "num_cat": 2,
-        "model_state": {"w": torch.full((256, 256), value)},
-    }
+    return make_checkpoint("weights", model="transformer", model_class="SignTransformer", num_gloss=5, num_cat=2,
+                           model_state={"w": torch.full((256, 256), value)})
 
 
 def test_round_trip(tmp_path):
@@ -125,30 +119,64 @@ def test_incompatible_checkpoints_are_refused(tmp_path, kwargs, message):
         ckpt.check_compatible(_state(), tmp_path / "x.pt", **kwargs)
 
 
-def test_kill_during_saves_leaves_a_loadable_checkpoint(tmp_path):
-    """SIGKILL a child that keeps rewriting the checkpoint; the file must always load."""
-    path = tmp_path / "SignTransformer_last.pt"
-    ckpt.save_checkpoint(_state(0.0), path)
-    script = textwrap.dedent(
-        f"""
-        import torch, sys
-        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from slr.engine import checkpoint as ckpt
-        i = 1
-        while True:
-            state = {{"format": ckpt.FORMAT, "version": 1, "model_state": {{"w": torch.full((512, 512), float(i))}}}}
-            ckpt.save_checkpoint(state, {str(path)!r})
-            i += 1
-        """
-    )
-    for delay in (0.3, 0.45, 0.6, 0.75):
-        child = subprocess.Popen([sys.executable, "-c", script])
+_SAVING_CHILD = textwrap.dedent(
+    """
+    import sys, torch
+    from slr.engine import checkpoint as ckpt
+    path, direct = sys.argv[1], sys.argv[2] == "direct"
+    print("ready", flush=True)  # torch is imported: from here on the child does nothing but save
+    i = 1
+    while True:
+        state = {"format": ckpt.FORMAT, "version": 1, "model_state": {"w": torch.full((1024, 1024), float(i))}}
+        if direct:  # what the protection replaces: torch.save straight onto the checkpoint
+            torch.save(state, path)
+        else:
+            ckpt.save_checkpoint(state, path)
+        i += 1
+    """
+)
+
+
+def _kill_while_saving(path: Path, writer: str, delays) -> tuple[int, int]:
+    """SIGKILL a child that keeps rewriting ``path``, once per delay after it is ready; returns
+    (kills that interrupted a write, kills after which ``path`` did not load as one whole checkpoint)."""
+    mid_write = broken = 0
+    for delay in delays:
+        child = subprocess.Popen([sys.executable, "-c", _SAVING_CHILD, str(path), writer], stdout=subprocess.PIPE,
+                                 env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert child.stdout.readline().strip() == b"ready"
         time.sleep(delay)
         child.send_signal(signal.SIGKILL)
         child.wait()
-        state = ckpt.load_checkpoint(path)
-        w = state["model_state"]["w"]
-        assert torch.all(w == w[0, 0])  # one whole checkpoint, never a mix
+        temps = list(path.parent.glob(f".{path.name}.*.tmp"))
+        if temps or writer == "direct":
+            mid_write += bool(temps)
+        try:
+            w = ckpt.load_checkpoint(path)["model_state"]["w"]
+            broken += not bool(torch.all(w == w[0, 0]))  # one whole checkpoint, never a mix
+        except CheckpointError:
+            broken += 1
+        for temp in temps:
+            temp.unlink()
+    return mid_write, broken
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", ["atomic", "direct"])
+def test_a_kill_during_a_real_save_leaves_a_loadable_checkpoint(tmp_path, writer):
+    """Kills land after torch has imported, at varied offsets into a loop of 4 MB saves. With the
+    atomic writer every kill leaves a loadable, whole checkpoint, and some kills are shown to have
+    interrupted a write (their temporary file is left); writing straight onto the file (the
+    "direct" case, which the atomic writer replaces) is caught by the same check."""
+    path = tmp_path / "SignTransformer_last.pt"
+    ckpt.save_checkpoint(_state(0.0), path)
+    delays = [0.05 + 0.06 * k for k in range(8)]
+    mid_write, broken = _kill_while_saving(path, writer, delays)
+    if writer == "atomic":
+        assert broken == 0
+        assert mid_write >= 1, "no kill interrupted a save: the test would not see a non-atomic one"
+    else:
+        assert broken >= 1, "writing straight onto the checkpoint survived every kill: the check is blind"
 
 
 # -- damaged files, legacy format, structure, weight mismatches ----------------------------------------
@@ -161,14 +189,14 @@ def _training_state(**sizes) -> dict:
     settings = TrainSettings(model="transformer", num_gloss=5, num_cat=2, **{**TINY, **sizes})
     model = build_model("transformer", settings, 12, 5, 2)
     optimizer = torch.optim.AdamW(model.parameters())
-    return {
-        "format": ckpt.FORMAT, "version": ckpt.VERSION, "model": "transformer", "model_class": "SignTransformer",
-        "input_dim": 12, "num_gloss": 5, "num_cat": 2, "settings": settings.model_dump(mode="json"),
-        "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(), "scheduler_state": None,
-        "scaler_state": {}, "epoch": 1, "step_in_epoch": 0, "epoch_totals": [0.0, 0.0, 0.0, 0.0],
-        "epoch_seconds": 0.0, "best_metric": 0.5, "best_epoch": 1,
-        "early_stop": {"stale_epochs": 0, "patience": None}, "history": [{"epoch": 1}], "rng": capture_rng(),
-    }
+    return make_checkpoint(
+        model="transformer", model_class="SignTransformer", input_dim=12, num_gloss=5, num_cat=2,
+        settings=settings.model_dump(mode="json"), model_state=model.state_dict(),
+        optimizer_state=optimizer.state_dict(), scheduler_state=None, scaler_state={}, runtime={}, epoch=1,
+        step_in_epoch=0, epoch_totals=[0.0, 0.0, 0.0, 0.0], epoch_seconds=0.0, best_metric=0.5, best_epoch=1,
+        early_stop={"stale_epochs": 0, "patience": None}, history=[{"epoch": 1, "val_gloss_acc": 0.5}],
+        rng=capture_rng(),
+    )
 
 
 def _member_offset(path: Path, suffix: str) -> tuple[str, int]:
@@ -250,7 +278,13 @@ def _put(key, value):
         (_put("rng", {"python": []}), "resume", "'rng' should be the random-number state"),
         (lambda s: s["rng"]["numpy"].update(keys=torch.zeros(3)), "resume", "'rng' should be"),
         (lambda s: s["rng"].update(python=[3, "x", None]), "resume", "'rng' should be"),
-        (_put("early_stop", {}), "resume", "'early_stop' should be a dict with 'stale_epochs'"),
+        (_put("early_stop", []), "resume", "'early_stop' should be a dict"),
+        # every entry an exact resume reads is required: none is guessed (step 0, no scaler, ...)
+        (_drop("step_in_epoch"), "resume", "no 'step_in_epoch' entry"),
+        (_drop("epoch_totals"), "resume", "no 'epoch_totals' entry"),
+        (_drop("scaler_state"), "resume", "no 'scaler_state' entry"),
+        (_drop("scheduler_state"), "resume", "no 'scheduler_state' entry"),
+        (lambda s: s["rng"].update(torch=torch.zeros(10, dtype=torch.uint8)), "resume", "'rng' should be"),
         (_put("settings", [1, 2]), "model", "'settings' should be a dict of settings, not list [1, 2]"),
         (_put("num_gloss", "15"), "model", "'num_gloss' should be a positive integer, not str '15'"),
         (_put("input_dim", 0), "model", "'input_dim' should be a positive integer"),
@@ -333,3 +367,39 @@ def test_weights_that_do_not_fit_their_own_stored_settings(tmp_path):
         ckpt.load_trained_model(path)
     assert "input_proj.weight [16, 12] vs [16, 30]" in str(info.value)
     assert "edited or damaged" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_put("best_metric", float("nan")), "'best_metric' is float nan but the history's best val_gloss_acc is 0.5"),
+        (_put("best_metric", 1e300), "'best_metric' is float 1e+300"),
+        (_put("best_epoch", 7), "'best_epoch' is 7 but the history's best is epoch 1"),
+        (_put("epoch", 3), "'history' holds epochs [1] but 'epoch' says 3 were done"),
+        (_put("history", [{"epoch": 1, "val_gloss_acc": float("nan")}]), "epoch 1 has val_gloss_acc float nan"),
+        (_put("history", [{"epoch": 2, "val_gloss_acc": 0.5}]), "'history' holds epochs [2]"),
+    ],
+)
+def test_values_a_resume_trusts_are_checked(tmp_path, edit, message):
+    """Before: a NaN best metric was resumed (and the best checkpoint never written again), a history
+    that disagreed with its epoch was trusted."""
+    state = _training_state()
+    edit(state)
+    path = tmp_path / "SignTransformer_last.pt"
+    with pytest.raises(CheckpointError) as info:
+        check_resume_values(state, path)
+    assert str(info.value).startswith(f"{path}: damaged checkpoint: ") and message in str(info.value)
+
+
+def test_the_best_epoch_and_stale_epochs_come_from_the_history():
+    history = [{"epoch": e, "val_gloss_acc": a} for e, a in enumerate([0.2, 0.6, 0.6, 0.4], 1)]
+    progress = derive_progress(history)
+    assert (progress.best_metric, progress.best_epoch, progress.stale_epochs) == (0.6, 2, 2)
+    assert derive_progress([]).best_epoch == 0
+
+
+def test_make_checkpoint_refuses_unknown_and_missing_entries():
+    with pytest.raises(ValueError, match="unknown \\['epochs'\\]"):
+        make_checkpoint("weights", model_state={}, epochs=1)
+    with pytest.raises(ValueError, match="missing .*'rng'"):
+        make_checkpoint("resume", **{k: v for k, v in _training_state().items() if k != "rng"})

@@ -14,7 +14,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -427,16 +426,14 @@ def test_validate_does_not_import_torch(synthetic_dir):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_real_data_validates_clean_and_fast(asl_words_dir):
+def test_real_data_validates_clean(asl_words_dir):
+    """(How fast: benchmarks/validate_speed.py.)"""
     train = asl_words_dir / "train"
-    start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "slr", "validate", str(train), "--num-gloss", "15", "--num-cat", "4"],
         capture_output=True,
         text=True,
     )
-    elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3059 files, 3059 usable, 3059 labelled" in result.stdout
     assert "result: no problems found" in result.stdout
-    assert elapsed < 15, f"validate took {elapsed:.1f} s"  # about 2 s here; loose for busy machines

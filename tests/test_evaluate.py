@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 from slr.analysis.metrics import confusion_matrix, macro_f1, most_confused, per_class, task_metrics, topk_accuracy
 from slr.cli import app
 from slr.data.augment import build_transform
-from slr.engine.checkpoint import FORMAT, VERSION, load_trained_model, save_checkpoint
+from slr.engine.checkpoint import load_trained_model, save_checkpoint
 from slr.models.registry import build_model
-from slr.settings import MODEL_CLASS_NAMES, TrainSettings
+from slr.engine.checkpoint_schema import make_checkpoint
+from slr.settings import TrainSettings
 
 runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -34,13 +35,12 @@ def write_checkpoint(path: Path, *, input_dim: int, num_gloss: int, num_cat: int
         with torch.no_grad():
             edit(model)
     save_checkpoint(
-        {
-            "format": FORMAT, "version": VERSION, "model": "transformer", "model_class": MODEL_CLASS_NAMES["transformer"],
-            "input_dim": input_dim, "num_gloss": num_gloss, "num_cat": num_cat,
-            "settings": settings.model_dump(mode="json"), "model_state": model.state_dict(),
-            "class_names": class_names if class_names is not None else {"gloss": {}, "cat": {}},
-            "epoch": 1, "best_metric": 0.0, "history": [],
-        },
+        make_checkpoint(
+            "model", model="transformer", model_class="SignTransformer",
+            input_dim=input_dim, num_gloss=num_gloss, num_cat=num_cat,
+            settings=settings.model_dump(mode="json"), model_state=model.state_dict(),
+            class_names=class_names if class_names is not None else {"gloss": {}, "cat": {}},
+            epoch=1, best_metric=0.0, history=[],),
         path,
     )
     return path
@@ -356,10 +356,11 @@ def test_a_features_model_given_keypoints_says_which_flag(synthetic_dir, tmp_pat
     model = build_model("iv3_gru", settings, 64, 5, 2)
     ckpt = tmp_path / "InceptionV3GRU_best.pt"
     save_checkpoint(
-        {"format": FORMAT, "version": VERSION, "model": "iv3_gru", "model_class": MODEL_CLASS_NAMES["iv3_gru"],
-         "input_dim": 64, "num_gloss": 5, "num_cat": 2, "settings": settings.model_dump(mode="json"),
-         "model_state": model.state_dict(), "class_names": {"gloss": {}, "cat": {}},
-         "epoch": 1, "best_metric": 0.0, "history": []},
+        make_checkpoint(
+            "model", model="iv3_gru", model_class="InceptionV3GRU",
+         input_dim=64, num_gloss=5, num_cat=2, settings=settings.model_dump(mode="json"),
+         model_state=model.state_dict(), class_names={"gloss": {}, "cat": {}},
+         epoch=1, best_metric=0.0, history=[]),
         ckpt,
     )
     result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir)])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "slr"
 
-#: What each part of slr may import. The base modules (settings, config, errors, output_paths) are
+#: What each part of slr may import. The base modules (settings, config, errors, output_paths, atomic) are
 #: below everything. Above them the library: data and models, then engine, extract and analysis;
 #: ui renders what the library returns; the command line sits on top.
 ALLOWED = {
@@ -23,7 +23,7 @@ ALLOWED = {
     "ui": {"base", "data", "models", "engine", "extract", "analysis"},
     "cli": {"base", "data", "models", "engine", "extract", "analysis", "ui", "cli"},
 }
-BASE = {"settings", "config", "errors", "output_paths", "__init__", "__version__"}
+BASE = {"settings", "config", "errors", "output_paths", "atomic", "__init__", "__version__"}
 LIBRARY = ("data", "models", "engine", "extract", "analysis")
 
 

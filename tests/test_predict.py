@@ -14,9 +14,11 @@ from slr.analysis.predict import predict_clips
 from slr.cli import app
 from slr.data.augment import build_transform
 from slr.data.frames import sample_indices
-from slr.engine.checkpoint import FORMAT, VERSION, load_trained_model, save_checkpoint
+from slr.engine.checkpoint import load_trained_model, save_checkpoint
 from slr.models.registry import build_model
-from slr.settings import MODEL_CLASS_NAMES, TrainSettings
+from slr.models.registry import model_spec
+from slr.engine.checkpoint_schema import make_checkpoint
+from slr.settings import TrainSettings
 
 runner = CliRunner()
 TINY = dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32, gru_hidden=8, gru_layers=1)
@@ -30,13 +32,12 @@ def write_checkpoint(path: Path, model: str, input_dim: int, *, num_gloss: int =
     torch.manual_seed(seed)
     net = build_model(model, settings, input_dim, num_gloss, num_cat)
     save_checkpoint(
-        {
-            "format": FORMAT, "version": VERSION, "model": model, "model_class": MODEL_CLASS_NAMES[model],
-            "input_dim": input_dim, "num_gloss": num_gloss, "num_cat": num_cat,
-            "settings": settings.model_dump(mode="json"), "model_state": net.state_dict(),
-            "class_names": class_names if class_names is not None else {"gloss": {}, "cat": {}},
-            "epoch": 1, "best_metric": 0.0, "history": [],
-        },
+        make_checkpoint(
+            "model", model=model, model_class=model_spec(model).class_name,
+            input_dim=input_dim, num_gloss=num_gloss, num_cat=num_cat,
+            settings=settings.model_dump(mode="json"), model_state=net.state_dict(),
+            class_names=class_names if class_names is not None else {"gloss": {}, "cat": {}},
+            epoch=1, best_metric=0.0, history=[],),
         path,
     )
     return path

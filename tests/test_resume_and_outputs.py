@@ -204,3 +204,46 @@ def test_a_log_shared_by_two_runs_is_kept_beside_itself(clips, tmp_path):  # noq
     kept = next((tmp_path / "logs" / "earlier").iterdir())
     assert (kept / "share.csv").read_bytes() == first
     assert not (tmp_path / "b" / "earlier").exists()  # b was a new folder: nothing of its own to keep
+
+
+# -- one resume, one unit of files (issue: `train --resume` reset settings; a stale log stayed) -----
+
+
+def test_train_with_resume_keeps_the_stored_settings_like_slr_resume(clips, tmp_path, monkeypatch):  # noqa: F811
+    """`slr train ... --resume CKPT` used to train every setting not given again at its default
+    (lr 3e-3 and weight decay 0.05 continued at 1e-4 and 0); now it is `slr resume`: stored < config
+    < flags, with a line for each setting that changes."""
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(app, ["train", "transformer", *data_flags(clips), "--epochs", "1", "--lr", "3e-3",
+                                "--weight-decay", "0.05", "--output-dir", "runs"])
+    assert first.exit_code == 0, first.output
+    config = tmp_path / "more.yaml"
+    config.write_text("scheduler_patience: 2\nepochs: 9\n")
+    result = runner.invoke(app, ["train", "--resume", "runs/SignTransformer_last.pt", "--config", str(config),
+                                 "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    stored = ckpt.load_checkpoint(tmp_path / "runs" / "SignTransformer_last.pt")["settings"]
+    assert (stored["lr"], stored["weight_decay"]) == (3e-3, 0.05)  # kept, not reset to the defaults
+    assert (stored["scheduler_patience"], stored["epochs"]) == (2, 2)  # the config file, then the flag
+    assert "--epochs: 2 (the checkpoint has 1)" in result.output
+    assert "--scheduler-patience: 2 (the checkpoint has 5)" in result.output
+    assert "--lr" not in result.output.split("resuming")[0]  # unchanged settings get no line
+
+
+def test_the_guides_local_then_multi_gpu_sequence_moves_the_whole_earlier_run(clips, tmp_path, monkeypatch):  # noqa: F811
+    """The guide's "Local Machine" run (no --log-csv), then its "Multi-GPU" run (--log-csv logs/...):
+    the first run's log and curves used to stay in runs/ beside the second run's checkpoints."""
+    monkeypatch.chdir(tmp_path)
+    local = runner.invoke(app, ["train", "transformer", *data_flags(clips)[:-len(TINY) - 1], *data_flags(clips)[-len(TINY):],
+                                "--epochs", "1", "--plots"])
+    assert local.exit_code == 0, local.output
+    first_run = digests(tmp_path / "runs")
+    assert {"log.csv", "log.png", "settings.json", "SignTransformer_last.pt"} <= set(first_run)
+    multi = runner.invoke(app, ["train", "transformer", *data_flags(clips), "--epochs", "1",
+                                "--log-csv", "logs/transformer_multi_gpu.csv"])
+    assert multi.exit_code == 0, multi.output
+    kept = list((tmp_path / "runs" / "earlier").iterdir())
+    assert len(kept) == 1 and digests(kept[0]) == first_run  # exactly the earlier run's files, unchanged
+    now = set(digests(tmp_path / "runs"))
+    assert "log.csv" not in now and "log.png" not in now  # no stale log beside the new checkpoints
+    assert (tmp_path / "logs" / "transformer_multi_gpu.csv").is_file()

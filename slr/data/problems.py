@@ -49,6 +49,7 @@ KINDS: dict[str, ProblemKind] = {
     "unlabelled_clip": ProblemKind("warning", "Clip without a labels row (ignored in training)"),
     "empty_class": ProblemKind("warning", "Class without clips"),
     "gloss_in_two_categories": ProblemKind("warning", "Gloss in more than one category"),
+    "shared_group": ProblemKind("warning", "Group (signer, session) in train and another split"),
 }
 
 

@@ -20,6 +20,7 @@ from slr.data.clips import ArraySpec, ClipListing, clip_stem, inspect_clip, map_
 from slr.data.files import describe_non_file
 from slr.data.labels import LabelTable, load_labels
 from slr.data.problems import KINDS, Problem, group_by_kind
+from slr.data.split import clips_in_other_splits, split_group_problems
 from slr.errors import DataError, command, setting
 
 if TYPE_CHECKING:
@@ -128,12 +129,16 @@ def validate_directory(
     num_cat: Optional[int] = None,
     max_zero_frames: float = 0.5,
     keep_clips: bool = False,
+    check_split_groups: bool = False,
+    group_by: Optional[str] = None,
 ) -> ValidationReport:
     """Check every clip in `directory` against `specs` (the first is the main array) and the labels.
 
     Raises `DataError` only for a directory that cannot be checked at all; everything else is a
     `Problem` in the report. With `keep_clips` the report holds each clip's main array (float32,
-    by file stem) so a dataset can start with them cached.
+    by file stem) so a dataset can start with them cached. With `check_split_groups` a train split
+    that shares a group (signer, session, or `group_by`) with another split is warned about
+    (`slr.data.split.split_group_problems`).
     """
     directory = Path(directory)
     if not directory.exists():
@@ -158,9 +163,12 @@ def validate_directory(
     labels = load_labels(labels_csv, num_gloss=num_gloss, num_cat=num_cat)
     problems += labels.problems
     present = listing.stems  # a labelled clip that is not a file is reported above, not as missing
-    problems += _match_labels_to_clips(labels, present, directory)
+    # In one directory shared by split files, a clip another split file labels is not unlabelled.
+    problems += _match_labels_to_clips(labels, present, directory, elsewhere=clips_in_other_splits(labels_csv))
     class_counts = _count_classes(labels, present)
     problems += _empty_classes(class_counts, {"gloss": num_gloss, "cat": num_cat}, labels)
+    if check_split_groups:
+        problems += split_group_problems(labels, group_by)
 
     main_key = specs[0].key
     return ValidationReport(
@@ -230,7 +238,9 @@ def _check_widths(facts: list[_ClipFacts], specs: list[ArraySpec]) -> tuple[dict
     return widths, problems
 
 
-def _match_labels_to_clips(labels: LabelTable, present: set[str], directory: Path) -> list[Problem]:
+def _match_labels_to_clips(
+    labels: LabelTable, present: set[str], directory: Path, elsewhere: frozenset[str] | set[str] = frozenset()
+) -> list[Problem]:
     problems = []
     where = labels.path.name
     listed = set(labels.rows["file"])
@@ -241,7 +251,7 @@ def _match_labels_to_clips(labels: LabelTable, present: set[str], directory: Pat
             )
     if labels.rows.empty:
         return problems  # no usable labels: that is already reported once, not once per clip
-    for name in sorted(present - listed):
+    for name in sorted(present - listed - elsewhere):
         problems.append(Problem("unlabelled_clip", f"{name}.npz", f"no row in {where}"))
     return problems
 
@@ -370,4 +380,6 @@ def run_validate(settings: ValidateSettings) -> ValidationReport:
         num_gloss=settings.num_gloss,
         num_cat=settings.num_cat,
         max_zero_frames=settings.max_zero_frames,
+        check_split_groups=True,
+        group_by=settings.group_by,
     )

@@ -64,6 +64,12 @@ def _measured(given: Optional[int], accumulation: int, device: torch.device, ste
         if given is None:  # the guide's floor: train at 8 and let the user see what happens
             return BatchChoice(hardware.MIN_AUTO_BATCH, accumulation, "measured", reason)
         raise ConfigError(f"{setting('auto_batch_size')}: not even a batch of 1 fits on {device} ({reason})")
+    return fit_given_batch(given, accumulation, size, reason)
+
+
+def fit_given_batch(given: Optional[int], accumulation: int, size: int, reason: str) -> BatchChoice:
+    """The probe found ``size`` to be the largest that fits: keep ``given`` when it does; otherwise
+    train at ``size`` with as many more accumulation steps as keep the effective batch exact."""
     if given is None or size == given:
         return BatchChoice(size, accumulation, "measured", reason)
     factor = given // size

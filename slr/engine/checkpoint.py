@@ -15,12 +15,10 @@ from typing import Any, Mapping
 import torch
 
 from slr.engine.atomic import write_atomically
-from slr.engine.checkpoint_entries import Need, check_structure, describe, is_int
+from slr.engine.checkpoint_schema import FORMAT, VERSION, Need, check_structure, describe, is_int
 from slr.errors import CheckpointError, setting
 from slr.models.state_keys import unwrapped_keys
 
-FORMAT = "slr-checkpoint"
-VERSION = 1
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

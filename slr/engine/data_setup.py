@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from slr.data.augment import build_transform
 from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.classes import read_class_names
+from slr.data.split import train_val_group_notices
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
 from slr.engine.sampler import EpochSampler
@@ -116,7 +117,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
-    datasets, frames, notices = [], [], []
+    datasets, frames, notices, labels = [], [], [], []
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
             raise DataError(f"{src.flag}: clip directory not found", src.directory)
@@ -157,6 +158,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             )
         )
         frames += report.frames
+        labels.append(report.labels)
     train_ds, val_ds = datasets
     if train_ds.input_dim != val_ds.input_dim:
         raise DataError(
@@ -169,6 +171,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
+    notices += train_val_group_notices(*labels)  # signers / sessions in both splits
     return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices)
 
 

@@ -19,6 +19,7 @@ from slr.config import read_config_file, check_known_keys, resolve_settings
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
+from slr.engine.checkpoint_schema import check_resume_values
 from slr.engine.distributed import (
     DistInfo,
     init_distributed,
@@ -168,10 +169,11 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
             observer.note(f"{setting(name)}: {now} (the checkpoint has {before})")
         ckpt.check_compatible(state, resume.path, model=settings.model, num_gloss=settings.num_gloss,
                               num_cat=settings.num_cat)
-        done = _nothing_to_do(settings, state, resume.path)
+        derived = check_resume_values(state, resume.path)
+        done = _nothing_to_do(settings, state, derived.stale_epochs, resume.path)
         if done is not None:
             observer.note(done)
-            return TrainOutcome(run_paths(settings), state["best_metric"], state.get("best_epoch", 0),
+            return TrainOutcome(run_paths(settings), derived.best_metric, derived.best_epoch,
                                 state["epoch"], state["history"], is_main=dist.is_main, trained=False)
 
     paths = run_paths(settings)
@@ -227,12 +229,11 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
                         is_main=dist.is_main, model=ckpt.unwrap_model(model))
 
 
-def _nothing_to_do(settings: TrainSettings, state: Mapping[str, Any], path: Path) -> Optional[str]:
+def _nothing_to_do(settings: TrainSettings, state: Mapping[str, Any], stale: int, path: Path) -> Optional[str]:
     """Why a resumed run has nothing left to train, or None."""
     if state["epoch"] >= settings.epochs:
         return (f"{path} has already trained {state['epoch']} of {setting('epochs', settings.epochs)}: nothing to "
                 f"do ({setting('epochs')} is the total; raise it to train further)")
-    stale = state["early_stop"]["stale_epochs"]
     if settings.early_stop and stale >= settings.early_stop:
         return (f"{path} stopped early after epoch {state['epoch']}: no better val_gloss_acc for {stale} "
                 f"epoch{'s' if stale > 1 else ''} ({setting('early_stop', settings.early_stop)}). Nothing to do; "

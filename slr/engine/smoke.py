@@ -26,6 +26,7 @@ from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.synthetic import make_synthetic_clips, write_clips
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
+from slr.engine.checkpoint_schema import make_checkpoint
 from slr.engine.distributed import DistInfo
 from slr.engine.observer import SilentObserver
 from slr.engine.trainer import Trainer
@@ -128,9 +129,9 @@ def _smoke_frames(settings: SmokeSettings, device: torch.device) -> SmokeReport:
     report.checks[f"loss fell ({losses[0]:.3f} -> {losses[-1]:.3f})"] = finite and losses[-1] <= LOSS_MUST_FALL_TO * losses[0]
     with tempfile.TemporaryDirectory(prefix="slr-smoke-") as tmp:
         path = Path(tmp) / f"{model_spec(settings.model).class_name}_smoke.pt"
-        ckpt.save_checkpoint({"format": ckpt.FORMAT, "version": ckpt.VERSION, "model": settings.model,
-                              "model_class": model_spec(settings.model).class_name,
-                              "model_state": ckpt.clean_state_dict(model.state_dict())}, path)
+        ckpt.save_checkpoint(make_checkpoint("weights", model=settings.model,
+                                             model_class=model_spec(settings.model).class_name,
+                                             model_state=ckpt.clean_state_dict(model.state_dict())), path)
         fresh = build_model(settings.model, settings, FEATURE_DIM, settings.num_gloss, settings.num_cat, frames=True)
         ckpt.load_model_state(fresh, ckpt.load_checkpoint(path), path)
     report.checks["checkpoint round-trips"] = _same_outputs(model, fresh.to(device), batch)

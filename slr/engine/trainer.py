@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from slr.engine import checkpoint as ckpt
+from slr.engine.checkpoint_schema import check_resume_values, make_checkpoint
 from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
@@ -114,25 +115,23 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         p = self.progress
-        return {
-            "format": ckpt.FORMAT,
-            "version": ckpt.VERSION,
+        return make_checkpoint(
             **self.extras,
-            "settings": self.s.model_dump(mode="json"),
-            "model_state": ckpt.clean_state_dict(ckpt.unwrap_model(self.model).state_dict()),
-            "optimizer_state": self.optimizer.state_dict(),
-            "scheduler_state": self.scheduler.state_dict() if self.scheduler else None,
-            "scaler_state": self.scaler.state_dict(),
-            "epoch": p.epoch,
-            "step_in_epoch": p.step,
-            "epoch_totals": list(p.totals),
-            "epoch_seconds": p.epoch_seconds,
-            "best_metric": p.best_metric,
-            "best_epoch": p.best_epoch,
-            "early_stop": {"stale_epochs": p.stale_epochs, "patience": self.s.early_stop},
-            "history": list(p.history),
-            "rng": capture_rng(),
-        }
+            settings=self.s.model_dump(mode="json"),
+            model_state=ckpt.clean_state_dict(ckpt.unwrap_model(self.model).state_dict()),
+            optimizer_state=self.optimizer.state_dict(),
+            scheduler_state=self.scheduler.state_dict() if self.scheduler else None,
+            scaler_state=self.scaler.state_dict(),
+            epoch=p.epoch,
+            step_in_epoch=p.step,
+            epoch_totals=list(p.totals),
+            epoch_seconds=p.epoch_seconds,
+            best_metric=p.best_metric,
+            best_epoch=p.best_epoch,
+            early_stop={"stale_epochs": p.stale_epochs, "patience": self.s.early_stop},
+            history=list(p.history),
+            rng=capture_rng(),
+        )
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
         ckpt.load_model_state(self.model, state, path, settings=self.s, input_dim=self.extras["input_dim"])
@@ -152,17 +151,30 @@ class Trainer:
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
         self._apply_flags_over_resumed_state(stored)
+        derived = check_resume_values(state, path)  # the best epoch and stale epochs: from the history
+        self._check_step_in_epoch(state, path)
         self.progress = RunProgress(
             epoch=state["epoch"],
-            step=state.get("step_in_epoch", 0),
-            totals=list(state.get("epoch_totals", [0.0, 0.0, 0.0, 0.0])),
-            epoch_seconds=state.get("epoch_seconds", 0.0),
-            best_metric=state["best_metric"],
-            best_epoch=state.get("best_epoch", 0),
-            stale_epochs=state["early_stop"]["stale_epochs"],
+            step=state["step_in_epoch"],
+            totals=list(state["epoch_totals"]),
+            epoch_seconds=state["epoch_seconds"],
+            best_metric=derived.best_metric,
+            best_epoch=derived.best_epoch,
+            stale_epochs=derived.stale_epochs,
             history=list(state["history"]),
         )
         self._pending_rng = rng_for_rank(state, self.dist)  # this rank's own streams (slr/engine/resume_world.py)
+
+    def _check_step_in_epoch(self, state: dict[str, Any], path: Path) -> None:
+        """A step inside the epoch must lie inside it: one beyond would skip the epoch unseen."""
+        if self.train_loader is None or not state["step_in_epoch"]:
+            return
+        sampler = self.train_loader.sampler
+        batches = math.ceil((len(sampler) + sampler.skip) / self.s.batch_size)
+        if state["step_in_epoch"] >= batches:
+            raise CheckpointError(
+                f"damaged checkpoint: 'step_in_epoch' is {state['step_in_epoch']} but an epoch of this run has "
+                f"{batches} steps", path)
 
     def _apply_flags_over_resumed_state(self, stored: dict[str, Any]) -> None:
         """The optimizer and scheduler states carry the old run's lr, weight decay and patience;
