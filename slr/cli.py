@@ -23,8 +23,10 @@ from slr.cli_params import settings_command
 from slr.config import resolve_settings
 from slr.errors import SlrError, command
 from slr.settings import (
+    CompareSettings,
     EvaluateSettings,
     ExportSettings,
+    ExtractSettings,
     HwinfoSettings,
     PlotSettings,
     PredictSettings,
@@ -228,7 +230,8 @@ def hwinfo(flags: dict, config: Optional[Path]) -> None:
 CLIPS = inspect.Parameter(
     "clips",
     inspect.Parameter.KEYWORD_ONLY,
-    default=typer.Argument(..., metavar="CLIP.npz...", help="Clip files to classify.", show_default=False),
+    default=typer.Argument(..., metavar="CLIP.npz|VIDEO...", help="Clip files or videos to classify.",
+                           show_default=False),
     annotation=list[Path],
 )
 
@@ -251,12 +254,15 @@ def evaluate(flags: dict, config: Optional[Path]) -> None:
                   extra=[CLIPS, CONFIG])
 @guarded
 def predict(flags: dict, clips: list[Path], config: Optional[Path]) -> None:
-    """The top-k glosses and the category of each clip, by name, with probabilities."""
+    """The top-k glosses and the category of each clip or video, by name, with probabilities."""
     settings = resolve_settings(PredictSettings, {**flags, "clips": clips}, config)
     from slr.analysis.predict import run_predict
     from slr.ui.evaluate_view import print_predictions, print_predictions_json
 
-    predictions = run_predict(settings)
+    notices: list[str] = []  # about videos: how they were extracted
+    predictions = run_predict(settings, notices)
+    for notice in notices:
+        print_notice(notice)
     (print_predictions_json if settings.json_output else print_predictions)(predictions)
 
 
@@ -283,6 +289,28 @@ def plot(flags: dict, config: Optional[Path]) -> None:
     typer.echo(f"training curves: {plot_training_curves(settings.log_csv, settings.output)}")
 
 
+CHECKPOINTS = inspect.Parameter(
+    "checkpoints",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(..., metavar="CKPT...", help="Checkpoints to compare (two or more).", show_default=False),
+    annotation=list[Path],
+)
+
+
+@app.command()
+@settings_command(CompareSettings, fields=[n for n in CompareSettings.model_fields if n != "checkpoints"],
+                  extra=[CHECKPOINTS, CONFIG])
+@guarded
+def compare(flags: dict, checkpoints: list[Path], config: Optional[Path]) -> None:
+    """Checkpoints side by side on the same recordings: accuracy, F1, McNemar's test, differing classes, curves."""
+    settings = resolve_settings(CompareSettings, {**flags, "checkpoints": checkpoints}, config)
+    from slr.analysis.compare import compare as run_comparison
+    from slr.ui.compare_view import print_comparison, print_comparison_json
+
+    comparison = run_comparison(settings)
+    (print_comparison_json if settings.json_output else print_comparison)(comparison)
+
+
 @app.command()
 @settings_command(SplitSettings, extra=[CONFIG])
 @guarded
@@ -297,6 +325,33 @@ def split(flags: dict, config: Optional[Path]) -> None:
     print_split(result, as_json=settings.json_output)
     for text in result.notices:
         print_notice(text)
+
+
+VIDEOS = inspect.Parameter(
+    "videos",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(..., metavar="VIDEO...", help="Video files, or folders of videos.", show_default=False),
+    annotation=list[Path],
+)
+
+
+@app.command()
+@settings_command(ExtractSettings, fields=[n for n in ExtractSettings.model_fields if n != "videos"],
+                  extra=[VIDEOS, CONFIG])
+@guarded
+def extract(flags: dict, videos: list[Path], config: Optional[Path]) -> None:
+    """Make one clip per video (MediaPipe Holistic keypoints, optionally InceptionV3 features), as `slr train` reads them."""
+    settings = resolve_settings(ExtractSettings, {**flags, "videos": videos}, config)
+    from slr.extract.command import extract_from_settings
+    from slr.ui.extract_view import ExtractProgress, print_extraction
+
+    view = ExtractProgress()
+    try:
+        result = extract_from_settings(settings, view)
+    finally:
+        view.finish()
+    print_extraction(result, settings.flag_below)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 def main() -> None:

@@ -371,6 +371,18 @@ class EvaluateSettings(Settings):
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
     top_confusions: int = Field(10, ge=0, description="How many of the most confused class pairs to list.")
+    confusion_top: Optional[int] = Field(
+        None,
+        ge=2,
+        alias="top",
+        description="Draw only this many classes in the confusion PNGs: those with the most errors, most first, "
+        "with counts (the CSVs stay complete); default: every class.",
+    )
+    group_by: Optional[str] = Field(
+        None,
+        min_length=1,
+        description="A labels CSV column (e.g. signer): accuracy per value of it, also in per_group.csv.",
+    )
     json_output: bool = Field(False, description="Print the results as JSON.", alias="json")
 
     model_config = ConfigDict(populate_by_name=True)
@@ -390,11 +402,47 @@ class EvaluateSettings(Settings):
         return "keypoints" if self.keypoints is not None else "features"
 
 
-class PredictSettings(Settings):
-    """`slr predict CKPT CLIP.npz...`: the most likely glosses and the category of each clip."""
+class VideoPredictSettings(Settings):
+    """`slr predict` on videos: extracted as the training clips were (their settings are stored in the
+    checkpoint); each of these replaces the stored value."""
+
+    fps: Optional[float] = Field(
+        None, gt=0, le=1000, description="Videos: frames kept per second (default: the training clips')."
+    )
+    min_detection_confidence: Optional[float] = Field(
+        None, ge=0, le=1, description="Videos: Holistic's minimum detection confidence (default: the training clips')."
+    )
+    min_tracking_confidence: Optional[float] = Field(
+        None, ge=0, le=1, description="Videos: Holistic's minimum tracking confidence (default: the training clips')."
+    )
+    visibility_threshold: Optional[float] = Field(
+        None, ge=0, le=1, description="Videos: pose point visibility threshold (default: the training clips')."
+    )
+    refine_face_landmarks: Optional[bool] = Field(
+        None, description="Videos: Holistic's refined face mesh (default: the training clips')."
+    )
+    smooth_landmarks: Optional[bool] = Field(
+        None, description="Videos: Holistic's landmark smoothing (default: the training clips')."
+    )
+    backbone_weights: Optional[Path] = Field(
+        None,
+        description="Videos with an iv3_gru checkpoint: ImageNet InceptionV3 weights for the features "
+        "(default: torchvision's cache).",
+    )
+
+    def extraction_overrides(self) -> dict[str, Any]:
+        """The extraction settings given here (None: not given)."""
+        names = [n for n in VideoPredictSettings.model_fields if n != "backbone_weights"]
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class PredictSettings(VideoPredictSettings):
+    """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
-    clips: list[Path] = Field(default_factory=list, description="Clip files (.npz) to classify.")
+    clips: list[Path] = Field(
+        default_factory=list, description="Clip files (.npz) or videos (extracted as the training clips were)."
+    )
     top_k: int = Field(5, ge=1, description="How many glosses to list per clip.")
     classes: Optional[Path] = Field(
         None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint."
@@ -426,6 +474,42 @@ class PlotSettings(Settings):
 
     log_csv: Path = positional(description="A training log (log.csv from `slr train`).")
     output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
+
+
+class CompareSettings(Settings):
+    """`slr compare CKPT_A CKPT_B...`: checkpoints side by side on the same labelled recordings."""
+
+    checkpoints: list[Path] = Field(default_factory=list, description="Checkpoints to compare (two or more).")
+    keypoints: Optional[Path] = Field(None, description="Directory of keypoint clips (for transformer checkpoints).")
+    features: Optional[Path] = Field(None, description="Directory of feature clips (for iv3_gru checkpoints).")
+    labels_csv: Optional[Path] = Field(
+        None,
+        description="Labels CSV (file,gloss,cat) naming the recordings; clips are matched by its file names; "
+        "default: labels.csv in the --keypoints directory, else in the --features one.",
+    )
+    classes: Optional[Path] = Field(
+        None,
+        description="Class names (gloss,name,cat,cat_name); default: the checkpoints' names, else the clip file names.",
+    )
+    output_dir: Optional[Path] = Field(
+        None,
+        description="Where comparison.json, per_class.csv and curves.png go; default: comparison/ beside the "
+        "first checkpoint.",
+    )
+    differing_classes: int = Field(10, ge=0, description="How many of the classes whose accuracy differs most to list.")
+    batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the models.")
+    json_output: bool = Field(False, description="Print the comparison as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _enough_to_compare(self) -> "CompareSettings":
+        if len(self.checkpoints) < 2:
+            raise ValueError(f"give two or more checkpoints to compare (got {len(self.checkpoints)})")
+        if self.keypoints is None and self.features is None:
+            raise ValueError(f"give the clips: {setting('keypoints')} DIR, {setting('features')} DIR, or both")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,4 +547,75 @@ class SplitSettings(Settings):
     def _train_keeps_some(self) -> "SplitSettings":
         if self.val + (self.test or 0) >= 1:
             raise ValueError(f"{setting('val')} {self.val} and {setting('test')} {self.test} leave nothing for training")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos -> clips (slr/extract)
+# ---------------------------------------------------------------------------------------------
+
+#: The sign's name in a file name: `clip_0089_how are you` -> "how are you" (the clip naming of
+#: the training guide, as slr.data.labels reads it).
+DEFAULT_NAME_PATTERN = r"clip_\d+_(?P<name>.+)"
+
+
+class KeypointExtractionSettings(Settings):
+    """What decides a clip's keypoints; stored in each clip's meta and in checkpoints trained on them."""
+
+    fps: Optional[float] = Field(
+        None, gt=0, le=1000, description="Frames kept per second, chosen by timestamp; default: every frame."
+    )
+    model_complexity: int = Field(
+        1,
+        ge=0,
+        le=2,
+        description="MediaPipe Holistic model complexity; only 1 (the model inside the mediapipe wheel) is available.",
+    )
+    min_detection_confidence: float = Field(0.5, ge=0, le=1, description="Holistic's minimum detection confidence.")
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1, description="Holistic's minimum tracking confidence.")
+    visibility_threshold: float = Field(
+        0.5, ge=0, le=1, description="A pose point counts as detected at this visibility or above."
+    )
+    refine_face_landmarks: bool = Field(True, description="Holistic's refined face mesh (as the original FSL-105 clips).")
+    smooth_landmarks: bool = Field(True, description="Holistic's smoothing of landmarks across frames.")
+
+
+class ExtractSettings(KeypointExtractionSettings):
+    """`slr extract VIDEO... --output-dir DIR`: one clip per video, in the layout `slr train` reads."""
+
+    videos: list[Path] = Field(default_factory=list, description="Video files, or folders of videos.")
+    output_dir: Path = Field(description="Folder the clips (and labels.csv) are written to.")
+    features: bool = Field(False, description="Also store InceptionV3 features of the same frames (X2048).")
+    backbone_weights: Optional[Path] = Field(
+        None,
+        description="ImageNet InceptionV3 weights for --features; default: torchvision's cache "
+        "(inception_v3_google-0cc3c7bd.pth).",
+    )
+    feature_batch_size: int = Field(16, ge=1, le=1024, description="Frames per InceptionV3 forward pass.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("cpu", description="Where InceptionV3 runs (--features).")
+    classes_csv: Optional[Path] = Field(
+        None, description="Class names (gloss,name,cat,cat_name): write labels.csv from the names in the file names."
+    )
+    name_pattern: str = Field(
+        DEFAULT_NAME_PATTERN,
+        min_length=1,
+        description="Regular expression for the sign's name in a file name (without suffix), in its first "
+        "group or (?P<name>...).",
+    )
+    workers: Optional[int] = Field(None, ge=1, le=256, description="Processes; default: one per usable CPU.")
+    overwrite: bool = Field(False, description="Redo clips that are already complete.")
+    flag_below: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Flag videos whose pose, or both hands, are found in less than this share of frames.",
+    )
+
+    @model_validator(mode="after")
+    def _complexity_shipped(self) -> "ExtractSettings":
+        if self.model_complexity != 1:
+            raise ValueError(
+                f"model complexity {self.model_complexity} is not available: mediapipe downloads the models of "
+                "complexity 0 and 2 at run time, and slr extracts without a network; use 1"
+            )
         return self

@@ -426,6 +426,7 @@ def test_validate_does_not_import_torch(synthetic_dir):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_real_data_validates_clean(asl_words_dir):
     """(How fast: benchmarks/validate_speed.py.)"""
     train = asl_words_dir / "train"

@@ -228,18 +228,18 @@ def test_width_mismatch_and_missing_clips_are_data_errors(clip_copy):
         ClipDataset(clip_copy)
 
 
-def test_cached_pass_is_faster_on_real_data(asl_words_dir):
-    """The point of the cache: a second pass does not touch the files."""
-    dataset = ClipDataset(asl_words_dir / "val", dim=156)
-    start = time.perf_counter()
+def test_a_cached_pass_does_not_touch_the_files(asl_words_dir, tmp_path):
+    """The point of the cache: a second pass reads nothing from disk (shown by removing the files
+    after the first pass). How much faster that is: benchmarks/data_pipeline.py."""
+    clips = tmp_path / "val"
+    shutil.copytree(asl_words_dir / "val", clips)
+    dataset = ClipDataset(clips, dim=156)
     first = [dataset[i] for i in range(len(dataset))]
-    first_pass = time.perf_counter() - start
-    start = time.perf_counter()
+    for clip in clips.glob("*.npz"):
+        clip.unlink()
     second = [dataset[i] for i in range(len(dataset))]
-    cached_pass = time.perf_counter() - start
     assert len(dataset._cache) == len(dataset) == 419
     assert all(torch.equal(a.x, b.x) for a, b in zip(first, second))
-    assert cached_pass < first_pass
 
 
 @pytest.mark.parametrize("values", [np.full((5, 156), np.nan), np.full((5, 156), 1e300)], ids=["nan", "beyond-float32"])

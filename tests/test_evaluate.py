@@ -365,3 +365,70 @@ def test_a_features_model_given_keypoints_says_which_flag(synthetic_dir, tmp_pat
     )
     result = runner.invoke(app, ["evaluate", str(ckpt), "--keypoints", str(synthetic_dir)])
     assert_one_line_error(result, "holds an InceptionV3GRU (iv3_gru) model", "--features DIR")
+
+
+# --- results by group, extra label columns, the most confused classes ------------------------
+
+
+def _labels_with_signers(synthetic_dir: Path, path: Path) -> pd.DataFrame:
+    labels = pd.read_csv(synthetic_dir / "labels.csv")
+    labels["signer"] = [("2", "10", "alice", "")[i % 4] for i in range(len(labels))]
+    labels["session"] = [f"s{i % 2}" for i in range(len(labels))]
+    labels.to_csv(path, index=False)
+    return labels
+
+
+@pytest.mark.slow
+def test_group_by_equals_each_group_evaluated_alone(trained, synthetic_dir, tmp_path):
+    labels = _labels_with_signers(synthetic_dir, tmp_path / "labels.csv")
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", str(trained), "--keypoints", str(synthetic_dir), "--labels-csv",
+                                 str(tmp_path / "labels.csv"), "--group-by", "signer", "--output-dir", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["group_by"] == "signer"
+    groups = report["groups"]
+    assert [g["value"] for g in groups] == ["2", "10", "alice", "(blank)"]  # numbers in numeric order, blanks last
+    assert sum(g["clips"] for g in groups) == len(labels)
+    for group in groups:
+        value = "" if group["value"] == "(blank)" else group["value"]
+        subset = tmp_path / f"only-{group['value']}.csv"
+        labels[labels["signer"].fillna("") == value].to_csv(subset, index=False)
+        alone = runner.invoke(app, ["evaluate", str(trained), "--keypoints", str(synthetic_dir), "--labels-csv",
+                                    str(subset), "--output-dir", str(tmp_path / "alone"), "--json"])
+        assert alone.exit_code == 0, alone.output
+        alone = json.loads(alone.stdout)
+        assert group["clips"] == alone["clips"]
+        assert group["gloss_top1"] == pytest.approx(alone["gloss"]["top1"])
+        assert group["gloss_top5"] == pytest.approx(alone["gloss"]["top5"])
+        assert group["gloss_macro_f1"] == pytest.approx(alone["gloss"]["macro_f1"])
+        assert group["cat_top1"] == pytest.approx(alone["cat"]["top1"])
+    table = pd.read_csv(out / "per_group.csv", keep_default_na=False, dtype={"signer": str})
+    assert list(table["signer"]) == ["2", "10", "alice", "(blank)"]
+    assert list(table["gloss_top1"]) == pytest.approx([g["gloss_top1"] for g in groups])
+
+    # predictions.csv keeps the labels' own columns, row for row.
+    predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False, dtype=str)
+    assert list(predictions.columns[-2:]) == ["signer", "session"]
+    expected = labels.assign(file=labels["file"].str.removesuffix(".npz")).fillna("").set_index("file")
+    assert list(predictions["signer"]) == list(expected.loc[predictions["file"], "signer"])
+    assert list(predictions["session"]) == list(expected.loc[predictions["file"], "session"])
+
+
+def test_group_by_a_column_that_does_not_exist(trained, synthetic_dir, tmp_path):
+    _labels_with_signers(synthetic_dir, tmp_path / "labels.csv")
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", str(trained), "--keypoints", str(synthetic_dir), "--labels-csv",
+                                 str(tmp_path / "labels.csv"), "--group-by", "speaker", "--output-dir", str(out)])
+    assert_one_line_error(result, "labels.csv", "--group-by 'speaker'", "file, gloss, cat, signer, session")
+    assert not out.exists()
+
+
+def test_confusion_top_draws_the_most_confused_classes(trained, synthetic_dir, tmp_path):
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", str(trained), "--keypoints", str(synthetic_dir), "--top", "3",
+                                 "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert_png(out / "confusion_gloss.png")
+    table = pd.read_csv(out / "confusion_gloss.csv", index_col=0)
+    assert table.shape == (5, 5)  # the CSV stays complete

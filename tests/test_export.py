@@ -73,6 +73,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
 def test_onnx_runs_in_onnxruntime_with_any_batch_and_length(checkpoints, model, dim):
     import onnxruntime
@@ -95,6 +96,7 @@ def test_onnx_runs_in_onnxruntime_with_any_batch_and_length(checkpoints, model, 
     assert not [p for p in ckpt.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
 def test_torchscript_loads_in_a_python_without_slr(checkpoints, tmp_path, model, dim):
     ckpt = checkpoints[model]
@@ -155,6 +157,7 @@ def refused(args: list[str], *needles: str) -> None:
         assert needle in result.output, result.output
 
 
+@pytest.mark.slow
 def test_output_never_replaces_the_checkpoint_or_a_file_that_is_not_such_an_export(tmp_path):
     ckpt = write_checkpoint(tmp_path / "SignTransformer_best.pt", "transformer", 20)
     other_run = write_checkpoint(tmp_path / "other" / "SignTransformer_last.pt", "transformer", 20)

@@ -12,6 +12,9 @@ import torch
 from slr.engine import hardware
 
 
+pytestmark = pytest.mark.slow  # each test starts slr in a child process that imports torch
+
+
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "slr", "hwinfo", *args], capture_output=True, text=True)
 

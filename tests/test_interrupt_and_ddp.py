@@ -20,6 +20,9 @@ from slr.settings import TrainSettings
 SMALL = ["--d-model", "32", "--num-heads", "2", "--num-layers", "1", "--ff-dim", "64", "--no-plots"]
 
 
+pytestmark = pytest.mark.slow  # child processes that import torch and train: ~20 s each on a quiet 2-core machine
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ddp-data")

@@ -22,6 +22,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
+pytestmark = pytest.mark.slow  # real gloo process groups in child processes
+
+
 def test_ranks_take_the_smallest_auto_batch_size(tmp_path):
     script = tmp_path / "agree.py"
     script.write_text(SCRIPT)

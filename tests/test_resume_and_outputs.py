@@ -165,6 +165,7 @@ def test_bad_stored_settings_name_the_checkpoint(clips, tmp_path):  # noqa: F811
     assert "settings stored in the checkpoint" in result.output and "--lr" in result.output
 
 
+@pytest.mark.slow
 def test_model_defaults_to_transformer_and_the_guide_smoke_test_runs(clips, tmp_path):  # noqa: F811
     result = runner.invoke(app, ["train", *data_flags(clips), "--epochs", "1", "--output-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

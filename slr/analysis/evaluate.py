@@ -3,9 +3,14 @@
 Output directory (default: `evaluation/` beside the checkpoint):
 
 - `metrics.json`: everything printed, plus per-class results of both heads;
-- `predictions.csv`: one row per clip (true and predicted ids and names, probabilities);
+- `predictions.csv`: one row per clip (true and predicted ids and names, probabilities, and the
+  labels' extra columns);
 - `confusion_gloss.csv`, `confusion_cat.csv`: counts, rows = true class, columns = predicted;
-- `confusion_gloss.png`, `confusion_cat.png`: the same, coloured by share of each true class.
+- `confusion_gloss.png`, `confusion_cat.png`: the same, coloured by share of each true class
+  (only the most confused classes when asked: `slr.analysis.confusion_plot`);
+- `per_group.csv`: accuracy per value of a labels column, when grouping is asked for.
+
+`score_clips` (a checkpoint's probabilities on labelled clips) is shared with `slr compare`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Collection, Optional
 
 import numpy as np
 
@@ -25,11 +30,19 @@ from slr.engine.atomic import write_atomically
 from slr.errors import ConfigError, DataError, setting
 from slr.settings import EvaluateSettings
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from slr.analysis.groups import GroupResult
+    from slr.analysis.inference import LoadedModel
+
 #: What `write_outputs` writes into the output directory.
 OUTPUT_FILES = (
     "confusion_gloss.csv", "confusion_gloss.png", "confusion_cat.csv", "confusion_cat.png",
     "predictions.csv", "metrics.json",
 )
+#: Written as well when results are split by a labels column.
+GROUP_FILE = "per_group.csv"
 
 
 @dataclass
@@ -44,8 +57,11 @@ class EvaluationReport:
     cat: TaskMetrics
     names: ClassNames
     files: dict[str, Path] = field(default_factory=dict)
+    group_by: Optional[str] = None  # the labels column the clips were split by, if any
+    groups: list["GroupResult"] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        groups = {"group_by": self.group_by, "groups": [g.to_dict() for g in self.groups]} if self.group_by else {}
         return _finite(
             {
                 "checkpoint": str(self.checkpoint),
@@ -56,6 +72,7 @@ class EvaluationReport:
                 "clips": self.clips,
                 "gloss": self.gloss.to_dict(),
                 "cat": self.cat.to_dict(),
+                **groups,
                 "files": {k: str(v) for k, v in self.files.items()},
             }
         )
@@ -74,27 +91,101 @@ def _finite(value: Any) -> Any:
 
 def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """Run the checkpoint over the directory, compute the metrics and write the report files."""
+    from slr.analysis.groups import check_group_column, group_results
     from slr.analysis.inference import load_model, pick_device
-    from slr.analysis.scoring import class_probabilities
-    from slr.data.dataset import ClipDataset
 
     directory = Path(settings.directory)
     labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
     output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / "evaluation"
     check_output_dir(output_dir, setting("output_dir"))
     inputs = [settings.checkpoint, labels_csv, settings.classes]
-    clash = clashing_input([output_dir / name for name in OUTPUT_FILES], inputs)
+    outputs = OUTPUT_FILES + ((GROUP_FILE,) if settings.group_by else ())
+    clash = clashing_input([output_dir / name for name in outputs], inputs)
     if clash:
         raise ConfigError(f"{setting('output_dir')} {output_dir}: its {clash[0].name} would replace the input {clash[1]}")
+    if settings.group_by:  # before the model is loaded: a typo costs nothing
+        from slr.data.labels import read_labels
+
+        check_group_column(read_labels(labels_csv), settings.group_by, labels_csv)
     loaded = load_model(settings.checkpoint, pick_device(settings.device))
     if settings.input_kind != loaded.input_kind:
         raise ConfigError(
             f"{settings.checkpoint} holds {_a(loaded.model_class)} ({loaded.name}) model, which reads "
-            f"{loaded.input_kind}: give the clips with --{loaded.input_kind} DIR"
+            f"{loaded.input_kind}: give the clips with {setting(loaded.input_kind)} DIR"
         )
+    scored = score_clips(loaded, directory, labels_csv, classes=settings.classes, batch_size=settings.batch_size)
+    gloss, cat = scored.task_metrics(settings.top_confusions)
+    report = EvaluationReport(
+        checkpoint=Path(settings.checkpoint),
+        model=loaded.name,
+        model_class=loaded.model_class,
+        directory=directory,
+        labels_csv=labels_csv,
+        clips=scored.count,
+        gloss=gloss,
+        cat=cat,
+        names=scored.names,
+        group_by=settings.group_by,
+        groups=group_results(scored, settings.group_by) if settings.group_by else [],
+    )
+    write_outputs(report, output_dir, scored, settings.confusion_top)
+    return report
+
+
+@dataclass
+class ScoredClips:
+    """A checkpoint's probabilities on labelled clips: what evaluation and comparison measure."""
+
+    loaded: "LoadedModel"
+    directory: Path
+    labels_csv: Path
+    rows: "pd.DataFrame"  # the labels rows, in order (index 0..N-1), extra columns included
+    gloss_probs: np.ndarray  # [N, num_gloss]
+    cat_probs: np.ndarray  # [N, num_cat]
+    names: ClassNames
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def clips(self) -> list[str]:
+        return list(self.rows["file"])
+
+    @property
+    def gloss(self) -> np.ndarray:
+        return self.rows["gloss"].to_numpy(dtype=np.int64)
+
+    @property
+    def cat(self) -> np.ndarray:
+        return self.rows["cat"].to_numpy(dtype=np.int64)
+
+    def task_metrics(self, top_confusions: int = 10, subset: Optional[np.ndarray] = None) -> tuple[TaskMetrics, TaskMetrics]:
+        """Metrics of both heads, on every clip or on `subset` (a boolean mask or row positions)."""
+        pick = slice(None) if subset is None else subset
+        num_gloss, num_cat = self.gloss_probs.shape[1], self.cat_probs.shape[1]
+        gloss = task_metrics("gloss", self.gloss_probs[pick], self.gloss[pick], self.names.names("gloss", num_gloss),
+                             top_confusions)
+        cat = task_metrics("cat", self.cat_probs[pick], self.cat[pick], self.names.names("cat", num_cat), top_confusions)
+        return gloss, cat
+
+
+def score_clips(
+    loaded: "LoadedModel",
+    directory: Path,
+    labels_csv: Path,
+    *,
+    classes: Optional[Path] = None,
+    batch_size: int = 64,
+    only: Optional[Collection[str]] = None,
+) -> ScoredClips:
+    """Run a loaded checkpoint over the labelled clips of `directory` (those named in `only`, if given)."""
+    from slr.analysis.scoring import class_probabilities
+    from slr.data.dataset import ClipDataset
+
     if not directory.is_dir():
         raise DataError("clip directory not found", directory)
-    dataset = ClipDataset(directory, labels_csv, cache=False, **loaded.dataset_options())
+    dataset = ClipDataset(directory, labels_csv, cache=False, only=only, **loaded.dataset_options())
     if len(dataset) == 0:
         raise DataError("no labelled clips to evaluate", labels_csv)
     for column, ids, limit in (("gloss", dataset.gloss, loaded.num_gloss), ("cat", dataset.cat, loaded.num_cat)):
@@ -108,27 +199,17 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
             )
 
     labels = _clip_labels(directory, dataset.names)
-    gloss_scores, cat_scores = class_probabilities(loaded, dataset, settings.batch_size, labels, directory)
-    gloss_probs = gloss_scores.numpy()
-    cat_probs = cat_scores.numpy()
-
-    names = resolve_class_names(loaded.state, settings.classes, dataset.names, dataset.gloss)
-    top = settings.top_confusions
-    gloss = task_metrics("gloss", gloss_probs, dataset.gloss, names.names("gloss", loaded.num_gloss), top)
-    cat = task_metrics("cat", cat_probs, dataset.cat, names.names("cat", loaded.num_cat), top)
-    report = EvaluationReport(
-        checkpoint=Path(settings.checkpoint),
-        model=loaded.name,
-        model_class=loaded.model_class,
+    gloss_scores, cat_scores = class_probabilities(loaded, dataset, batch_size, labels, directory)
+    names = resolve_class_names(loaded.state, classes, dataset.names, dataset.gloss)
+    return ScoredClips(
+        loaded=loaded,
         directory=directory,
         labels_csv=labels_csv,
-        clips=len(dataset),
-        gloss=gloss,
-        cat=cat,
+        rows=dataset.rows.reset_index(drop=True),
+        gloss_probs=gloss_scores.numpy(),
+        cat_probs=cat_scores.numpy(),
         names=names,
     )
-    write_outputs(report, output_dir, dataset.names, dataset.gloss, dataset.cat, gloss_probs, cat_probs)
-    return report
 
 
 def _a(noun: str) -> str:
@@ -144,16 +225,10 @@ def _clip_labels(directory: Path, names: list[str]) -> list[str]:
     return [str(files.get(name, directory / f"{name}.npz")) for name in names]
 
 
-def write_outputs(
-    report: EvaluationReport,
-    output_dir: Path,
-    clip_names: list[str],
-    gloss_true: np.ndarray,
-    cat_true: np.ndarray,
-    gloss_probs: np.ndarray,
-    cat_probs: np.ndarray,
-) -> None:
+def write_outputs(report: EvaluationReport, output_dir: Path, scored: ScoredClips, confusion_top: Optional[int] = None) -> None:
     import pandas as pd
+
+    from slr.analysis.confusion_plot import plot_confusion
 
     files = report.files
     names = report.names
@@ -165,13 +240,15 @@ def write_outputs(
         _write_text(path, table.to_csv())
         files[f"confusion_{metrics.task}_png"] = path = output_dir / f"confusion_{metrics.task}.png"
         plot_confusion(metrics.confusion, labels, path, f"{'gloss' if metrics.task == 'gloss' else 'category'} "
-                       f"confusion ({metrics.clips} clips, top-1 {metrics.top1:.3f})")
+                       f"confusion ({metrics.clips} clips, top-1 {metrics.top1:.3f})", top=confusion_top)
 
+    gloss_true, cat_true = scored.gloss, scored.cat
+    gloss_probs, cat_probs = scored.gloss_probs, scored.cat_probs
     gloss_pred = gloss_probs.argmax(axis=1)
     cat_pred = cat_probs.argmax(axis=1)
     rows = pd.DataFrame(
         {
-            "file": clip_names,
+            "file": scored.clips,
             "gloss": gloss_true,
             "gloss_name": [names.gloss_name(g) for g in gloss_true],
             "pred_gloss": gloss_pred,
@@ -187,8 +264,17 @@ def write_outputs(
             "cat_correct": cat_pred == cat_true,
         }
     )
+    # The labels' own extra columns (signer, session, ...) follow, so predictions can be split by them.
+    for column in scored.rows.columns:
+        if column not in ("file", "gloss", "cat"):
+            rows[column if column not in rows.columns else f"{column} (labels)"] = scored.rows[column].to_numpy()
     files["predictions_csv"] = path = output_dir / "predictions.csv"
     _write_text(path, rows.to_csv(index=False))
+    if report.group_by:
+        from slr.analysis.groups import groups_table
+
+        files["per_group_csv"] = path = output_dir / GROUP_FILE
+        _write_text(path, groups_table(report.group_by, report.groups).to_csv(index=False))
     files["metrics_json"] = path = output_dir / "metrics.json"
     # allow_nan=False: to_dict() turns NaN into null; never write a file that is not JSON.
     _write_text(path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
@@ -197,37 +283,6 @@ def write_outputs(
 def _write_text(path: Path, text: str) -> None:
     """Each report file is replaced whole or not at all: a failure leaves the earlier evaluation's."""
     write_atomically(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def plot_confusion(cm: np.ndarray, labels: list[str], output: Path, title: str) -> Path:
-    """The confusion matrix as a PNG: colour = share of the true class's clips, counts written when few classes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(labels)
-    support = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, support, out=np.zeros(cm.shape, dtype=float), where=support > 0)
-    side = min(30.0, max(5.0, 2.5 + 0.2 * n))
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
-    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    if n <= 120:
-        size = 10 if n <= 15 else 8 if n <= 40 else 6  # each cell is at least 0.2 inch (14 pt) high
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
-        ax.set_yticks(range(n), labels, fontsize=size)
-    if n <= 30:
-        for i, j in zip(*np.nonzero(cm)):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if share[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.tight_layout()
-    try:
-        write_atomically(output, lambda f: fig.savefig(f, format="png", dpi=100))
-    finally:
-        plt.close(fig)
-    return output
 
 
 def run_evaluate(settings: EvaluateSettings) -> EvaluationReport:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -41,7 +41,11 @@ def predict_clips(
     classes: Path | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    video: Optional[dict[str, Any]] = None,
+    notices: Optional[list[str]] = None,
 ) -> list[Prediction]:
+    """`video`: extraction settings for the videos among `clips` (`overrides`, `backbone_weights`);
+    `notices` receives what the caller should tell the user."""
     from slr.analysis.classes import resolve_class_names
     from slr.analysis.inference import dataset_from_arrays, load_model, pick_device
     from slr.analysis.scoring import class_probabilities
@@ -52,7 +56,7 @@ def predict_clips(
     loaded = load_model(checkpoint, pick_device(device))
     names = resolve_class_names(loaded.state, classes)
     paths = [Path(c) for c in clips]
-    arrays = read_clips(paths, loaded.key, loaded.fallback_key, loaded.input_dim)
+    arrays = read_inputs(paths, loaded, video or {}, notices)
     dataset = dataset_from_arrays(loaded, arrays, [clip_stem(p.name) for p in paths])
     gloss_probs, cat_probs = class_probabilities(loaded, dataset, batch_size, [str(p) for p in paths])
 
@@ -88,8 +92,40 @@ def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width:
     return arrays
 
 
-def run_predict(settings: PredictSettings) -> list[Prediction]:
-    """`slr predict`: the predictions; the caller shows them."""
+def read_inputs(paths: Sequence[Path], loaded: Any, video: dict[str, Any], notices: Optional[list[str]]) -> list[np.ndarray]:
+    """Clips read from their files and videos extracted as the training clips were, in order; one
+    `DataError` names every clip or video that cannot be used."""
+    from slr.analysis.predict_video import extract_video_arrays, is_video
+    from slr.analysis.scoring import refuse_clips
+
+    videos = [p for p in paths if is_video(p)]
+    clip_paths = [p for p in paths if not is_video(p)]
+    by_path: dict[Path, np.ndarray] = {}
+    problems: list[tuple[str, str]] = []
+    if clip_paths:
+        try:
+            by_path.update(zip(clip_paths, read_clips(clip_paths, loaded.key, loaded.fallback_key, loaded.input_dim)))
+        except DataError as exc:
+            problems.append(("clips", str(exc)))
+    if videos:
+        arrays, video_problems, told = extract_video_arrays(
+            videos, loaded.state, loaded.input_kind, video.get("overrides", {}), video.get("backbone_weights")
+        )
+        problems += video_problems
+        if notices is not None:
+            notices.extend(told)
+        for path, array in zip(videos, arrays):
+            if array is not None and array.shape[1] != loaded.input_dim:
+                problems.append((str(path), f"{path}: extracted {array.shape[1]} values per frame, the model takes "
+                                            f"{loaded.input_dim}"))
+            elif array is not None:
+                by_path[path] = array
+    refuse_clips(problems, len(paths))
+    return [by_path[p] for p in paths]
+
+
+def run_predict(settings: PredictSettings, notices: Optional[list[str]] = None) -> list[Prediction]:
+    """`slr predict`: the predictions; the caller shows them (and `notices`, about videos)."""
     return predict_clips(
         settings.checkpoint,
         settings.clips,
@@ -97,4 +133,6 @@ def run_predict(settings: PredictSettings) -> list[Prediction]:
         classes=settings.classes,
         batch_size=settings.batch_size,
         device=settings.device,
+        video={"overrides": settings.extraction_overrides(), "backbone_weights": settings.backbone_weights},
+        notices=notices,
     )

@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Collection, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -112,6 +112,8 @@ class ClipDataset(Dataset):
     (features: `X2048`, falling back to `X`). dim: the width every clip must have; None = the
     most common width in the data. max_frames / long_clips: see `slr.data.frames`.
     train: random crops (else centred). transform: augmentation, given the per-sample rng.
+    only: keep just the labelled clips of these names (`slr compare`: the clips both directories
+    hold); None = every clip labels.csv names, all of which must be present.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class ClipDataset(Dataset):
         transform: Optional[Transform] = None,
         cache: bool = True,
         preloaded: Optional[Mapping[str, np.ndarray]] = None,
+        only: Optional[Collection[str]] = None,
     ):
         self.directory = Path(directory) if directory is not None else None
         self.key = key
@@ -148,7 +151,7 @@ class ClipDataset(Dataset):
         self.gloss = np.zeros(0, dtype=np.int64)
         self.cat = np.zeros(0, dtype=np.int64)
         if self.directory is not None:
-            self._load_index(labels_csv)
+            self._load_index(labels_csv, only)
             if cache and preloaded:
                 for i, name in enumerate(self.names):
                     if name in preloaded:
@@ -156,12 +159,14 @@ class ClipDataset(Dataset):
         if dim is not None:
             self.input_dim = dim  # fills the cached_property
 
-    def _load_index(self, labels_csv: Optional[Path]) -> None:
+    def _load_index(self, labels_csv: Optional[Path], only: Optional[Collection[str]] = None) -> None:
         directory = self.directory
         if not directory.is_dir():
             raise DataError("clip directory not found", directory)
         labels_csv = Path(labels_csv) if labels_csv is not None else directory / "labels.csv"
         self.rows = read_labels(labels_csv)
+        if only is not None:
+            self.rows = self.rows[self.rows["file"].isin(set(only))]
         listing = scan_clip_dir(directory)
         _check_labelled_clips(listing, list(self.rows["file"]), labels_csv, directory)
         files = {clip_stem(p.name): p for p in listing.files}

@@ -6,12 +6,14 @@ import shlex
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from slr.data.augment import build_transform
+from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.classes import read_class_names
 from slr.data.split import train_val_group_notices
@@ -38,6 +40,7 @@ class RunData:
     longest_clip: int
     class_names: dict[str, dict[int, str]]
     notices: list[str]  # for the user, before training: warnings in the data, keys that fell back
+    extraction: Optional[dict[str, Any]] = None  # how the training clips were made (their meta), for predict
 
     @property
     def summary(self) -> str:
@@ -172,7 +175,8 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
     notices += train_val_group_notices(*labels)  # signers / sessions in both splits
-    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices)
+    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices,
+                   extraction_of(train_src.directory))
 
 
 def _class_names(settings: TrainSettings, train: ClipDataset) -> dict[str, dict[int, str]]:

@@ -207,6 +207,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         "num_gloss": settings.num_gloss,
         "num_cat": settings.num_cat,
         "class_names": data.class_names,
+        "extraction": data.extraction,  # read by `slr predict` on videos (slr/analysis/predict.py)
         "runtime": runtime,
     }
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)

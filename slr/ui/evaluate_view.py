@@ -94,6 +94,14 @@ def _evaluation_lines(report: "EvaluationReport") -> None:
                 )
         else:
             _line(f"no {label} confusions")
+    if report.group_by:
+        _line()
+        _line(f"by {report.group_by} ({len(report.groups)} groups):")
+        for g in report.groups:
+            _line(
+                f"  {g.value}: {g.clips} clips, gloss top-1 {_pct(g.gloss_top1)}, top-{g.top5_k} "
+                f"{_pct(g.gloss_top5)}, category {_pct(g.cat_top1)}"
+            )
     _line()
     for name, path in report.files.items():
         _line(f"{name}: {path}")
@@ -134,6 +142,14 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
                 pairs.add_row(Text(pair["true_name"]), Text(pair["predicted_name"]), str(pair["count"]),
                               _pct(pair["share"]))
             console.print(pairs)
+    if report.group_by:
+        groups = Table(title=f"by {report.group_by}", title_justify="left")
+        for column, justify in ((report.group_by, "left"), ("clips", "right"), ("gloss top-1", "right"),
+                                ("gloss top-5", "right"), ("category", "right")):
+            groups.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for g in report.groups:
+            groups.add_row(Text(g.value), str(g.clips), _pct(g.gloss_top1), _pct(g.gloss_top5), _pct(g.cat_top1))
+        console.print(groups)
     files = Table(title="written", title_justify="left", show_header=False)
     files.add_column("what")
     files.add_column("path")

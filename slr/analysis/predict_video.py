@@ -1,0 +1,89 @@
+"""`slr predict` on videos: each video is extracted as the checkpoint's training clips were, then
+classified like a clip.
+
+The extraction settings come from the checkpoint (`extraction`, recorded from the training clips'
+meta); settings given to predict replace them one by one. The video goes through `extract_clip`,
+the function `slr extract` writes clips with, so a video's answer is the answer for its clip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from slr.errors import setting
+
+
+def is_video(path: Path) -> bool:
+    from slr.extract.video import VIDEO_SUFFIXES
+
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def video_options(state: Mapping[str, Any], overrides: Mapping[str, Any], features: bool):
+    """The ExtractOptions for this checkpoint's videos, and notices about where they came from."""
+    from slr.extract.clip import ExtractOptions
+    from slr.extract.command import stored_extraction
+    from slr.settings import KeypointExtractionSettings
+
+    notices: list[str] = []
+    stored = stored_extraction(state)
+    base: dict[str, Any] = {}
+    if stored is None:
+        notices.append(
+            "the checkpoint does not record how its training clips were extracted (their meta holds no "
+            "extraction settings): videos are extracted with the default extraction settings"
+        )
+    else:
+        known = KeypointExtractionSettings.model_fields
+        base = {k: v for k, v in (stored.get("settings") or {}).items() if k in known}
+    resolved = KeypointExtractionSettings.model_validate({**base, **overrides})
+    from slr.extract.command import options_from
+
+    return options_from(resolved, features), stored, notices
+
+
+def extract_video_arrays(
+    videos: list[Path],
+    state: Mapping[str, Any],
+    input_kind: str,
+    overrides: Mapping[str, Any],
+    backbone_weights: Optional[Path],
+) -> tuple[list[Optional[np.ndarray]], list[tuple[str, str]], list[str]]:
+    """For each video its model input `[T, D]` (keypoints X, or X2048 for a features model), or
+    None with a problem (video, message) when it cannot be read; and notices."""
+    from slr.errors import SlrError
+    from slr.extract.backend import import_cv2, import_mediapipe
+    from slr.extract.clip import extract_clip
+
+    import_mediapipe()
+    import_cv2()
+    features = input_kind == "features"
+    options, stored, notices = video_options(state, overrides, features)
+    extractor = info = None
+    if features:
+        from slr.extract.features import PREPROCESSING, FeatureExtractor
+
+        stored_features = (stored or {}).get("features") or {}
+        batch = int(stored_features.get("batch_size", 16)) if isinstance(stored_features, dict) else 16
+        extractor = FeatureExtractor(backbone_weights, batch_size=batch)
+        trained_on = stored_features.get("weights") if isinstance(stored_features, dict) else None
+        if trained_on and trained_on != extractor.weights_file.name:
+            notices.append(
+                f"the training clips' features came from InceptionV3 weights {trained_on!r}; these videos' come "
+                f"from {extractor.weights_file} ({setting('backbone_weights')})"
+            )
+        info = {"key": "X2048", "weights": extractor.weights_file.name, "preprocessing": PREPROCESSING}
+    arrays: list[Optional[np.ndarray]] = []
+    problems: list[tuple[str, str]] = []
+    for video in videos:
+        try:
+            clip = extract_clip(video, options, features=extractor, feature_info=info)
+        except SlrError as exc:
+            arrays.append(None)
+            problems.append((str(video), str(exc)))
+            continue
+        arrays.append(clip.X2048 if features else clip.X)
+    return arrays, problems, notices

@@ -1,0 +1,262 @@
+"""Many videos -> clips: one process per worker, progress told to an observer, failures collected.
+
+Each video is extracted in a worker process (its own Holistic graph, and InceptionV3 when features
+are asked for) and written atomically. A video that cannot be read is recorded and the others go
+on; clips already complete with the same settings are skipped. The library never prints: it tells
+an `ExtractObserver` what happens and returns an `ExtractionResult`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from slr.errors import SlrError
+from slr.extract.clip import ExtractOptions, extract_clip
+from slr.extract.writer import clip_path, completed_settings, remove_stale_temporaries, write_clip
+
+
+class ExtractObserver(Protocol):
+    def start(self, videos: int, skipped: int) -> None: ...
+    def frames(self, count: int) -> None: ...
+    def video_done(self, outcome: "VideoOutcome") -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoObserver:
+    def start(self, videos: int, skipped: int) -> None:
+        pass
+
+    def frames(self, count: int) -> None:
+        pass
+
+    def video_done(self, outcome: "VideoOutcome") -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass
+class VideoOutcome:
+    video: Path
+    clip: Path
+    status: str  # "written", "skipped" (complete already), "failed"
+    frames: int = 0
+    seconds: float = 0.0
+    rates: dict[str, float] = field(default_factory=dict)  # pose, left_hand, right_hand, face
+    error: Optional[str] = None
+
+
+@dataclass
+class ExtractionResult:
+    output_dir: Path
+    outcomes: list[VideoOutcome]
+    notices: list[str] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)  # named inputs that are not videos
+    seconds: float = 0.0
+    workers: int = 1
+    labels_csv: Optional[Path] = None  # written when a classes file was given
+    labelled: int = 0
+    unmatched: list[tuple[str, str]] = field(default_factory=list)  # (video name, why it has no label)
+
+    @property
+    def failed(self) -> list[VideoOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def written(self) -> list[VideoOutcome]:
+        return [o for o in self.outcomes if o.status == "written"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    weights: Optional[Path]
+    batch_size: int = 16
+    device: str = "cpu"
+
+
+def default_workers(videos: int) -> int:
+    """One process per usable CPU, never more than there are videos."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, videos))
+
+
+def extract_videos(
+    videos: list[Path],
+    output_dir: Path,
+    options: ExtractOptions,
+    *,
+    features: Optional[FeatureSource] = None,
+    workers: Optional[int] = None,
+    overwrite: bool = False,
+    observer: Optional[ExtractObserver] = None,
+    problems: Optional[list[tuple[Path, str]]] = None,
+) -> ExtractionResult:
+    observer = observer or NoObserver()
+    output_dir = Path(output_dir)
+    started = time.perf_counter()
+    options.holistic.check()
+    if options.features:
+        from slr.extract.features import resolve_weights
+
+        resolve_weights(features.weights if features else None)  # refuse before any work
+    _check_distinct_targets([(video, clip_path(output_dir, video)) for video in videos])  # ... and any folder
+    output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)
+    result = ExtractionResult(output_dir, [], problems=list(problems or []))
+    todo: list[tuple[Path, Path]] = []
+    wanted = options.as_meta()
+    for video in videos:
+        target = clip_path(output_dir, video)
+        done = None if overwrite else completed_settings(target, options.features)
+        if done is None:
+            todo.append((video, target))
+        elif done == wanted:
+            result.outcomes.append(VideoOutcome(video, target, "skipped"))
+        else:
+            result.outcomes.append(VideoOutcome(video, target, "skipped"))
+            result.notices.append(
+                f"{target}: kept; it was made with other settings ({_differences(done, wanted)}); "
+                f"{_overwrite()} redoes it"
+            )
+    count = min(workers or default_workers(len(todo)), max(1, len(todo)))  # no idle processes
+    result.workers = count
+    observer.start(len(todo), len(result.outcomes))
+    run = _run_here if count == 1 else _run_in_pool
+    for outcome in run(todo, options, features, count, observer):
+        result.outcomes.append(outcome)
+        observer.video_done(outcome)
+    observer.finish()
+    order = {v: i for i, v in enumerate(videos)}
+    result.outcomes.sort(key=lambda o: order.get(o.video, len(order)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _overwrite() -> str:
+    from slr.errors import setting
+
+    return setting("overwrite")
+
+
+def _differences(done: dict[str, Any], wanted: dict[str, Any]) -> str:
+    keys = sorted(set(done) | set(wanted))
+    return ", ".join(f"{k} {done.get(k)} here, {wanted.get(k)} now" for k in keys if done.get(k) != wanted.get(k))
+
+
+def _check_distinct_targets(todo: list[tuple[Path, Path]]) -> None:
+    seen: dict[Path, Path] = {}
+    for video, target in todo:
+        if target in seen:
+            raise SlrError(f"{seen[target]} and {video} would both be written to {target}; extract them into separate folders")
+        seen[target] = video
+
+
+# -- one video ---------------------------------------------------------------------------------
+
+_worker_state: dict[str, Any] = {}
+
+
+def _init_worker(options: ExtractOptions, features: Optional[FeatureSource], progress: Any, threads: int) -> None:
+    _worker_state.update(options=options, features=features, progress=progress, extractor=None)
+    if threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        if features is not None and options.features:
+            import torch
+
+            torch.set_num_threads(threads)
+
+
+def _feature_extractor(options: ExtractOptions, features: Optional[FeatureSource]):
+    if not options.features:
+        return None, None
+    extractor = _worker_state.get("extractor")
+    if extractor is None:
+        from slr.extract.features import PREPROCESSING, FeatureExtractor
+
+        assert features is not None
+        extractor = FeatureExtractor(features.weights, features.batch_size, features.device)
+        extractor.info = {
+            "key": "X2048",
+            "model": "torchvision inception_v3, pooled output before the classifier",
+            "weights": extractor.weights_file.name,
+            "preprocessing": PREPROCESSING,
+            "batch_size": features.batch_size,
+        }
+        _worker_state["extractor"] = extractor
+    return extractor, extractor.info
+
+
+def extract_one(video: Path, target: Path, options: ExtractOptions, features: Optional[FeatureSource],
+                on_frames=None) -> VideoOutcome:
+    started = time.perf_counter()
+    try:
+        extractor, info = _feature_extractor(options, features)
+        clip = extract_clip(video, options, features=extractor, feature_info=info, on_frames=on_frames)
+        write_clip(target, clip)
+    except Exception as exc:  # this video fails, the others go on (OpenCV and MediaPipe raise many kinds)
+        if isinstance(exc, SlrError):
+            message = str(exc)
+        elif isinstance(exc, OSError):
+            message = f"{exc.filename or video}: {exc.strerror or exc}"
+        else:
+            message = f"{video}: {type(exc).__name__}: {exc}"
+        return VideoOutcome(video, target, "failed", seconds=time.perf_counter() - started, error=message)
+    return VideoOutcome(video, target, "written", clip.frames, time.perf_counter() - started, clip.detection_rates())
+
+
+def _run_here(todo, options, features, count, observer):
+    _worker_state.update(extractor=None)
+    for video, target in todo:
+        yield extract_one(video, target, options, features, on_frames=observer.frames)
+
+
+def _pool_task(video: Path, target: Path) -> VideoOutcome:
+    progress = _worker_state["progress"]
+    return extract_one(video, target, _worker_state["options"], _worker_state["features"],
+                       on_frames=lambda n: progress.put(n))
+
+
+def _run_in_pool(todo, options, features, count, observer):
+    import multiprocessing
+
+    # spawn, not fork: MediaPipe's graph and torch's thread pools do not survive a fork safely.
+    context = multiprocessing.get_context("spawn")
+    progress = context.Queue()
+    stop = threading.Event()
+
+    def relay() -> None:
+        while not stop.is_set():
+            try:
+                observer.frames(progress.get(timeout=0.1))
+            except queue.Empty:
+                continue
+
+    relay_thread = threading.Thread(target=relay, daemon=True)
+    relay_thread.start()
+    threads = max(1, (os.cpu_count() or 1) // count)
+    try:
+        with ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker,
+                                 initargs=(options, features, progress, threads)) as pool:
+            pending: set[Future] = {pool.submit(_pool_task, v, t) for v, t in todo}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+    finally:
+        stop.set()
+        relay_thread.join()

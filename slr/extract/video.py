@@ -1,0 +1,145 @@
+"""Reading a video's frames with their own timestamps, and keeping N frames per second by timestamp.
+
+OpenCV (which comes with mediapipe) decodes; after each `read()` the capture's position is the
+presentation time of the frame just read, so clips carry the video's own timing, also for
+variable-frame-rate files. A frame whose timestamp goes backwards (some containers report 0 for the
+last frames) gets the previous one plus a frame interval, so timestamps always increase.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from slr.errors import DataError
+from slr.extract.backend import import_cv2
+
+_TOLERANCE_MS = 1.0
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    fps: float  # as the container states it (0 where it states none)
+    width: int
+    height: int
+    frame_count: int  # as the container states it; may be approximate
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # position in the video, from 0
+    timestamp_ms: int
+    rgb: np.ndarray  # uint8 [H, W, 3], the frame as decoded (never resized)
+
+
+class VideoReader:
+    """Frames of one video, in order; a context manager that releases the decoder."""
+
+    def __init__(self, path: Path):
+        cv2 = import_cv2()
+        self.path = Path(path)
+        if not self.path.is_file():
+            from slr.data.files import describe_non_file
+
+            what = describe_non_file(self.path)
+            raise DataError(what if what.startswith("not ") else f"is {what}, not a video", self.path)
+        self._cv2 = cv2
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise DataError("cannot be read as a video (not a video file, or damaged)", self.path)
+        get = self._cap.get
+        fps = get(cv2.CAP_PROP_FPS)
+        self.info = VideoInfo(
+            path=self.path,
+            fps=float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0,
+            width=int(get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            frame_count=max(0, int(get(cv2.CAP_PROP_FRAME_COUNT))),
+        )
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._cap.release()
+
+    def frames(self) -> Iterator[Frame]:
+        cv2 = self._cv2
+        step = 1000.0 / self.info.fps if self.info.fps else 1000.0 / 30
+        last: Optional[float] = None
+        index = 0
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok or bgr is None:
+                return
+            ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+            if not math.isfinite(ms) or (last is not None and ms <= last):
+                ms = (last + step) if last is not None else 0.0
+            last = ms
+            yield Frame(index, int(round(ms)), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            index += 1
+
+
+class FrameSelector:
+    """Keeps `fps` frames per second, chosen by timestamp: the first frame at or after each tick
+    (0, 1/fps, 2/fps, ... seconds after the first frame). None keeps every frame.
+
+    Ticks are counted from the first frame's time, so a video that does not start at 0 ms keeps
+    the same frames as one that does; when the video's rate is below `fps` every frame is kept
+    (frames are never repeated).
+    """
+
+    def __init__(self, fps: Optional[float]):
+        self.fps = fps
+        self._start: Optional[int] = None
+        self._next_tick = 0
+
+    def keep(self, timestamp_ms: float) -> bool:
+        if self.fps is None:
+            return True
+        if self._start is None:
+            self._start = timestamp_ms
+        # The tick this frame has reached, with 1 ms of tolerance: timestamps are whole milliseconds
+        # (in the clip, and in containers with a millisecond time base), so a frame at 133 ms is the
+        # one at 133.33 ms, on the 15 fps tick.
+        reached = math.floor((timestamp_ms - self._start + _TOLERANCE_MS) * self.fps / 1000.0)
+        if reached < self._next_tick:
+            return False
+        self._next_tick = reached + 1
+        return True
+
+
+def find_videos(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The videos named: files as given, and the video files (by suffix) directly in each folder.
+
+    Returns (videos, problems); a path that does not exist is a problem named at the end, not a stop.
+    """
+    videos: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not found:
+                problems.append((path, f"no video files ({', '.join(VIDEO_SUFFIXES)}) in this folder"))
+            videos += found
+        else:
+            videos.append(path)  # read errors (missing, not a video) are reported per video
+    seen: set[Path] = set()
+    unique = []
+    for video in videos:
+        key = video.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(video)
+    return unique, problems
