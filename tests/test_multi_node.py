@@ -56,7 +56,17 @@ def _node(port: int, job: str, args: list[str], cwd: Path, log: Path) -> subproc
 def _two_nodes(tmp_path: Path, args: list[str]) -> tuple[dict[str, subprocess.Popen], dict[str, Path]]:
     port, job = _free_port(), f"job-{os.getpid()}-{time.time_ns()}"
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
-    nodes = {name: _node(port, job, args, tmp_path / f"node_{name}", logs[name]) for name in ("a", "b")}
+    nodes = {"a": _node(port, job, args, tmp_path / "node_a", logs["a"])}
+    # Node a hosts the rendezvous store (as the node named in --rdzv_endpoint does): start b once it
+    # listens, so that b, the node the tests take away, is never the store's host.
+    deadline = time.time() + 120
+    while time.time() < deadline and nodes["a"].poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    nodes["b"] = _node(port, job, args, tmp_path / "node_b", logs["b"])
     return nodes, logs
 
 
