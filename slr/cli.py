@@ -286,7 +286,9 @@ def plot(flags: dict, config: Optional[Path]) -> None:
     settings = resolve_settings(PlotSettings, flags, config)
     from slr.analysis.plots import plot_training_curves
 
-    typer.echo(f"training curves: {plot_training_curves(settings.log_csv, settings.output)}")
+    from slr.ui.console import shown_name
+
+    typer.echo(f"training curves: {shown_name(plot_training_curves(settings.log_csv, settings.output))}")
 
 
 CHECKPOINTS = inspect.Parameter(

@@ -71,7 +71,23 @@ class ClipKeySettings(Settings):
     )
 
 
-class DataSettings(ClipKeySettings):
+class ClipLimitSettings(Settings):
+    """Bounds on one clip file, checked from its arrays' headers before any array is read, so that a
+    damaged or hostile file is refused by name instead of exhausting memory. Real clips are far
+    below them (FSL-105: a few hundred frames at 30 fps; 2048 features x 300 frames = 2.5 MB)."""
+
+    max_clip_frames: int = Field(
+        10_000,
+        ge=1,
+        description="Refuse a clip with more frames than this (5.5 minutes at 30 fps), before reading it. "
+        "Not --max-frames, which shortens long clips for the model.",
+    )
+    max_clip_mb: int = Field(
+        256, ge=1, description="Refuse a clip array that would take more memory than this many MB, before reading it."
+    )
+
+
+class DataSettings(ClipKeySettings, ClipLimitSettings):
     keypoints_train: Optional[Path] = Field(None, description="Training keypoints directory (transformer).")
     keypoints_val: Optional[Path] = Field(None, description="Validation keypoints directory (transformer).")
     features_train: Optional[Path] = Field(None, description="Training features directory (iv3_gru).")
@@ -108,8 +124,8 @@ class AugmentSettings(Settings):
     )
     augment: bool = Field(
         True,
-        description="Apply the augmentations below while training; each is off at 0, the default "
-        "(none helped on real data: docs/results.md).",
+        description="Apply the augmentations below while training; each is off at 0, the default (none "
+        "helped on asl-words' session split or on signers never seen in training: docs/results.md).",
     )
     mirror_prob: float = Field(
         0.0,
@@ -139,13 +155,37 @@ class AugmentSettings(Settings):
         lt=1,
         description="Largest share of a clip blanked to 0 (as if undetected) as one contiguous span; features too.",
     )
+    # -- added for unseen signers (docs/results.md, "Signer shift") --
+    shear: float = Field(
+        0.0, ge=0, lt=1, description="Largest random shear of a clip (x leaning with y and y with x), as from a camera seen from the side."
+    )
+    noise_std: float = Field(
+        0.0, ge=0, le=1, description="Gaussian noise added to every detected keypoint coordinate, in normalised units."
+    )
+    hand_drop_prob: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability of hiding one of two seen hands for the whole clip (layouts with hands: 156, 84, 126).",
+    )
+    point_drop_prob: float = Field(
+        0.0, ge=0, lt=1, description="Probability of hiding each keypoint in each frame, as a missed detection."
+    )
+    feature_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Features (iv3_gru): probability of zeroing each feature channel for a whole clip."
+    )
+    hand_centred: bool = Field(
+        False,
+        description="Also normalise each hand on its own (centred on its wrist over the clip, scaled by its size); "
+        "in training and prediction alike.",
+    )
 
 
 class TransformerSettings(Settings):
-    d_model: int = Field(256, ge=8, description="Transformer embedding width.")
-    num_heads: int = Field(8, ge=1, description="Attention heads (must divide --d-model).")
-    num_layers: int = Field(4, ge=1, description="Transformer encoder layers.")
-    ff_dim: int = Field(1024, ge=8, description="Transformer feed-forward width.")
+    d_model: int = Field(128, ge=8, description="Transformer embedding width (the guide's: 256).")
+    num_heads: int = Field(4, ge=1, description="Attention heads (must divide --d-model; the guide's: 8).")
+    num_layers: int = Field(2, ge=1, description="Transformer encoder layers (the guide's: 4).")
+    ff_dim: int = Field(256, ge=8, description="Transformer feed-forward width (the guide's: 1024).")
     dropout: float = Field(
         0.1, ge=0, lt=1, description="Dropout of both models: transformer encoder, between GRU layers, and the heads."
     )
@@ -153,6 +193,10 @@ class TransformerSettings(Settings):
         "mean",
         description="How frames are pooled into one clip vector, padding left out: mean, max, or a CLS token "
         "(mean and cls tie on accuracy; see docs/models.md).",
+    )
+    motion_features: bool = Field(
+        False,
+        description="Transformer: feed frame-to-frame differences beside the keypoints (the input layer doubles).",
     )
 
     @model_validator(mode="after")
@@ -204,16 +248,32 @@ class LoaderSettings(Settings):
 
 
 class OptimSettings(Settings):
-    epochs: int = Field(20, ge=1, description="Total training epochs (also after a resume).")
+    epochs: int = Field(40, ge=1, description="Total training epochs (also after a resume; the guide's: 20).")
     batch_size: int = Field(32, ge=1, description="Batch size per optimizer micro-step.")
-    lr: float = Field(1e-4, gt=0, le=10, description="AdamW learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    lr: float = Field(1e-3, gt=0, le=10, description="AdamW learning rate (the guide's: 1e-4).")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay (the guide's: 0).")
     gradient_accumulation_steps: int = Field(
         1, ge=1, description="Micro-batches per optimizer step (effective batch = batch size x this)."
     )
     grad_clip: Optional[float] = Field(None, gt=0, description="Clip the gradient norm to this value.")
-    scheduler: Optional[Literal["plateau", "cosine"]] = Field(
-        None, description="Learning-rate schedule: plateau (on validation gloss accuracy) or cosine."
+    scheduler: Optional[Literal["plateau", "cosine", "warmup_cosine"]] = Field(
+        "warmup_cosine",
+        description="Learning-rate schedule: plateau (on validation gloss accuracy), cosine, or warmup_cosine "
+        "(a linear warm-up over --warmup-epochs, then cosine to 0, stepped every optimizer step); "
+        "none for a constant rate (the guide's).",
+    )
+    warmup_epochs: float = Field(
+        1.0, ge=0, description="Warm-up length of the warmup_cosine schedule, in epochs (fractions allowed)."
+    )
+    label_smoothing: float = Field(
+        0.1, ge=0, lt=1, description="Label smoothing of both training cross-entropy losses (0 = off, the guide's)."
+    )
+    ema_decay: Optional[float] = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Keep an exponential moving average of the weights with this decay per optimizer step "
+        "(e.g. 0.99); validation and checkpoints use the average. Default: off.",
     )
     scheduler_patience: int = Field(5, ge=0, description="Plateau epochs before the learning rate is cut.")
     early_stop: Optional[int] = Field(
@@ -242,7 +302,7 @@ class OutputSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class ValidateSettings(ClipKeySettings):
+class ValidateSettings(ClipKeySettings, ClipLimitSettings):
     """`slr validate DIR`: check clip files and labels before training."""
 
     directory: Path = positional(description="Directory of .npz clips to check.")
@@ -352,7 +412,7 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
 # ---------------------------------------------------------------------------------------------
 
 
-class EvaluateSettings(Settings):
+class EvaluateSettings(ClipLimitSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -436,7 +496,7 @@ class VideoPredictSettings(Settings):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
-class PredictSettings(VideoPredictSettings):
+class PredictSettings(VideoPredictSettings, ClipLimitSettings):
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
@@ -619,3 +679,46 @@ class ExtractSettings(KeypointExtractionSettings):
                 "complexity 0 and 2 at run time, and slr extracts without a network; use 1"
             )
         return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings stored by an older slr (checkpoints, settings.json)
+# ---------------------------------------------------------------------------------------------
+
+#: For each setting added after checkpoints were first written: the value that reproduces what slr
+#: did before the setting existed. A checkpoint whose stored settings lack one is read with this
+#: value, not today's default, so an old model is rebuilt, fed and resumed as it was trained.
+VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
+    "motion_features": False,  # the input layer read the keypoints only
+    "hand_centred": False,  # hands were normalised with the rest of the clip
+    "shear": 0.0,
+    "noise_std": 0.0,
+    "hand_drop_prob": 0.0,
+    "point_drop_prob": 0.0,
+    "feature_dropout": 0.0,
+    "label_smoothing": 0.0,
+    "ema_decay": None,
+    "warmup_epochs": 1.0,
+}
+
+
+def stored_train_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """Settings stored with a run, completed for this slr: missing fields take their old value."""
+    missing = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items() if k not in stored}
+    return {**missing, **stored}
+
+
+#: The old training guide's value of every default slr has changed, for the signers a model has
+#: never seen (docs/results.md, "Signer shift"); docs/user-guide.md shows them as one table with
+#: the flag that restores each.
+GUIDE_VALUES: dict[str, Any] = {
+    "epochs": 20,
+    "lr": 1e-4,
+    "weight_decay": 0.0,
+    "scheduler": None,
+    "label_smoothing": 0.0,
+    "d_model": 256,
+    "num_heads": 8,
+    "num_layers": 4,
+    "ff_dim": 1024,
+}

@@ -6,7 +6,19 @@ import numpy as np
 import pytest
 
 from slr.data.augment import build_transform, keypoint_layout, mirror_clip, normalize_clip
-from slr.settings import AugmentSettings
+from slr.settings import AugmentSettings as _AugmentSettings
+
+#: Every augmentation strength at 0 (and no hand-centring): each test turns on exactly what it names,
+#: whatever slr's defaults are.
+STRENGTHS_OFF = {
+    name: (False if info.annotation is bool else 0.0)
+    for name, info in _AugmentSettings.model_fields.items()
+    if name not in ("normalize", "augment")
+}
+
+
+def AugmentSettings(**values) -> _AugmentSettings:  # noqa: N802  (stands in for the class)
+    return _AugmentSettings(**{**STRENGTHS_OFF, **values})
 
 ALL_ON = dict(
     normalize=True, augment=True, mirror_prob=0.5, rotate_deg=15, scale_jitter=0.2, shift=0.1,

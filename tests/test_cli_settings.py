@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -43,11 +44,29 @@ def test_help_does_not_import_torch(args):
 
 def test_guide_defaults():
     s = TrainSettings(model="transformer")
-    assert (s.epochs, s.batch_size, s.lr, s.num_gloss, s.num_cat) == (20, 32, 1e-4, 105, 10)
-    assert (s.kp_key, s.feature_key, s.weight_decay, s.scheduler_patience) == ("X", "X2048", 0.0, 5)
+    assert (s.batch_size, s.num_gloss, s.num_cat) == (32, 105, 10)
+    assert (s.kp_key, s.feature_key, s.scheduler_patience) == ("X", "X2048", 5)
     assert (s.alpha, s.beta, s.gradient_accumulation_steps, s.num_workers) == (0.5, 0.5, 1, 0)
-    assert s.grad_clip is None and s.scheduler is None and s.early_stop is None and s.resume is None
+    assert s.grad_clip is None and s.early_stop is None and s.resume is None
     assert not any([s.amp, s.compile_model, s.auto_workers, s.auto_batch_size, s.enable_parallel, s.pin_memory])
+
+
+def test_every_default_changed_from_the_guide_is_listed_and_its_flag_restores_the_guide():
+    """slr changed some of the guide's defaults (docs/results.md, "Signer shift"): each one is in
+    GUIDE_VALUES, in the user guide's table of changed defaults, and its flag gives the guide's value."""
+    from slr.settings import GUIDE_VALUES
+
+    default = TrainSettings()
+    guide_doc = (Path(__file__).resolve().parents[1] / "docs" / "user-guide.md").read_text(encoding="utf-8")
+    table = guide_doc[guide_doc.index("## Defaults that differ from the old guide") :]
+    flags = {}
+    for name, value in GUIDE_VALUES.items():
+        assert getattr(default, name) != value, name  # listed only where it really changed
+        flag = f"--{name.replace('_', '-')}"
+        assert flag in table, flag
+        flags[name] = value
+    restored = resolve_settings(TrainSettings, flags)
+    assert {name: getattr(restored, name) for name in GUIDE_VALUES} == GUIDE_VALUES
 
 
 def test_precedence_default_then_file_then_flag(tmp_path):
@@ -57,7 +76,7 @@ def test_precedence_default_then_file_then_flag(tmp_path):
     assert s.lr == 0.001  # from the file
     assert s.epochs == 9  # the flag wins over the file
     assert s.batch_size == 16  # dashes work in files
-    assert s.weight_decay == 0.0  # the default where neither says anything
+    assert s.weight_decay == TrainSettings.model_fields["weight_decay"].default  # neither says anything
 
 
 def test_yaml_config_and_explicit_none_flag(tmp_path):
@@ -134,7 +153,7 @@ def test_every_guide_flag_exists():
 
 def test_help_shows_defaults_from_settings():
     result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
-    assert "(default: 0.0001)" in result.output and "(default: 32)" in result.output
+    assert "(default: 0.001)" in result.output and "(default: 32)" in result.output
 
 
 def test_guide_spelling_of_model_flag_is_accepted():

@@ -20,7 +20,7 @@ from slr.data.dataset import ClipBatch, ClipDataset
 from slr.engine import checkpoint as ckpt
 from slr.errors import CheckpointError
 from slr.models.registry import model_spec
-from slr.settings import TrainSettings
+from slr.settings import TrainSettings, stored_train_settings
 
 
 @dataclass
@@ -88,7 +88,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
         )
     device = torch.device(device) if not isinstance(device, torch.device) else device
     model = ckpt.build_trained_model(state, path, device)
-    settings = TrainSettings.model_validate(state["settings"])
+    settings = TrainSettings.model_validate(stored_train_settings(state["settings"]))
     spec = model_spec(state["model"])
     keypoints = spec.input_kind == "keypoints"
     return LoadedModel(

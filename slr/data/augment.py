@@ -53,6 +53,7 @@ class Layout:
     dims: int
     shoulders: Optional[tuple[int, int]]  # point indices, where the layout has a body
     mirror_order: np.ndarray  # point permutation applied by a left/right mirror
+    hands: tuple[tuple[int, int], ...] = ()  # [start, stop) point ranges of each hand (left first)
 
     @property
     def width(self) -> int:
@@ -71,14 +72,14 @@ def keypoint_layout(width: int) -> Optional[Layout]:
         for a, b in _POSE_PAIRS:
             order[a], order[b] = b, a
         _swap(order, range(25, 46), range(46, 67))
-        return Layout("mediapipe-78x2", 78, 2, (_LEFT_SHOULDER, _RIGHT_SHOULDER), order)
+        return Layout("mediapipe-78x2", 78, 2, (_LEFT_SHOULDER, _RIGHT_SHOULDER), order, ((25, 46), (46, 67)))
     for dims in (2, 3):
         if width == 2 * _HAND * dims:  # 84, 126: left hand then right hand
             order = np.arange(2 * _HAND)
             _swap(order, range(0, _HAND), range(_HAND, 2 * _HAND))
-            return Layout(f"two-hands-42x{dims}", 2 * _HAND, dims, None, order)
+            return Layout(f"two-hands-42x{dims}", 2 * _HAND, dims, None, order, ((0, _HAND), (_HAND, 2 * _HAND)))
         if width == _HAND * dims:  # 42, 63: one hand
-            return Layout(f"one-hand-21x{dims}", _HAND, dims, None, np.arange(_HAND))
+            return Layout(f"one-hand-21x{dims}", _HAND, dims, None, np.arange(_HAND), ((0, _HAND),))
     if width % 2 == 0 and width > 0:
         return Layout(f"points-{width // 2}x2", width // 2, 2, None, np.arange(width // 2))
     return None
@@ -98,7 +99,13 @@ def detected_points(x: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def _centre_and_scale(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> tuple[np.ndarray, float]:
-    """The clip's centre (x, y) and scale: shoulders where seen, else the detected points."""
+    """The clip's centre (x, y) and scale: shoulders where seen, else the detected points.
+
+    Computed in float64: the squares of float32 coordinates beyond ~1e19 overflow float32, which
+    made the scale infinite and silently zeroed the whole clip. (Clips whose values are that large
+    are refused when read, `slr.data.clip_limits`; this keeps the arithmetic right up to there.)
+    """
+    pts = pts.astype(np.float64, copy=False)
     if layout.shoulders is not None:
         a, b = layout.shoulders
         both = detected[:, a] & detected[:, b]
@@ -162,6 +169,10 @@ def _affine_points(pts: np.ndarray, s: AugmentSettings, rng: np.random.Generator
     shift = rng.uniform(-s.shift, s.shift, size=2)
     cos, sin = np.cos(angle), np.sin(angle)
     rot = np.array([[cos, -sin], [sin, cos]], dtype=np.float32) * scale
+    shear = getattr(s, "shear", 0.0)
+    if shear:  # a camera seen a little from the side: x leans with y, and y with x
+        kx, ky = rng.uniform(-shear, shear, size=2)
+        rot = rot @ np.array([[1.0, kx], [ky, 1.0]], dtype=np.float32)
     origin = np.zeros(2, np.float32) if centred else np.full(2, 0.5, np.float32)
     out = pts * np.float32(scale)  # z (if any) scales with x and y
     out[..., :2] = (pts[..., :2] - origin) @ rot.T + origin + shift
@@ -192,8 +203,52 @@ def _mask_span(x: np.ndarray, share: float, rng: np.random.Generator) -> np.ndar
     return x
 
 
+def _affine_augment(settings: AugmentSettings) -> bool:
+    return bool(settings.rotate_deg or settings.scale_jitter or settings.shift or settings.shear)
+
+
 def _spatial_augment(settings: AugmentSettings) -> bool:
-    return bool(settings.mirror_prob or settings.rotate_deg or settings.scale_jitter or settings.shift)
+    return bool(
+        settings.mirror_prob
+        or _affine_augment(settings)
+        or settings.noise_std
+        or settings.hand_drop_prob
+        or settings.point_drop_prob
+    )
+
+
+def _drop_hand(detected: np.ndarray, layout: Layout, rng: np.random.Generator) -> np.ndarray:
+    """Mark one hand undetected for the whole clip, as when it leaves the picture; only where the
+    other hand is seen too, so a one-handed clip keeps its only hand."""
+    seen = [h for h in layout.hands if detected[:, h[0] : h[1]].any()]
+    if len(seen) < 2:
+        return detected
+    start, stop = seen[int(rng.integers(len(seen)))]
+    detected = detected.copy()
+    detected[:, start:stop] = False
+    return detected
+
+
+def _hand_centred(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:
+    """Each hand on its own: centred on where its wrist was over the clip and scaled by its own size
+    (mean wrist to middle-finger knuckle distance), so the hand's shape and motion no longer carry
+    where the signer stood or how big their hand looks. The rest of the points are left as they are."""
+    out = pts.copy()
+    for start, stop in layout.hands:
+        seen = detected[:, start:stop]
+        wrist_seen = seen[:, 0]
+        if not wrist_seen.any():
+            continue
+        hand = pts[:, start:stop]
+        centre = hand[wrist_seen, 0, :2].mean(axis=0)
+        both = wrist_seen & seen[:, 9]
+        size = float(np.sqrt(((hand[both, 9, :2] - hand[both, 0, :2]) ** 2).sum(-1)).mean()) if both.any() else 0.0
+        size = size if size > 1e-6 else 1.0
+        moved = hand.copy()
+        moved[..., :2] -= centre
+        out[:, start:stop] = moved / np.float32(size)
+    return out * detected[..., None]
+
 
 
 def build_transform(settings: AugmentSettings, input_kind: str, width: int, train: bool) -> Optional[Transform]:
@@ -206,21 +261,32 @@ def build_transform(settings: AugmentSettings, input_kind: str, width: int, trai
     augment = train and settings.augment
     spatial = augment and layout is not None and _spatial_augment(settings)
     temporal = augment and bool(settings.speed_jitter or settings.frame_dropout or settings.time_mask)
-    if not normalize and not spatial and not temporal:
+    channels = augment and input_kind != "keypoints" and bool(settings.feature_dropout)
+    hands = bool(settings.hand_centred) and layout is not None and bool(layout.hands)
+    if not normalize and not spatial and not temporal and not channels and not hands:
         return None
 
     def transform(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        if normalize or spatial:
+        if normalize or spatial or hands:
             pts = x.reshape(x.shape[0], layout.points, layout.dims)
             detected = _detected(pts)
             if normalize:
                 pts = _normalize_points(pts, detected, layout)
+            if hands:
+                pts = _hand_centred(pts, detected, layout)
             if spatial:
                 if settings.mirror_prob and rng.random() < settings.mirror_prob:
                     pts, detected = _mirror_points(pts, detected, layout, centred=normalize)
-                if settings.rotate_deg or settings.scale_jitter or settings.shift:
+                if _affine_augment(settings):
                     pts = _affine_points(pts, settings, rng, centred=normalize)
+                if settings.hand_drop_prob and layout.hands and rng.random() < settings.hand_drop_prob:
+                    detected = _drop_hand(detected, layout, rng)
+                if settings.point_drop_prob:
+                    detected = detected & (rng.random(detected.shape) >= settings.point_drop_prob)
+                if settings.noise_std:
+                    # in the clip's normalised units (shoulder widths, or the points' spread)
+                    pts = pts + rng.normal(0.0, settings.noise_std, pts.shape).astype(np.float32)
                 pts = pts * detected[..., None] + 0.0  # undetected points back to exactly +0.0
             x = pts.astype(np.float32, copy=False).reshape(x.shape)
         if temporal:
@@ -230,6 +296,8 @@ def build_transform(settings: AugmentSettings, input_kind: str, width: int, trai
                 x = _drop_frames(x, settings.frame_dropout, rng)
             if settings.time_mask:
                 x = _mask_span(x, settings.time_mask, rng)
+        if channels:  # the same feature channels are lost in every frame of the clip
+            x = x * (rng.random(x.shape[1]) >= settings.feature_dropout).astype(np.float32)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     return transform

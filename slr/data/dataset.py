@@ -25,6 +25,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset, get_worker_info
 
+from slr.data.clip_limits import ClipLimits
 from slr.data.clips import ClipListing, clip_stem, map_files, most_common_width, read_clip, read_clip_width, scan_clip_dir
 from slr.data.frames import LongClipPolicy, fit_length
 from slr.data.labels import class_names_from_clips, read_labels
@@ -114,6 +115,7 @@ class ClipDataset(Dataset):
     train: random crops (else centred). transform: augmentation, given the per-sample rng.
     only: keep just the labelled clips of these names (`slr compare`: the clips both directories
     hold); None = every clip labels.csv names, all of which must be present.
+    limits: the largest clip array read from a file (default: the settings' defaults).
     """
 
     def __init__(
@@ -132,7 +134,9 @@ class ClipDataset(Dataset):
         cache: bool = True,
         preloaded: Optional[Mapping[str, np.ndarray]] = None,
         only: Optional[Collection[str]] = None,
+        limits: Optional[ClipLimits] = None,
     ):
+        self.limits = limits
         self.directory = Path(directory) if directory is not None else None
         self.key = key
         self.fallback_key = fallback_key
@@ -238,8 +242,10 @@ class ClipDataset(Dataset):
 
     def _keep(self, index: int, array: np.ndarray) -> np.ndarray:
         array = np.asarray(array, dtype=np.float32)
-        if array.ndim != 2 or len(array) == 0:
-            raise DataError(f"clip {self.names[index]!r} has shape {list(array.shape)}, expected [T, D] with T > 0")
+        if array.ndim != 2 or len(array) == 0 or array.shape[1] == 0:
+            raise DataError(
+                f"clip {self.names[index]!r} has shape {list(array.shape)}, expected [T, D] with T > 0 and D > 0"
+            )
         array.flags.writeable = False  # a transform that edits in place must not change the cache
         self._cache[index] = array
         return array
@@ -248,7 +254,7 @@ class ClipDataset(Dataset):
         cached = self._cache.get(index)
         if cached is not None:
             return cached
-        array = read_clip(self._paths[index], self.key, self.fallback_key)
+        array = read_clip(self._paths[index], self.key, self.fallback_key, limits=self.limits)
         return self._keep(index, array) if self.cache and not _in_worker() else array
 
     def preload(self) -> None:
@@ -256,7 +262,7 @@ class ClipDataset(Dataset):
         todo = [i for i in range(self.num_samples) if i not in self._cache]
         if not self.cache or not todo:
             return
-        arrays = map_files(lambda i: read_clip(self._paths[i], self.key, self.fallback_key), todo)
+        arrays = map_files(lambda i: read_clip(self._paths[i], self.key, self.fallback_key, limits=self.limits), todo)
         for i, array in zip(todo, arrays):
             self._keep(i, array)
 

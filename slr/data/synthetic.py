@@ -133,3 +133,185 @@ def write_synthetic_dataset(directory: Path, num_clips: int = 40, **options) -> 
     clips = make_synthetic_clips(num_clips, **options)
     write_clips(directory, clips)
     return clips
+
+
+# ---------------------------------------------------------------------------------------------
+# Signer shift: fingerspelled letters by many signers, split by signer
+# ---------------------------------------------------------------------------------------------
+#
+# What a model meets on people it has never seen: every signer has their own hand size, place in
+# the image, wrist rotation, camera shear, signing speed, dominant hand, and their own way of
+# shaping each letter. Clips are in the hands-only MediaPipe layout (left hand then right hand,
+# 21 points each, as (x, y) or (x, y, z)), the layout of the hidden leave-signers-out set that
+# slr's defaults are chosen for (docs/results.md).
+
+#: MediaPipe hand: wrist 0, then thumb 1-4, index 5-8, middle 9-12, ring 13-16, pinky 17-20.
+_FINGER_ANGLES = np.deg2rad([-50.0, -15.0, 0.0, 15.0, 30.0])  # base direction of each finger from the wrist
+_BONE_LENGTHS = np.array([[0.35, 0.3, 0.25, 0.2], [0.9, 0.45, 0.28, 0.22], [0.9, 0.5, 0.3, 0.24],
+                          [0.85, 0.45, 0.28, 0.22], [0.8, 0.35, 0.22, 0.2]])
+
+
+@dataclass
+class SignerClips(SyntheticClips):
+    """Synthetic clips that also say who signed them (`signer[i]`)."""
+
+    signer: Optional[np.ndarray] = None
+
+    def subset(self, rows: Sequence[int]) -> "SignerClips":
+        rows = list(rows)
+        return SignerClips(
+            x=[self.x[i] for i in rows],
+            features=None if self.features is None else [self.features[i] for i in rows],
+            gloss=self.gloss[rows],
+            cat=self.cat[rows],
+            names=[self.names[i] for i in rows],
+            signer=None if self.signer is None else self.signer[rows],
+        )
+
+
+def hand_shape(curl: np.ndarray, spread: float = 0.0, dims: int = 2) -> np.ndarray:
+    """[21, dims] points of a right hand, wrist at 0, palm up the image, hand length about 1.
+
+    `curl[f]` in [0, 1] bends finger f (thumb first) from straight to closed; `spread` fans the
+    fingers apart (radians added per finger step)."""
+    pts = np.zeros((_HAND_POINTS, 3))
+    for f in range(5):
+        angle = _FINGER_ANGLES[f] + spread * (f - 2)
+        direction = np.array([np.sin(angle), -np.cos(angle), 0.0])  # image y grows downwards
+        position = np.zeros(3)
+        bend = 0.0
+        for j in range(4):
+            if j:  # each joint past the knuckle bends the finger towards the palm (towards the camera in z)
+                bend += curl[f] * np.deg2rad(70.0 if f else 35.0)
+            step = direction * np.cos(bend) + np.array([0.0, 0.0, -np.sin(bend)])
+            if f == 0:  # the thumb closes across the palm rather than towards the camera
+                step = np.array([np.sin(angle + curl[f] * 1.6 * (j > 0)), -np.cos(angle + curl[f] * 1.6 * (j > 0)), 0.0])
+            position = position + _BONE_LENGTHS[f, j] * step
+            pts[1 + 4 * f + j] = position
+    return pts[:, :dims].astype(np.float32)
+
+
+_HAND_POINTS = 21
+
+
+def _letter_shapes(num_letters: int, class_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(curl [L, 5], spread [L], motion [L]) per letter: letters come in near pairs, as in
+    real alphabets (M/N, U/V), and a few letters move (J, Z)."""
+    rng = np.random.default_rng([class_seed, 77])
+    curls = np.zeros((num_letters, 5))
+    spreads = np.zeros(num_letters)
+    for letter in range(num_letters):
+        if letter % 2 and letter > 0:  # a near twin of the previous letter: one finger or the spread differs
+            curls[letter] = curls[letter - 1]
+            finger = rng.integers(0, 5)
+            curls[letter, finger] = np.clip(curls[letter, finger] + rng.choice([-1, 1]) * rng.uniform(0.35, 0.6), 0, 1)
+            spreads[letter] = spreads[letter - 1] + rng.uniform(-0.12, 0.12)
+        else:
+            curls[letter] = rng.choice([0.0, 0.5, 1.0], size=5) + rng.uniform(-0.1, 0.1, 5)
+            spreads[letter] = rng.uniform(-0.05, 0.2)
+    motion = np.zeros(num_letters, dtype=np.int64)
+    motion[-2:] = [1, 2]  # the last two letters trace a hook (J) and a zig-zag (Z)
+    return np.clip(curls, 0, 1), spreads, motion
+
+
+def _motion_path(kind: int, t: np.ndarray) -> np.ndarray:
+    """[T, 2] wrist displacement (hand lengths) over normalised time t for a moving letter."""
+    if kind == 1:  # a hook down and to the side
+        return np.stack([0.6 * np.clip(t - 0.5, 0, None), 0.8 * np.sin(np.pi * np.clip(t, 0, 1)) ], axis=1)
+    if kind == 2:  # a zig-zag
+        phase = np.clip(t, 0, 1) * 3
+        return np.stack([0.5 * np.abs((phase % 2) - 1), 0.5 * np.clip(t, 0, 1)], axis=1)
+    return np.zeros((len(t), 2))
+
+
+def make_signer_shift_clips(
+    *,
+    num_letters: int = 11,
+    num_signers: int = 36,
+    clips_per_signer: int = 9,
+    dims: int = 2,
+    min_frames: int = 48,
+    max_frames: int = 180,
+    style: float = 0.12,
+    noise: float = 0.02,
+    with_features: bool = False,
+    feature_dim: int = 2048,
+    seed: int = 0,
+    class_seed: int = 0,
+) -> SignerClips:
+    """Fingerspelled letters in the hands-only layout (84 wide for dims 2, 126 for dims 3), signer by signer.
+
+    Each signer gets a hand size, place, wrist rotation, camera shear, speed, dominant hand and a
+    personal style (`style`: the spread of their finger curls around each letter's, the part no
+    geometric augmentation undoes); each clip adds its own timing, small drift, per-frame noise
+    (`noise`, in hand lengths), missed detections and, sometimes, the other hand at rest.
+    What a letter looks like depends on `class_seed` only; `seed` draws the signers and clips.
+    """
+    if dims not in (2, 3):
+        raise ValueError(f"dims must be 2 or 3, got {dims}")
+    if not 2 <= min_frames <= max_frames:
+        raise ValueError(f"need 2 <= min_frames <= max_frames, got {min_frames} and {max_frames}")
+    curls, spreads, motion = _letter_shapes(num_letters, class_seed)
+    rng = np.random.default_rng(seed)
+    clips, gloss, signer = [], [], []
+    # Letters dealt round-robin over all clips, then shuffled: every letter is about as common,
+    # and every held-out group of signers sees most of them.
+    deck = rng.permutation(np.arange(num_signers * clips_per_signer) % num_letters)
+    neutral = hand_shape(np.full(5, 0.3), 0.0, 3)
+    for person in range(num_signers):
+        size = 0.12 * rng.uniform(0.75, 1.3)  # hand length in image units
+        place = np.array([0.5, 0.55]) + rng.uniform(-0.15, 0.15, 2)
+        tilt = np.deg2rad(rng.normal(0, 15))
+        shear = rng.normal(0, 0.15)
+        pace = rng.uniform(0.7, 1.4)  # > 1: holds the letter for a shorter share of the clip
+        left_handed = rng.random() < 0.2
+        rests_other_hand = rng.random() < 0.5
+        habit = rng.normal(0, style, 5)  # how this signer shapes every letter
+        rot = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]]) @ np.array([[1, shear], [0, 1]])
+        letters = deck[person * clips_per_signer : (person + 1) * clips_per_signer]
+        for letter in letters:
+            frames = int(rng.integers(min_frames, max_frames + 1))
+            own = np.clip(curls[letter] + habit + rng.normal(0, style / 2, 5), 0, 1)
+            shape = hand_shape(own, spreads[letter] + rng.normal(0, 0.03), 3)
+            t = np.linspace(0, 1, frames)
+            start = rng.uniform(0.05, 0.25) * pace
+            end = 1 - rng.uniform(0.05, 0.25) * pace
+            weight = np.clip(np.minimum((t - start) / 0.12, (end - t) / 0.12) + 0.5, 0, 1)  # neutral -> letter -> neutral
+            pts = neutral[None] * (1 - weight[:, None, None]) + shape[None] * weight[:, None, None]
+            path = _motion_path(int(motion[letter]), (t - start) / max(end - start, 1e-3))
+            drift = np.cumsum(rng.normal(0, 0.01, (frames, 2)), axis=0)
+            pts[..., :2] += (path + drift)[:, None, :]
+            pts = pts + rng.normal(0, noise, pts.shape)
+            xy = pts[..., :2] @ rot.T * size
+            if left_handed:
+                xy[..., 0] = -xy[..., 0]  # the left hand is the right one's mirror image
+            hand = np.concatenate([xy + place, pts[..., 2:] * size], axis=-1)
+            hand[rng.random(frames) < 0.05] = 0.0  # missed detections
+            other = np.zeros_like(hand)
+            if rests_other_hand and rng.random() < 0.7:
+                rest = hand_shape(np.full(5, 0.6), 0.0, 3)[None] + rng.normal(0, noise, (frames, _HAND_POINTS, 3))
+                side = 1.0 if left_handed else -1.0
+                spot = place + np.array([side * 0.2, 0.2])
+                other = np.concatenate([rest[..., :2] * size + spot, rest[..., 2:] * size], axis=-1)
+                other[rng.random(frames) < 0.2] = 0.0
+            left, right = (hand, other) if left_handed else (other, hand)
+            x = np.concatenate([left[..., :dims], right[..., :dims]], axis=1).reshape(frames, -1)
+            clips.append(x.astype(np.float32))
+            gloss.append(int(letter))
+            signer.append(person)
+    gloss_arr = np.asarray(gloss, dtype=np.int64)
+    features = None
+    if with_features:
+        projection = feature_projection(clips[0].shape[1], feature_dim, class_seed)
+        stacked = np.maximum((np.concatenate(clips) - 0.5) @ projection, 0.0)
+        stacked += 0.05 * rng.standard_normal(stacked.shape, dtype=np.float32)
+        features = np.split(stacked.astype(np.float32), np.cumsum([len(c) for c in clips])[:-1])
+    names = [f"clip_{i + 1:04d}_letter {g}" for i, g in enumerate(gloss_arr)]
+    return SignerClips(x=clips, features=features, gloss=gloss_arr, cat=gloss_arr % 2, names=names,
+                       signer=np.asarray(signer, dtype=np.int64))
+
+
+def split_by_signer(clips: SignerClips, val_signers: Sequence[int]) -> tuple[SignerClips, SignerClips]:
+    """(train, validation): the validation clips are exactly those of `val_signers`."""
+    held = np.isin(clips.signer, list(val_signers))
+    return clips.subset(np.flatnonzero(~held)), clips.subset(np.flatnonzero(held))

@@ -254,14 +254,14 @@ def _is_torchscript(path: Path) -> bool:
 def build_trained_model(state: Mapping[str, Any], path: Path, device: torch.device | str = "cpu"):
     """The model a checkpoint loaded with ``need="model"`` describes, with its weights, in eval mode."""
     from slr.models.registry import build_model
-    from slr.settings import TrainSettings
+    from slr.settings import TrainSettings, stored_train_settings
 
     from pydantic import ValidationError
 
     from slr.config import format_validation_error
 
     try:
-        settings = TrainSettings.model_validate(state["settings"])
+        settings = TrainSettings.model_validate(stored_train_settings(state["settings"]))
     except ValidationError as exc:  # settings of another slr version, or an edited file
         problems = format_validation_error(exc, TrainSettings)
         raise CheckpointError(f"its stored settings are not valid for this slr: {problems}", path) from None

@@ -16,6 +16,7 @@ from slr.data.augment import build_transform
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.classes import read_class_names
+from slr.data.clip_limits import clip_limits
 from slr.data.split import train_val_group_notices
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
@@ -110,6 +111,9 @@ def validate_command(settings: TrainSettings, src: SplitSource) -> str:
         parts.append(setting("kp_key", shlex.quote(settings.kp_key)))
     if model_spec(settings.model).input_kind != "keypoints" and settings.feature_key != "X2048":
         parts.append(setting("feature_key", shlex.quote(settings.feature_key)))
+    for name in ("max_clip_frames", "max_clip_mb"):  # raised limits change what is refused
+        if name in settings.model_fields_set:
+            parts.append(setting(name, getattr(settings, name)))
     return command("validate", *parts)
 
 
@@ -133,6 +137,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_gloss=settings.num_gloss,
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
+            limits=clip_limits(settings),
         )
         if report.warnings:
             notices.append(
@@ -158,6 +163,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
                 seed=settings.seed,
                 cache=settings.cache,
                 preloaded=report.clips if settings.cache else None,
+                limits=clip_limits(settings),
             )
         )
         frames += report.frames

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional
 import torch
 
 from slr import __version__
-from slr.config import read_config_file, check_known_keys, resolve_settings
+from slr.config import read_config_file, check_config_values, resolve_settings
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
@@ -34,7 +34,7 @@ from slr.engine.run_files import check_writable, files_record, keep_earlier_run
 from slr.engine.trainer import RunPaths, Trainer
 from slr.errors import DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
-from slr.settings import ResumeSettings, TrainSettings
+from slr.settings import ResumeSettings, TrainSettings, stored_train_settings
 
 
 @dataclass
@@ -68,10 +68,11 @@ def plan_resume(request: ResumeSettings) -> ResumePlan:
     given: dict[str, Any] = {}
     if request.config is not None:
         given = dict(read_config_file(request.config))
-        check_known_keys(TrainSettings, given, request.config)
+        check_config_values(TrainSettings, given, request.config)  # bad values name the file
     given.update(request.overrides)
     given.pop("resume", None)
-    stored = {k: v for k, v in state["settings"].items() if k not in ("resume", "smoke_test")}
+    # settings added since the checkpoint was written take the value of before they existed
+    stored = {k: v for k, v in stored_train_settings(state["settings"]).items() if k not in ("resume", "smoke_test")}
     stored.update(_outputs_beside(path, stored, given))
     settings = resolve_settings(
         TrainSettings, given, base=stored, base_source=f"{path} (settings stored in the checkpoint)"

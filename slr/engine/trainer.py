@@ -18,13 +18,16 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from slr.data.clip_limits import batch_value_note
 from slr.engine import checkpoint as ckpt
 from slr.engine.checkpoint_schema import check_resume_values, make_checkpoint
 from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
+from slr.engine.ema import WeightAverage, averaged_weights
+from slr.engine.losses import gloss_and_category_loss
+from slr.engine.schedules import PER_STEP_SCHEDULERS, make_warmup_cosine, optimizer_steps_per_epoch
 from slr.engine.metrics import RunningTotals
 from slr.engine.observer import TrainingObserver
 from slr.engine.resume_world import every_ranks_rng, rng_for_rank, totals_to_save
@@ -89,6 +92,8 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
         self.scheduler = self._make_scheduler()
+        # hook: slr/engine/ema.py; validation and checkpoints use the average
+        self.ema = WeightAverage(ckpt.unwrap_model(model), settings.ema_decay) if settings.ema_decay else None
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.progress = RunProgress()
@@ -103,6 +108,8 @@ class Trainer:
             return torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, mode="max", factor=0.5, patience=self.s.scheduler_patience
             )
+        if self.s.scheduler == "warmup_cosine":  # hook: slr/engine/schedules.py, stepped per optimizer step
+            return make_warmup_cosine(self.optimizer, self.s.epochs, self.s.warmup_epochs, self._steps_per_epoch())
         if self.s.scheduler == "cosine":
             # Closed form over --epochs (the total): a resumed run that raises --epochs follows the
             # longer curve from where it stands instead of staying at the end of the old one.
@@ -112,13 +119,25 @@ class Trainer:
             )
         return None
 
+    def _steps_per_epoch(self) -> int:
+        if self.train_loader is None:  # a trainer that only steps (the batch-size probe) has no epochs
+            return 1
+        batches = math.ceil(len(self.train_loader.sampler) / self.s.batch_size)
+        return optimizer_steps_per_epoch(batches, self.s.gradient_accumulation_steps)
+
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         p = self.progress
+        raw = ckpt.unwrap_model(self.model)
+        model_state = ckpt.clean_state_dict(raw.state_dict() if self.ema is None else self.ema.shadow)
+        ema_state = self.ema.extra_state(raw) if self.ema is not None else None
+        if ema_state is not None:
+            ema_state["training_weights"] = ckpt.clean_state_dict(ema_state["training_weights"])
         return make_checkpoint(
             **self.extras,
             settings=self.s.model_dump(mode="json"),
-            model_state=ckpt.clean_state_dict(ckpt.unwrap_model(self.model).state_dict()),
+            model_state=model_state,
+            ema_state=ema_state,
             optimizer_state=self.optimizer.state_dict(),
             scheduler_state=self.scheduler.state_dict() if self.scheduler else None,
             scaler_state=self.scaler.state_dict(),
@@ -135,6 +154,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
         ckpt.load_model_state(self.model, state, path, settings=self.s, input_dim=self.extras["input_dim"])
+        if self.ema is not None:
+            self.ema.restore(ckpt.unwrap_model(self.model), state.get("ema_state"))
         stored = state.get("settings", {})
         if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
             raise CheckpointError(
@@ -252,7 +273,7 @@ class Trainer:
             "val_time": round(time.perf_counter() - val_started, 3),
         }
         p.history.append(row)
-        if self.scheduler is not None:
+        if self.scheduler is not None and s.scheduler not in PER_STEP_SCHEDULERS:
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val.gloss_acc)
             else:
@@ -299,7 +320,7 @@ class Trainer:
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
                 if self._any_rank(not totals.loss_is_finite()):
-                    self._stop_non_finite(epoch, done)
+                    self._stop_non_finite(epoch, done, batch)
                 elapsed = time.perf_counter() - epoch_started
                 self.view.step(done, samples_seen / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
                 if self.view.wants_memory:
@@ -318,13 +339,17 @@ class Trainer:
         model = self.model.module if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) else self.model
         model.eval()
         totals = RunningTotals(self.device)
+        with averaged_weights(self.ema, ckpt.unwrap_model(model)):
+            self._validate_batches(model, totals)
+        return totals.summary(self.dist)
+
+    def _validate_batches(self, model, totals) -> None:
         for batch in self.val_loader:
             batch = batch.to(self.device, non_blocking=True)
             with self._autocast():
                 gloss_logits, cat_logits = model(batch.x, batch.mask)
                 loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
             totals.add(loss.float(), gloss_logits, cat_logits, batch.gloss, batch.cat)
-        return totals.summary(self.dist)
 
     # -- pieces -----------------------------------------------------------------------------
     def train_step(self, batch, window: int, sync_gradients: bool = True):
@@ -336,13 +361,13 @@ class Trainer:
         with sync:
             with self._autocast():
                 gloss_logits, cat_logits = self.model(batch.x, batch.mask)
-                loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
+                loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat, self.s.label_smoothing)
             self.scaler.scale(loss / window).backward()
         return loss, gloss_logits, cat_logits
 
-    def _loss(self, gloss_logits, cat_logits, gloss, cat) -> torch.Tensor:
-        return self.s.alpha * F.cross_entropy(gloss_logits.float(), gloss) + self.s.beta * F.cross_entropy(
-            cat_logits.float(), cat
+    def _loss(self, gloss_logits, cat_logits, gloss, cat, label_smoothing: float = 0.0) -> torch.Tensor:
+        return gloss_and_category_loss(
+            gloss_logits, cat_logits, gloss, cat, self.s.alpha, self.s.beta, label_smoothing
         )
 
     def _autocast(self):
@@ -356,22 +381,37 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(
                 [p for g in self.optimizer.param_groups for p in g["params"]], self.s.grad_clip
             )
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        skipped = scale is not None and self.scaler.get_scale() < scale  # inf gradients: no step was taken
+        if self.s.scheduler in PER_STEP_SCHEDULERS and self.scheduler is not None and not skipped:
+            self.scheduler.step()
+        if self.ema is not None and not skipped:
+            self.ema.update(ckpt.unwrap_model(self.model))
 
-    def _stop_non_finite(self, epoch: int, step: int) -> None:
+    def _stop_non_finite(self, epoch: int, step: int, batch=None) -> None:
         s, p = self.s, self.progress
         kept = f"{self.paths.last.name} (epoch {p.epoch})" if p.epoch else "no checkpoint yet"
         best = f"{self.paths.best.name} (epoch {p.best_epoch})" if p.best_epoch else "no best checkpoint yet"
+        stopped = (f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
+                   f"nothing was overwritten: {kept}, {best}. ")
+        from_data = batch_value_note(batch.x, self._clip_names(batch)) if batch is not None else None
+        if from_data is not None:  # the learning rate is not to blame: say what is
+            raise TrainingStopped(stopped + from_data[0].upper() + from_data[1:] + ".")
         raise TrainingStopped(
-            f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
-            f"nothing was overwritten: {kept}, {best}. Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, "
-            f"or no {setting('amp')}"
+            stopped + f"Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, or no {setting('amp')}"
             + (f" (and check {setting('alpha', f'{s.alpha:g}')} / {setting('beta', f'{s.beta:g}')})"
                if max(s.alpha, s.beta) > 100 else "")
             + "."
         )
+
+    def _clip_names(self, batch) -> list[str]:
+        names = getattr(self.train_loader.dataset, "names", None) if self.train_loader is not None else None
+        if not names:
+            return []
+        return [names[int(i)] for i in batch.index.tolist() if 0 <= int(i) < len(names)]
 
     def _on_sigint(self, signum, frame) -> None:
         if self._interrupt:  # a second Ctrl-C: stop now

@@ -68,6 +68,7 @@ def _build_transformer(settings: BaseModel, input_dim: int, num_gloss: int, num_
         ff_dim=sizes.ff_dim,
         dropout=sizes.dropout,
         pooling=sizes.pooling,
+        motion_features=sizes.motion_features,
     )
 
 

@@ -32,6 +32,7 @@ class SignTransformer(nn.Module):
         ff_dim: int = 1024,
         dropout: float = 0.1,
         pooling: Pooling = "mean",
+        motion_features: bool = False,
     ):
         super().__init__()
         if pooling not in POOLING_MODES:
@@ -40,8 +41,10 @@ class SignTransformer(nn.Module):
             raise ValueError(f"d_model {d_model} is not divisible by num_heads {num_heads}")
         self.input_dim = input_dim
         self.pooling = pooling
+        self.motion_features = motion_features
 
-        self.input_proj = nn.Linear(input_dim, d_model)
+        # With motion features the projection also reads each frame's change from the previous one.
+        self.input_proj = nn.Linear(2 * input_dim if motion_features else input_dim, d_model)
         self.positions = SinusoidalPositions(d_model)
         self.input_dropout = nn.Dropout(dropout)
         # The CLS token is added after the positions, so it has no place in time: it only gathers.
@@ -69,7 +72,10 @@ class SignTransformer(nn.Module):
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         mask = full_mask(x, mask)
-        h = self.input_proj(zero_padding(x, mask))
+        x = zero_padding(x, mask)
+        if self.motion_features:
+            x = torch.cat([x, frame_differences(x, mask)], dim=-1)
+        h = self.input_proj(x)
         h = self.input_dropout(self.positions(h))
         if self.cls_token is not None:
             h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1).to(h.dtype), h], dim=1)
@@ -93,3 +99,10 @@ class SignTransformer(nn.Module):
         if self.pooling == "max":
             return masked_max(h, mask)
         return masked_mean(h, mask)
+
+
+def frame_differences(x: Tensor, mask: Tensor) -> Tensor:
+    """[B, T, D] change of every frame from the one before; 0 on the first frame and wherever
+    either frame is padding, so a clip's differences are the same alone or in a padded batch."""
+    both = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1).to(x.dtype)
+    return torch.cat([torch.zeros_like(x[:, :1]), (x[:, 1:] - x[:, :-1]) * both], dim=1)

@@ -7,12 +7,55 @@ calls produce plain lines, so logs stay readable.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 
 from rich.console import Console
 from rich.markup import escape
 
 from slr.errors import spell_settings
+
+
+#: Longest name (path, clip, class) printed whole; longer ones keep their start and end.
+NAME_LIMIT = 200
+#: Longest line of a message printed whole (a message may quote a name, or many).
+LINE_LIMIT = 1000
+#: Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts colour and
+#: cursor sequences, U+009B is a one-character CSI), DEL, and the bidirectional overrides that
+#: make text read in another order than it is stored.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
+
+
+def _escape_control(match: re.Match) -> str:
+    char = match.group()
+    return _NAMED_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def _shorten_middle(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    note_room = len(f"…[{len(text):,} characters left out]…")
+    keep = max(limit - note_room, 2)
+    note = f"…[{len(text) - keep:,} characters left out]…"
+    return text[: keep - keep // 2] + note + text[len(text) - keep // 2 :]
+
+
+def shown_name(name: object, limit: int = NAME_LIMIT) -> str:
+    """A path, clip or class name as a terminal may print it: control characters escaped
+    (`\\x1b`, `\\x00`, `\\n`), and over `limit` characters its middle left out.
+
+    Every view prints names through this (or `shown_text`); JSON output is left to `json.dumps`,
+    which escapes control characters itself.
+    """
+    return _shorten_middle(_CONTROLS.sub(_escape_control, str(name)), limit)
+
+
+def shown_text(text: object, line_limit: int = LINE_LIMIT) -> str:
+    """A message or line that may quote names: control characters escaped except line breaks,
+    and each line over `line_limit` characters shortened in the middle."""
+    lines = str(text).split("\n")
+    return "\n".join(_shorten_middle(_CONTROLS.sub(_escape_control, line), line_limit) for line in lines)
 
 
 @lru_cache(maxsize=None)
@@ -38,12 +81,12 @@ def interactive() -> bool:
 
 
 def print_error(message: str) -> None:
-    err().print(f"[bold red]error:[/] {escape(spell_settings(message))}", markup=True, highlight=False)
+    err().print(f"[bold red]error:[/] {escape(shown_text(spell_settings(message)))}", markup=True, highlight=False)
 
 
 def print_notice(message: str) -> None:
     """A one-line notice, e.g. an option that does nothing on this hardware."""
-    err().print(f"[yellow]notice:[/] {escape(spell_settings(message))}", markup=True, highlight=False)
+    err().print(f"[yellow]notice:[/] {escape(shown_text(spell_settings(message)))}", markup=True, highlight=False)
 
 
 def print_json(value) -> None:

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from slr.errors import spell_settings
-from slr.ui.console import interactive, out, print_notice
+from slr.ui.console import interactive, out, print_notice, shown_text
 
 MIB = 2**20
 
@@ -71,7 +71,7 @@ class TrainingView:
     # -- events -----------------------------------------------------------------------------
     def note(self, text: str) -> None:
         if self.enabled:
-            self.console.print(spell_settings(text), markup=False, highlight=False)
+            self.console.print(shown_text(spell_settings(text)), markup=False, highlight=False)  # names escaped
 
     def notice(self, text: str) -> None:
         if self.enabled:

@@ -1,0 +1,152 @@
+"""What slr adds for signers never seen: the new augmentations keep "missing" meaning missing,
+hand-centred coordinates, warm-up then cosine, the weight average (and its exact resume), the
+signer-shift proxy data, and old checkpoints read with the values they were trained with."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from slr.data.augment import build_transform, keypoint_layout
+from slr.data.synthetic import make_signer_shift_clips, split_by_signer
+from slr.engine import checkpoint as ckpt
+from slr.engine.run import resume, train
+from slr.engine.schedules import warmup_cosine_factor
+from slr.models.transformer import SignTransformer
+from slr.settings import VALUE_BEFORE_SETTING_EXISTED, AugmentSettings, ResumeSettings, TrainSettings
+
+from test_training import assert_same_history, clips, settings  # noqa: F401  (clips: the module's fixture)
+
+NEW_AUGMENTS = dict(shear=0.3, noise_std=0.05, hand_drop_prob=1.0, point_drop_prob=0.2)
+
+
+def two_hand_clip(width: int, frames: int = 12, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.2, 0.8, (frames, width)).astype(np.float32)
+    layout = keypoint_layout(width)
+    pts = x.reshape(frames, layout.points, layout.dims)
+    pts[3:5] = 0.0  # two frames with nothing detected
+    pts[:, layout.hands[0][0]] = 0.0  # one point never detected
+    return x
+
+
+@pytest.mark.parametrize("width", [156, 84, 126])
+def test_new_augmentations_leave_undetected_points_at_zero(width):
+    x = two_hand_clip(width)
+    layout = keypoint_layout(width)
+    before = np.abs(x.reshape(len(x), layout.points, layout.dims)).sum(-1) > 0
+    transform = build_transform(AugmentSettings(**NEW_AUGMENTS), "keypoints", width, train=True)
+    out = transform(x, np.random.default_rng(1))
+    after = np.abs(out.reshape(len(x), layout.points, layout.dims)).sum(-1) > 0
+    assert not (after & ~before).any()  # nothing undetected came back
+    hands = [after[:, a:b].any() for a, b in layout.hands]
+    assert hands.count(True) == 1  # hand_drop_prob 1: exactly one of the two seen hands is gone
+    assert np.array_equal(transform(x, np.random.default_rng(1)), out)  # same rng, same clip
+
+
+def test_hand_drop_keeps_the_only_hand_of_a_one_handed_clip():
+    x = two_hand_clip(84)
+    x[:, :42] = 0.0  # the left hand is never seen
+    out = build_transform(AugmentSettings(hand_drop_prob=1.0), "keypoints", 84, train=True)(x, np.random.default_rng(0))
+    assert np.abs(out[:, 42:]).sum() > 0
+
+
+def test_hand_centred_puts_each_wrist_at_zero_on_average_and_the_hand_at_unit_size():
+    clips = make_signer_shift_clips(num_signers=2, clips_per_signer=2, min_frames=20, max_frames=30)
+    transform = build_transform(AugmentSettings(hand_centred=True), "keypoints", 84, train=False)
+    for x in clips.x:
+        pts = transform(x, np.random.default_rng(0)).reshape(len(x), 42, 2)
+        for start in (0, 21):
+            hand = pts[:, start : start + 21]
+            seen = np.abs(hand).sum(-1) > 0
+            if seen[:, 0].sum() < 5:
+                continue
+            assert np.allclose(hand[seen[:, 0], 0].mean(0), 0, atol=1e-4)
+            both = seen[:, 0] & seen[:, 9]
+            assert np.linalg.norm(hand[both, 9] - hand[both, 0], axis=-1).mean() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_feature_dropout_zeroes_whole_channels_of_features_only():
+    s = AugmentSettings(feature_dropout=0.5)
+    x = np.ones((10, 64), np.float32)
+    out = build_transform(s, "features", 64, train=True)(x, np.random.default_rng(0))
+    dropped = (out == 0).all(axis=0)
+    assert 0 < dropped.sum() < 64 and ((out == 0) == dropped[None]).all()
+    assert build_transform(s, "features", 64, train=False) is None
+
+
+def test_warmup_then_cosine():
+    f = warmup_cosine_factor(total_steps=100, warmup_steps=10)
+    rising = [f(i) for i in range(10)]
+    assert rising == sorted(rising) and rising[-1] < 1
+    assert f(10) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.5 * (1 + math.cos(math.pi * 45 / 90)))
+    assert f(100) == pytest.approx(0.0) and f(500) == pytest.approx(0.0)
+
+
+def test_warmup_cosine_steps_per_optimizer_step(clips, tmp_path):  # noqa: F811
+    # 72 clips in batches of 16: 5 optimizer steps per epoch, 2 epochs, 5 warm-up steps.
+    out = train(settings(clips, tmp_path, epochs=2, scheduler="warmup_cosine", warmup_epochs=1.0))
+    f = warmup_cosine_factor(10, 5)
+    assert [row["lr"] for row in out.history] == pytest.approx([1e-3 * f(5), 1e-3 * f(10)])
+
+
+def test_weight_average_resumes_exactly_and_is_what_the_checkpoint_holds(clips, tmp_path):  # noqa: F811
+    common = dict(scheduler="plateau", scheduler_patience=0, ema_decay=0.9, label_smoothing=0.1, noise_std=0.02)
+    straight = train(settings(clips, tmp_path / "straight", epochs=4, **common))
+    train(settings(clips, tmp_path / "resumed", epochs=2, **common))
+    resumed = resume(
+        ResumeSettings(checkpoint=tmp_path / "resumed" / "SignTransformer_last.pt", overrides={"epochs": 4})
+    )
+    assert_same_history(straight.history, resumed.history)
+    state = ckpt.load_checkpoint(tmp_path / "straight" / "SignTransformer_last.pt")
+    averaged, training = state["model_state"], state["ema_state"]["training_weights"]
+    assert averaged.keys() == training.keys()
+    assert any(not torch.equal(averaged[k], training[k]) for k in averaged)
+
+
+def test_motion_features_see_the_same_clip_alone_or_padded():
+    torch.manual_seed(0)
+    model = SignTransformer(84, 11, 2, d_model=32, num_heads=2, num_layers=1, ff_dim=64, motion_features=True).eval()
+    x = torch.randn(2, 10, 84)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, 6:] = False
+    batched = model(x, mask)[0][1]
+    alone = model(x[1:, :6], mask[1:, :6])[0][0]
+    assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_a_checkpoint_from_before_the_new_settings_loads_and_predicts_as_before(clips, tmp_path):  # noqa: F811
+    """Stored settings without the new fields are read with the values of before they existed,
+    whatever today's defaults are."""
+    from slr.analysis.inference import load_model
+
+    old_values = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items()}
+    train(settings(clips, tmp_path, epochs=1, **old_values))
+    path = tmp_path / "SignTransformer_best.pt"
+    state = ckpt.load_checkpoint(path)
+    x = torch.randn(3, 9, state["input_dim"])
+    before = load_model(path).model(x)[0]
+    for name in VALUE_BEFORE_SETTING_EXISTED:
+        state["settings"].pop(name)
+    state.pop("ema_state", None)
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    loaded = load_model(old)
+    for name, value in VALUE_BEFORE_SETTING_EXISTED.items():
+        assert getattr(loaded.settings, name) == value
+    assert torch.equal(loaded.model(x)[0], before)
+
+
+def test_signer_shift_clips_are_split_by_signer_in_the_hands_only_layouts():
+    for dims, width in ((2, 84), (3, 126)):
+        clips = make_signer_shift_clips(num_signers=6, clips_per_signer=11, dims=dims, min_frames=20, max_frames=40)
+        assert {x.shape[1] for x in clips.x} == {width}
+        assert all(20 <= len(x) <= 40 for x in clips.x)
+        train, val = split_by_signer(clips, [4, 5])
+        assert set(train.signer) == {0, 1, 2, 3} and set(val.signer) == {4, 5}
+        assert len(train) == 44 and len(val) == 22
+        assert np.bincount(clips.gloss, minlength=11).min() == 6  # letters dealt evenly
