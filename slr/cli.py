@@ -153,6 +153,10 @@ def train(flags: dict, config: Optional[Path]) -> None:
     if settings.smoke_test:  # the guide's `train.py --model X --smoke-test`
         shared = {k: getattr(settings, k) for k in settings.model_fields_set if k in SmokeSettings.model_fields}
         _smoke(SmokeSettings(**{**shared, "model": settings.model}))
+    if settings.resume == "auto":  # the output folder's _last.pt, or a new run (slr/engine/resume_auto.py)
+        from slr.engine.resume_auto import find_resumable
+
+        settings = settings.model_copy(update={"resume": find_resumable(settings)})
     if settings.resume is not None:  # the guide's `train.py --resume CKPT ...`: the same as `slr resume`
         given = {k: v for k, v in flags.items() if k != "resume"}
         _train(ResumeSettings(checkpoint=settings.resume, config=config, overrides=given))

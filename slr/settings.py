@@ -365,6 +365,17 @@ class ValidateSettings(ClipKeySettings, ClipLimitSettings):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class DistributedSettings(Settings):
+    """Runs launched by torchrun (several processes, possibly on several machines)."""
+
+    dist_timeout_s: float = Field(
+        600,
+        gt=0,
+        description="Seconds a process waits for the others at each exchange before it stops with an error "
+        "(torchrun runs): bounds how long a run stalls after a machine is lost.",
+    )
+
+
 class TrainSettings(
     ClassCountSettings,
     DataSettings,
@@ -375,6 +386,7 @@ class TrainSettings(
     LoaderSettings,
     OptimSettings,
     OutputSettings,
+    DistributedSettings,
 ):
     """`slr train MODEL`: every flag of the training guide, plus the model sizes."""
 
@@ -383,8 +395,11 @@ class TrainSettings(
         description="Model architecture: transformer or iv3_gru (default: transformer; with --resume: the "
         "checkpoint's).",
     )
-    resume: Optional[Path] = Field(
-        None, description="Continue from this checkpoint (as `slr resume`; outputs go beside it unless --output-dir)."
+    resume: Optional[Literal["auto"] | Path] = Field(
+        None,
+        description="Continue from this checkpoint (as `slr resume`; outputs go beside it unless --output-dir); "
+        "auto: from --output-dir's _last.pt of this model when there is one, else a new run (for job scripts "
+        "that a scheduler requeues).",
     )
     smoke_test: bool = Field(
         False,

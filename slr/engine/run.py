@@ -25,6 +25,7 @@ from slr.engine.distributed import (
     init_distributed,
     min_across_ranks,
     peer_failed,
+    peer_lost_message,
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
@@ -134,7 +135,7 @@ def train(
     written, ``TrainingStopped`` for a run that cannot go on, and other ``SlrError`` for bad input.
     """
     choice = hardware.select_device(settings.device)
-    dist = init_distributed(choice.kind)
+    dist = init_distributed(choice.kind, settings.dist_timeout_s)
     watcher = observer if (observer is not None and dist.is_main) else SilentObserver()
     try:
         outcome = _run(settings, choice, dist, resume, watcher)
@@ -154,7 +155,7 @@ def train(
         # torchrun stops them.
         shutdown_distributed(wait_for_peers=False)
         if dist.enabled and peer_failed(exc):
-            raise TrainingStopped(f"rank {dist.rank}: stopped because another rank failed (its message is above)") from None
+            raise TrainingStopped(peer_lost_message(dist, exc, settings.dist_timeout_s, run_paths(settings).last)) from None
         raise
     finally:
         release_all()  # the output folder's lock (slr/engine/run_lock.py)
@@ -198,6 +199,9 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         observer.notice(text)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
     settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer)
+    from slr.engine.resume_world import fit_batch_to_world, totals_to_resume  # another number of processes
+
+    settings, runtime, world_notes = fit_batch_to_world(settings, runtime, state, dist, resume.path if resume else None)
     train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
 
     from slr.models.registry import build_model, count_parameters
@@ -221,12 +225,15 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
     if resume is not None:
         trainer.load_state_dict(state, resume.path)
+        trainer.progress.totals = totals_to_resume(trainer.progress.totals, dist)
     if dist.is_main:
         for names, folder in keep_earlier_run(paths, settings.model, resume.path if resume else None):
             observer.note(f"kept the earlier run's {', '.join(names)}: moved to {folder}")
         write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
                                          "runtime": runtime, "files": files_record(paths)})
         observer.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))
+        for text in world_notes:
+            observer.note(text)
         if resume is not None:
             at = f" step {trainer.progress.step}" if trainer.progress.step else ""
             observer.note(f"resuming {resume.path} after epoch {trainer.progress.epoch}{at}")
@@ -353,7 +360,7 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
     if settings.auto_workers or settings.num_workers == 0:
         workers, reason = hardware.auto_workers(device.type)
         if dist.enabled:
-            workers = max(0, min(workers, hardware.usable_cpus() // dist.world_size - 1))
+            workers = max(0, min(workers, hardware.usable_cpus() // dist.local_world_size - 1))  # this machine's
     runtime["num_workers"] = workers
     runtime["num_workers_reason"] = reason
     if updates:

@@ -32,6 +32,7 @@ from slr.engine.metrics import RunningTotals
 from slr.engine.tensorboard_log import open_tensorboard_log
 from slr.engine.observer import TrainingObserver
 from slr.engine.stop_signals import StopSignals
+from slr.engine.resume_world import every_ranks_rng, rng_for_rank, totals_to_save
 from slr.errors import CheckpointError, TrainingStopped, setting
 from slr.settings import TrainSettings
 
@@ -188,7 +189,7 @@ class Trainer:
             stale_epochs=derived.stale_epochs,
             history=list(state["history"]),
         )
-        self._pending_rng = state["rng"]
+        self._pending_rng = rng_for_rank(state, self.dist)  # this rank's own streams (slr/engine/resume_world.py)
 
     def _check_step_in_epoch(self, state: dict[str, Any], path: Path) -> None:
         """A step inside the epoch must lie inside it: one beyond would skip the epoch unseen."""
@@ -222,8 +223,9 @@ class Trainer:
             self.scheduler._last_lr = [group["lr"] for group in groups]
 
     def save(self, path: Path) -> None:
+        ranks_rng = every_ranks_rng(capture_rng(), self.dist)  # a collective: every rank saves together
         if self.dist.is_main:
-            ckpt.save_checkpoint(self.state_dict(), path)
+            ckpt.save_checkpoint({**self.state_dict(), **ranks_rng}, path)
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> RunProgress:
@@ -332,7 +334,7 @@ class Trainer:
                 if self.view.wants_memory:
                     self.view.memory(memory_snapshot(self.device))
             if last_micro and self._interrupt_agreed():
-                p.step, p.totals = done, totals.as_list()
+                p.step, p.totals = done, totals_to_save(totals.values, self.dist)  # every rank's clips
                 p.epoch_seconds = time.perf_counter() - epoch_started
                 self.save(self.paths.last)
                 raise Interrupted(self.paths.last, self._stop)
