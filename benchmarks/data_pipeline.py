@@ -10,8 +10,8 @@ of the epoch (validation excluded), per epoch after the first (which also warms 
 
 The ratio printed last is the wait share without the cache over the wait share with it.
 
-    /work/venv/bin/python benchmarks/data_pipeline.py            # asl-words train split
-    /work/venv/bin/python benchmarks/data_pipeline.py --quick    # examples/asl-words-mini
+    python benchmarks/data_pipeline.py            # asl-words train split
+    python benchmarks/data_pipeline.py --quick    # examples/asl-words-mini
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ The components (data pipeline, per-step bookkeeping, display) are then timed on 
 the cost of the checkpoint writes themselves is reported from the log (epoch time not spent in
 training or validation).
 
-    /work/venv/bin/python benchmarks/engine_overhead.py            # asl-words train split, ~10 min on 2 cores
-    /work/venv/bin/python benchmarks/engine_overhead.py --quick    # examples/asl-words-mini, ~1 min
+    python benchmarks/engine_overhead.py            # asl-words train split, ~10 min on 2 cores
+    python benchmarks/engine_overhead.py --quick    # examples/asl-words-mini, ~1 min
 """
 
 from __future__ import annotations

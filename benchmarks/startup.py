@@ -3,8 +3,8 @@
 Each command runs in a fresh process, several times, alternating; the figure is the median wall
 time. The ratio printed last is median(slr --help) / median(python -c pass).
 
-    /work/venv/bin/python benchmarks/startup.py            # 10 repeats
-    /work/venv/bin/python benchmarks/startup.py --quick    # 3 repeats
+    python benchmarks/startup.py            # 10 repeats
+    python benchmarks/startup.py --quick    # 3 repeats
 """
 
 from __future__ import annotations

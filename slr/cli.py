@@ -7,6 +7,7 @@ calls one library function. Library modules are imported inside the functions so
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import shlex
@@ -36,7 +37,16 @@ from slr.settings import (
     TrainSettings,
     ValidateSettings,
 )
-from slr.ui.console import print_error, print_json, print_notice
+from slr.ui.console import (
+    CLOSED_PIPE_STATUS,
+    discard_stream,
+    flush_stdout_or_exit,
+    is_closed_output,
+    keep_going_without_stdout,
+    print_error,
+    print_json,
+    print_notice,
+)
 
 def _help_style() -> str | None:
     """Rich panels from 100 columns; below that they cut long flag names (`--no-pretrained-bac…`)
@@ -85,8 +95,12 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
             _report("interrupted")
             raise typer.Exit(130) from None
         except OSError as exc:
+            if is_closed_output(exc) and exc.filename is None:  # `slr ... | head -1`: stdout went away
+                discard_stream(sys.stdout)
+                raise typer.Exit(CLOSED_PIPE_STATUS) from None
             where = f"{exc.filename}: " if exc.filename else ""
-            _report(f"{where}{exc.strerror or exc}")
+            full = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+            _report(f"{where}{exc.strerror or exc}{full}")
             raise typer.Exit(2) from None
         except Exception as exc:  # a bug in slr: still one line, with a way to see more
             _report(f"internal error: {type(exc).__name__}: {exc} (run `slr --debug ...` for the traceback)")
@@ -139,6 +153,10 @@ def train(flags: dict, config: Optional[Path]) -> None:
     if settings.smoke_test:  # the guide's `train.py --model X --smoke-test`
         shared = {k: getattr(settings, k) for k in settings.model_fields_set if k in SmokeSettings.model_fields}
         _smoke(SmokeSettings(**{**shared, "model": settings.model}))
+    if settings.resume == "auto":  # the output folder's _last.pt, or a new run (slr/engine/resume_auto.py)
+        from slr.engine.resume_auto import find_resumable
+
+        settings = settings.model_copy(update={"resume": find_resumable(settings)})
     if settings.resume is not None:  # the guide's `train.py --resume CKPT ...`: the same as `slr resume`
         given = {k: v for k, v in flags.items() if k != "resume"}
         _train(ResumeSettings(checkpoint=settings.resume, config=config, overrides=given))
@@ -166,15 +184,16 @@ def _train(request: TrainSettings | ResumeSettings) -> None:
     from slr.engine.trainer import Interrupted
     from slr.ui.training_view import TrainingView, show_outcome
 
+    keep_going_without_stdout()  # `slr train ... | head` must not end the run
     plan = plan_resume(request) if isinstance(request, ResumeSettings) else None
     settings = plan.settings if plan is not None else request
-    view = TrainingView()
+    view = TrainingView(log_every_s=settings.log_every_s)
     try:
         outcome = run_train(settings, view, resume=plan)
-    except Interrupted as stop:
-        view.note(f"interrupted: resumable checkpoint written to {stop.path}; continue with "
+    except Interrupted as stop:  # Ctrl-C, SIGTERM or SIGHUP: exit 130, 143 or 129
+        view.note(f"interrupted by {stop.description}: resumable checkpoint written to {stop.path}; continue with "
                   f"{command('resume', shlex.quote(str(stop.path)))}")
-        raise typer.Exit(130) from None
+        raise typer.Exit(stop.exit_status) from None
     if not (outcome.is_main and outcome.trained):
         raise typer.Exit(0)
     curves, problem = None, None
@@ -282,7 +301,9 @@ def plot(flags: dict, config: Optional[Path]) -> None:
     settings = resolve_settings(PlotSettings, flags, config)
     from slr.analysis.plots import plot_training_curves
 
-    typer.echo(f"training curves: {plot_training_curves(settings.log_csv, settings.output)}")
+    from slr.ui.console import shown_name
+
+    typer.echo(f"training curves: {shown_name(plot_training_curves(settings.log_csv, settings.output))}")
 
 
 CHECKPOINTS = inspect.Parameter(
@@ -356,7 +377,10 @@ def main() -> None:
         # (PYTHONIOENCODING=ascii, LANG=C) must still get the output, escaped, not a crash.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    app(prog_name="slr")
+    try:
+        app(prog_name="slr")
+    finally:
+        flush_stdout_or_exit()
 
 
 if __name__ == "__main__":

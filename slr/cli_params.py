@@ -34,6 +34,10 @@ def _metavar(annotation: Any) -> str:
     inner, _ = _unwrap_optional(annotation)
     if typing.get_origin(inner) is typing.Literal:
         return "[" + "|".join(str(a) for a in typing.get_args(inner)) + "]"
+    choices = [a for a in typing.get_args(inner) if a is not type(None)]
+    if choices and all(a is Path or typing.get_origin(a) is typing.Literal for a in choices):
+        # A path or a word (--resume CKPT|auto)
+        return "|".join("PATH" if a is Path else "|".join(map(str, typing.get_args(a))) for a in choices)
     return {int: "INT", float: "FLOAT", Path: "PATH", str: "TEXT"}.get(inner, "VALUE")
 
 

@@ -71,7 +71,23 @@ class ClipKeySettings(Settings):
     )
 
 
-class DataSettings(ClipKeySettings):
+class ClipLimitSettings(Settings):
+    """Bounds on one clip file, checked from its arrays' headers before any array is read, so that a
+    damaged or hostile file is refused by name instead of exhausting memory. Real clips are far
+    below them (FSL-105: a few hundred frames at 30 fps; 2048 features x 300 frames = 2.5 MB)."""
+
+    max_clip_frames: int = Field(
+        10_000,
+        ge=1,
+        description="Refuse a clip with more frames than this (5.5 minutes at 30 fps), before reading it. "
+        "Not --max-frames, which shortens long clips for the model.",
+    )
+    max_clip_mb: int = Field(
+        256, ge=1, description="Refuse a clip array that would take more memory than this many MB, before reading it."
+    )
+
+
+class DataSettings(ClipKeySettings, ClipLimitSettings):
     keypoints_train: Optional[Path] = Field(None, description="Training keypoints directory (transformer).")
     keypoints_val: Optional[Path] = Field(None, description="Validation keypoints directory (transformer).")
     features_train: Optional[Path] = Field(None, description="Training features directory (iv3_gru).")
@@ -96,6 +112,18 @@ class DataSettings(ClipKeySettings):
         "whole clip; 'crop' takes a window (random in training, centred in validation).",
     )
     cache: bool = Field(True, description="Keep clips in memory after their first read.")
+    release_memory: bool = Field(
+        True,
+        description="Give freed memory back to the system after each epoch (glibc's malloc_trim; Linux): the "
+        "C allocator otherwise keeps it, and the process grows over epochs.",
+    )
+    length_buckets: int = Field(
+        8,
+        ge=0,
+        le=256,
+        description="Pad each batch's frames up to one of about this many lengths taken from the data (fewer "
+        "batch shapes keep the process's memory down; padding is masked); 0 = pad to the batch's longest clip.",
+    )
 
 
 class AugmentSettings(Settings):
@@ -207,7 +235,19 @@ class IV3GRUSettings(Settings):
     finetune_backbone: bool = Field(False, description="Train InceptionV3 too (frames input); frozen by default.")
 
 
-class HardwareSettings(Settings):
+class ThreadSettings(Settings):
+    """CPU threads torch computes with (slr/engine/threads.py); used by every command that runs a model."""
+
+    threads: Optional[int] = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="CPU threads for torch; default: auto = the usable cores minus the machine's load, at least 1 "
+        "(on a busy machine extra threads wait on each other: docs/results.md). OMP_NUM_THREADS, when set, is kept.",
+    )
+
+
+class HardwareSettings(ThreadSettings):
     device: Literal["auto", "cuda", "mps", "cpu"] = Field(
         "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
     )
@@ -279,6 +319,20 @@ class OutputSettings(Settings):
     )
     log_csv: Optional[Path] = Field(None, description="Per-epoch metrics CSV (default: <output-dir>/log.csv).")
     plots: bool = Field(True, description="Draw training curves (PNG) beside the log after the run.")
+    log_every_s: float = Field(
+        30.0,
+        ge=0,
+        description="When output is not a terminal (a log file, CI): a progress line (step, samples/s, loss) this "
+        "often inside an epoch, in seconds; 0 = only one line per epoch.",
+    )
+    tensorboard: bool = Field(
+        True,
+        description="Also write the logged scalars as TensorBoard event files, when the tensorboard package "
+        "is installed (slr's 'tensorboard' extra).",
+    )
+    tensorboard_dir: Optional[Path] = Field(
+        None, description="Folder of the TensorBoard event files (default: <output-dir>/tensorboard)."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +340,7 @@ class OutputSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class ValidateSettings(ClipKeySettings):
+class ValidateSettings(ClipKeySettings, ClipLimitSettings):
     """`slr validate DIR`: check clip files and labels before training."""
 
     directory: Path = positional(description="Directory of .npz clips to check.")
@@ -311,6 +365,17 @@ class ValidateSettings(ClipKeySettings):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class DistributedSettings(Settings):
+    """Runs launched by torchrun (several processes, possibly on several machines)."""
+
+    dist_timeout_s: float = Field(
+        600,
+        gt=0,
+        description="Seconds a process waits for the others at each exchange before it stops with an error "
+        "(torchrun runs): bounds how long a run stalls after a machine is lost.",
+    )
+
+
 class TrainSettings(
     ClassCountSettings,
     DataSettings,
@@ -321,6 +386,7 @@ class TrainSettings(
     LoaderSettings,
     OptimSettings,
     OutputSettings,
+    DistributedSettings,
 ):
     """`slr train MODEL`: every flag of the training guide, plus the model sizes."""
 
@@ -329,8 +395,11 @@ class TrainSettings(
         description="Model architecture: transformer or iv3_gru (default: transformer; with --resume: the "
         "checkpoint's).",
     )
-    resume: Optional[Path] = Field(
-        None, description="Continue from this checkpoint (as `slr resume`; outputs go beside it unless --output-dir)."
+    resume: Optional[Literal["auto"] | Path] = Field(
+        None,
+        description="Continue from this checkpoint (as `slr resume`; outputs go beside it unless --output-dir); "
+        "auto: from --output-dir's _last.pt of this model when there is one, else a new run (for job scripts "
+        "that a scheduler requeues).",
     )
     smoke_test: bool = Field(
         False,
@@ -381,7 +450,7 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
 # ---------------------------------------------------------------------------------------------
 
 
-class EvaluateSettings(Settings):
+class EvaluateSettings(ClipLimitSettings, ThreadSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -465,7 +534,7 @@ class VideoPredictSettings(Settings):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
-class PredictSettings(VideoPredictSettings):
+class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
@@ -668,6 +737,7 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "label_smoothing": 0.0,
     "ema_decay": None,
     "warmup_epochs": 1.0,
+    "length_buckets": 0,  # batches were padded to their longest clip (same outputs, other float sums)
 }
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from slr.data.synthetic import write_synthetic_dataset
 
-#: The real clips of /work/shared/data (see its README); tests that need them skip without them.
-#: The checkout sits beside shared/ (here and in CI), so look there unless told otherwise.
+#: The real asl-words clips of the shared data folder (see its README); tests that need them skip
+#: without them. The checkout sits beside shared/ (here and in CI: shared/data/asl-words next to
+#: the repository folder), so look there unless SLR_ASL_WORDS says otherwise.
 ASL_WORDS = Path(os.environ.get("SLR_ASL_WORDS", Path(__file__).resolve().parents[2] / "shared" / "data" / "asl-words"))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from slr.engine import checkpoint as ckpt
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
 

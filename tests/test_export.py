@@ -206,3 +206,28 @@ def test_bad_inputs(checkpoints, tmp_path):
     save_checkpoint(state, frames)
     check([str(frames), "--format", "torchscript"], "frames.pt", "video frames", "features")
     assert not (tmp_path / "frames.ts.pt").exists()
+
+
+BLOCK_IMPORTS = """
+import sys
+for name in {blocked!r}:  # None in sys.modules: Python's own way of saying "not installed"
+    sys.modules[name] = None
+sys.argv = ["slr", *sys.argv[1:]]
+from slr.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blocked", [{"onnx", "onnxscript", "onnxruntime"}, {"onnxscript"}])
+def test_missing_onnx_packages_are_named_at_once_with_the_extra_that_brings_them(checkpoints, tmp_path, blocked):
+    code = BLOCK_IMPORTS.format(blocked=sorted(blocked))
+    out = tmp_path / "model.onnx"
+    done = subprocess.run([sys.executable, "-c", code, "export", str(checkpoints["transformer"]), "--format", "onnx",
+                           "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert 'pip install -e ".[export]"' in done.stderr, done.stderr
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        assert (f"'{name}'" in done.stderr) == (name in blocked), done.stderr
+    assert not out.exists()

@@ -117,3 +117,96 @@ def test_an_error_on_rank_0_alone_ends_every_rank_instead_of_hanging(clips, tmp_
     assert proc.returncode != 0
     assert "--output-dir" in proc.stderr and "a-file exists and is not a directory" in proc.stderr
     assert "internal error" not in proc.stderr
+
+
+# -- SIGTERM, SIGHUP, a second Ctrl-C (slr/engine/stop_signals.py) ---------------------------------
+
+SIGNAL_RUN = ["--epochs", "4", "--batch-size", "4", "--scheduler", "cosine", "--mirror-prob", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def straight_log(clips, tmp_path_factory) -> list[dict[str, float]]:
+    """The log of the signal tests' run, trained without a stop."""
+    out = tmp_path_factory.mktemp("straight")
+    subprocess.run([sys.executable, "-m", "slr", *_args(clips, out, *SIGNAL_RUN)], check=True, capture_output=True)
+    return _log(out / "log.csv")
+
+
+def _start(clips: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "slr", *_args(clips, out, *SIGNAL_RUN, *extra)], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait_for(path: Path, child: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert child.poll() is None, "the run ended before it could be stopped"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_like_ctrl_c_with_a_resumable_checkpoint(clips, tmp_path, straight_log, signum, status):
+    """Before stop_signals.py both ended the process at once (status -15 / -1), unsaved and silent."""
+    out = tmp_path / "stopped"
+    child = _start(clips, out)
+    _wait_for(out / "log.csv", child)
+    child.send_signal(signum)
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode == status, output
+    assert signal.Signals(signum).name in output and "slr resume" in output and "Traceback" not in output
+    state = ckpt.load_checkpoint(out / "SignTransformer_last.pt", need="resume")
+    assert 1 <= state["epoch"] < 4
+    if signum == signal.SIGTERM:  # the same resume as after Ctrl-C (one signal is enough to show it)
+        resumed = subprocess.run([sys.executable, "-m", "slr", "resume", str(out / "SignTransformer_last.pt")],
+                                 capture_output=True, text=True)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        _compare(straight_log, _log(out / "log.csv"), tol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.15, "on the way out"])
+def test_a_second_ctrl_c_always_aborts_with_130_and_keeps_the_last_checkpoint(clips, tmp_path, delay):
+    """Before the fix the second Ctrl-C raised KeyboardInterrupt wherever the run was: an internal
+    error, a traceback from an atexit hook, or death by the signal, depending on the moment.
+    "on the way out": right after the run said it saved, while the process exits."""
+    out = tmp_path / "aborted"
+    child = _start(clips, out)
+    _wait_for(out / "SignTransformer_last.pt", child)
+    child.send_signal(signal.SIGINT)
+    lines = []
+    if isinstance(delay, float):
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+    else:
+        for line in child.stdout:
+            lines.append(line)
+            if "resumable checkpoint written to" in line:
+                child.send_signal(signal.SIGINT)
+                break
+    output = "".join(lines) + child.communicate(timeout=120)[0]
+    assert child.returncode == 130, output
+    for bad in ("Traceback", "internal error", "Exception ignored"):
+        assert bad not in output, output
+    ckpt.load_checkpoint(out / "SignTransformer_last.pt", need="resume")  # the last complete one
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_both_ranks_at_one_step_with_a_save(clips, tmp_path):
+    """torchrun passes SIGTERM on to every rank; they agree on the step to stop at (broadcast_flag),
+    rank 0 saves, and no rank hangs in a collective the other left."""
+    out = tmp_path / "ddp"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "slr",
+         *_args(clips, out, "--epochs", "200", "--batch-size", "4")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    _wait_for(out / "log.csv", child, timeout=300)
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=300)
+    assert "SIGTERM received" in output and "resumable checkpoint written to" in output, output[-3000:]
+    assert "internal error" not in output and "stopped because another rank failed" not in output, output[-3000:]
+    state = ckpt.load_checkpoint(out / "SignTransformer_last.pt", need="resume")
+    assert 1 <= state["epoch"] < 200 and state["runtime"]["world_size"] == 2

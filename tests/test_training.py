@@ -273,3 +273,33 @@ def test_curves_that_cannot_be_drawn_do_not_fail_a_finished_run(clips, tmp_path)
     )
     assert result.exit_code == 0, result.output
     assert "training curves not drawn" in result.output and "slr plot" in result.output
+
+
+def test_a_non_finite_loss_from_the_data_blames_the_data_not_the_learning_rate(tmp_path):
+    """Before: a batch of implausible inputs ended in "Try a lower --lr". (Clips past float32's safe
+    range are now refused when read, and pre-norm layers absorb the rest, so this drives the stop
+    itself with such a batch; a batch of ordinary values still names the learning rate.)"""
+    from slr.data.dataset import ClipBatch
+    from slr.engine.distributed import DistInfo
+    from slr.engine.observer import SilentObserver
+    from slr.engine.run import run_paths
+    from slr.engine.trainer import Trainer
+    from slr.models.registry import build_model
+
+    run = settings(tmp_path, tmp_path / "out")
+    model = build_model("transformer", run, 12, 4, 2)
+    trainer = Trainer(run, model, None, None, torch.device("cpu"), run_paths(run), DistInfo(), SilentObserver(),
+                      None, {})
+
+    def batch(scale: float) -> ClipBatch:
+        x = torch.rand(2, 5, 12) * scale
+        return ClipBatch(x=x, mask=torch.ones(2, 5, dtype=torch.bool), lengths=torch.full((2,), 5),
+                         gloss=torch.zeros(2, dtype=torch.long), cat=torch.zeros(2, dtype=torch.long),
+                         index=torch.arange(2))
+
+    with pytest.raises(TrainingStopped) as info:
+        trainer._stop_non_finite(1, 3, batch(1e9))
+    assert "most likely comes from the data" in shown(info.value) and "--lr" not in shown(info.value)
+    with pytest.raises(TrainingStopped) as info:
+        trainer._stop_non_finite(1, 3, batch(1.0))
+    assert "Try a lower --lr" in shown(info.value)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from slr.analysis.metrics import TaskMetrics
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 from slr.errors import CheckpointError, ConfigError, DataError, setting
 from slr.output_paths import check_output_dir, clashing_input
 from slr.settings import CompareSettings

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

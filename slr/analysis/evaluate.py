@@ -26,7 +26,7 @@ import numpy as np
 from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
 from slr.output_paths import check_output_dir, clashing_input
-from slr.engine.atomic import write_atomically
+from slr.atomic import removed_on_failure, write_atomically
 from slr.errors import ConfigError, DataError, setting
 from slr.settings import EvaluateSettings
 
@@ -93,6 +93,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """Run the checkpoint over the directory, compute the metrics and write the report files."""
     from slr.analysis.groups import check_group_column, group_results
     from slr.analysis.inference import load_model, pick_device
+    from slr.data.clip_limits import clip_limits
 
     directory = Path(settings.directory)
     labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
@@ -113,7 +114,8 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
             f"{settings.checkpoint} holds {_a(loaded.model_class)} ({loaded.name}) model, which reads "
             f"{loaded.input_kind}: give the clips with {setting(loaded.input_kind)} DIR"
         )
-    scored = score_clips(loaded, directory, labels_csv, classes=settings.classes, batch_size=settings.batch_size)
+    scored = score_clips(loaded, directory, labels_csv, classes=settings.classes, batch_size=settings.batch_size,
+                         limits=clip_limits(settings))
     gloss, cat = scored.task_metrics(settings.top_confusions)
     report = EvaluationReport(
         checkpoint=Path(settings.checkpoint),
@@ -128,7 +130,8 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         group_by=settings.group_by,
         groups=group_results(scored, settings.group_by) if settings.group_by else [],
     )
-    write_outputs(report, output_dir, scored, settings.confusion_top)
+    with removed_on_failure(output_dir):  # a full disk leaves no half report, nor an empty folder
+        write_outputs(report, output_dir, scored, settings.confusion_top)
     return report
 
 
@@ -178,6 +181,7 @@ def score_clips(
     classes: Optional[Path] = None,
     batch_size: int = 64,
     only: Optional[Collection[str]] = None,
+    limits: Optional["ClipLimits"] = None,
 ) -> ScoredClips:
     """Run a loaded checkpoint over the labelled clips of `directory` (those named in `only`, if given)."""
     from slr.analysis.scoring import class_probabilities
@@ -185,7 +189,7 @@ def score_clips(
 
     if not directory.is_dir():
         raise DataError("clip directory not found", directory)
-    dataset = ClipDataset(directory, labels_csv, cache=False, only=only, **loaded.dataset_options())
+    dataset = ClipDataset(directory, labels_csv, cache=False, only=only, limits=limits, **loaded.dataset_options())
     if len(dataset) == 0:
         raise DataError("no labelled clips to evaluate", labels_csv)
     for column, ids, limit in (("gloss", dataset.gloss, loaded.num_gloss), ("cat", dataset.cat, loaded.num_cat)):
@@ -287,4 +291,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def run_evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """`slr evaluate`: the report, its files written; the caller shows it."""
+    from slr.engine.threads import apply_threads
+
+    apply_threads(settings.threads)
     return evaluate(settings)

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from slr.atomic import raise_if_disk_full, temporary_name
 from slr.errors import ConfigError, SlrError, setting
 from slr.models.registry import model_spec
 from slr.settings import ExportSettings
@@ -162,7 +163,14 @@ def _write_torchscript(wrapper, example, path: Path, meta: dict[str, Any]) -> No
 
     with torch.no_grad(), _quiet():
         traced = torch.jit.trace(wrapper, example, check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={"slr.json": json.dumps(meta, ensure_ascii=False)})
+        # Into memory first: torch.jit.save to a path on a full disk throws from a C++ destructor,
+        # which aborts the whole process (status 134, no message) and leaves an empty file.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"slr.json": json.dumps(meta, ensure_ascii=False)})
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _write_onnx_dynamo(wrapper, example, path: Path) -> None:
@@ -279,11 +287,27 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
-def _needs(module: str, why: str) -> None:
+#: What ONNX export needs, and why: all three come with the `export` extra of pyproject.toml.
+ONNX_PACKAGES = {
+    "onnx": "to write the file",
+    "onnxscript": "torch.onnx's exporter",
+    "onnxruntime": "to check the exported model",
+}
+ONNX_INSTALL = 'pip install -e ".[export]"'
+
+
+def check_onnx_packages() -> None:
+    """Name every missing package at once, and the extra that brings them all: installing them one
+    error at a time (onnx, then onnxruntime, then onnxscript) took three tries."""
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"{setting('format', 'onnx')} needs the '{module}' package ({why}): pip install {module}")
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        needs = ", ".join(f"'{name}' ({ONNX_PACKAGES[name]})" for name in missing)
+        raise ConfigError(
+            f"{setting('format', 'onnx')} needs {needs}: install them with {ONNX_INSTALL} in slr's folder "
+            f"(or pip install {' '.join(ONNX_PACKAGES)})"
+        )
 
 
 # --- what --output may replace -----------------------------------------------------------------
@@ -358,8 +382,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
 
     fmt = settings.format
     if fmt == "onnx":
-        _needs("onnx", "to write the file")
-        _needs("onnxruntime", "to check the exported model")
+        check_onnx_packages()
     output = Path(settings.output) if settings.output else default_output(settings.checkpoint, fmt)
     check_output(output, Path(settings.checkpoint), fmt)
     loaded = load_model(settings.checkpoint, "cpu")
@@ -382,11 +405,12 @@ def export_model(settings: ExportSettings) -> ExportResult:
 
     failures = []
     for exporter, write, runner in attempts:
-        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp{''.join(output.suffixes) or '.bin'}")
+        tmp = temporary_name(output, "".join(output.suffixes) or ".bin")
         try:
             try:
                 write(tmp)
             except Exception as exc:
+                raise_if_disk_full(exc, output)  # no other exporter would fit either: say so, by name
                 failures.append(f"{exporter}: export failed ({_first_line(exc)})")
                 continue
             try:
@@ -404,7 +428,11 @@ def export_model(settings: ExportSettings) -> ExportResult:
                     f"first on {bad['input']}"
                 )
                 continue
-            os.replace(tmp, output)
+            try:
+                os.replace(tmp, output)
+            except OSError as exc:
+                raise_if_disk_full(exc, output)
+                raise
             return ExportResult(output, fmt, exporter, worst, checks, notes=failures)
         finally:
             with contextlib.suppress(FileNotFoundError):

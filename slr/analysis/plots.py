@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from slr.output_paths import check_output_file, same_file
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 from slr.errors import ConfigError, DataError, SlrError, setting
 
 if TYPE_CHECKING:

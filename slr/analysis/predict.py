@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from slr.data.clip_limits import ClipLimits, clip_limits
 from slr.errors import ConfigError, DataError
 from slr.settings import PredictSettings
 
@@ -43,6 +44,7 @@ def predict_clips(
     device: str = "cpu",
     video: Optional[dict[str, Any]] = None,
     notices: Optional[list[str]] = None,
+    limits: ClipLimits | None = None,
 ) -> list[Prediction]:
     """`video`: extraction settings for the videos among `clips` (`overrides`, `backbone_weights`);
     `notices` receives what the caller should tell the user."""
@@ -56,7 +58,7 @@ def predict_clips(
     loaded = load_model(checkpoint, pick_device(device))
     names = resolve_class_names(loaded.state, classes)
     paths = [Path(c) for c in clips]
-    arrays = read_inputs(paths, loaded, video or {}, notices)
+    arrays = read_inputs(paths, loaded, video or {}, notices, limits)
     dataset = dataset_from_arrays(loaded, arrays, [clip_stem(p.name) for p in paths])
     gloss_probs, cat_probs = class_probabilities(loaded, dataset, batch_size, [str(p) for p in paths])
 
@@ -71,7 +73,9 @@ def predict_clips(
     return predictions
 
 
-def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width: int) -> list[np.ndarray]:
+def read_clips(
+    paths: Sequence[Path], key: str, fallback_key: str | None, width: int, limits: ClipLimits | None = None
+) -> list[np.ndarray]:
     """Every clip as float32 `[T, D]` (`read_clip` refuses NaN and inf, also those of the cast);
     one `DataError` names every clip that is missing, unreadable, of the wrong width or not finite."""
     from slr.analysis.scoring import refuse_clips
@@ -85,14 +89,15 @@ def read_clips(paths: Sequence[Path], key: str, fallback_key: str | None, width:
             if not path.is_file():
                 what = describe_non_file(path)  # "not found", "a directory", "a broken link to ...", ...
                 raise DataError(what if what.startswith("not ") else f"is {what}", path)
-            arrays.append(read_clip(path, key, fallback_key, width=width))
+            arrays.append(read_clip(path, key, fallback_key, width=width, limits=limits))
         except DataError as exc:
             problems.append((str(path), str(exc)))
     refuse_clips(problems, len(paths))
     return arrays
 
 
-def read_inputs(paths: Sequence[Path], loaded: Any, video: dict[str, Any], notices: Optional[list[str]]) -> list[np.ndarray]:
+def read_inputs(paths: Sequence[Path], loaded: Any, video: dict[str, Any], notices: Optional[list[str]],
+                limits: ClipLimits | None = None) -> list[np.ndarray]:
     """Clips read from their files and videos extracted as the training clips were, in order; one
     `DataError` names every clip or video that cannot be used."""
     from slr.analysis.predict_video import extract_video_arrays, is_video
@@ -104,7 +109,7 @@ def read_inputs(paths: Sequence[Path], loaded: Any, video: dict[str, Any], notic
     problems: list[tuple[str, str]] = []
     if clip_paths:
         try:
-            by_path.update(zip(clip_paths, read_clips(clip_paths, loaded.key, loaded.fallback_key, loaded.input_dim)))
+            by_path.update(zip(clip_paths, read_clips(clip_paths, loaded.key, loaded.fallback_key, loaded.input_dim, limits)))
         except DataError as exc:
             problems.append(("clips", str(exc)))
     if videos:
@@ -126,6 +131,9 @@ def read_inputs(paths: Sequence[Path], loaded: Any, video: dict[str, Any], notic
 
 def run_predict(settings: PredictSettings, notices: Optional[list[str]] = None) -> list[Prediction]:
     """`slr predict`: the predictions; the caller shows them (and `notices`, about videos)."""
+    from slr.engine.threads import apply_threads
+
+    apply_threads(settings.threads)
     return predict_clips(
         settings.checkpoint,
         settings.clips,
@@ -135,4 +143,5 @@ def run_predict(settings: PredictSettings, notices: Optional[list[str]] = None) 
         device=settings.device,
         video={"overrides": settings.extraction_overrides(), "backbone_weights": settings.backbone_weights},
         notices=notices,
+        limits=clip_limits(settings),
     )

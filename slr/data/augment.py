@@ -99,7 +99,13 @@ def detected_points(x: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def _centre_and_scale(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> tuple[np.ndarray, float]:
-    """The clip's centre (x, y) and scale: shoulders where seen, else the detected points."""
+    """The clip's centre (x, y) and scale: shoulders where seen, else the detected points.
+
+    Computed in float64: the squares of float32 coordinates beyond ~1e19 overflow float32, which
+    made the scale infinite and silently zeroed the whole clip. (Clips whose values are that large
+    are refused when read, `slr.data.clip_limits`; this keeps the arithmetic right up to there.)
+    """
+    pts = pts.astype(np.float64, copy=False)
     if layout.shoulders is not None:
         a, b = layout.shoulders
         both = detected[:, a] & detected[:, b]

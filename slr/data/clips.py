@@ -5,7 +5,9 @@ Two readers share the same rules: `inspect_clip` collects every problem of a fil
 (training, evaluation, prediction). Both check the array as training sees it, after the cast to
 float32: a float64 value beyond float32's range is finite on disk but infinite in the model.
 Arrays are always loaded with `allow_pickle=False`: an object array is refused before anything
-in it is unpickled. numpy only (no torch), so `slr validate` starts fast.
+in it is unpickled. An array larger than the `ClipLimits` (frames, bytes) is refused from its
+header, before it is read (`slr.data.clip_limits`). numpy only (no torch), so `slr validate`
+starts fast.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from slr.errors import DataError
+from slr.data.clip_limits import ClipLimits, TooLarge, clip_limits, huge_value_message, read_bounded
 from slr.data.files import describe_non_file
 from slr.data.problems import Problem
 
@@ -171,8 +174,26 @@ def _shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
     return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
-def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, np.ndarray] | None:
-    """The array under spec.key (or its fallback), checked for dtype, rank and T > 0.
+def _load(archive: "np.lib.npyio.NpzFile", key: str, limits: ClipLimits) -> Any:
+    """The array under `key`, read within `limits` (`ClipProblem` "too_large" beyond them).
+
+    Numeric arrays are read by `read_bounded`, which checks the sizes first; anything it leaves
+    (a header it cannot parse, a non-numeric dtype) goes through numpy's reader, whose errors
+    the caller reports.
+    """
+    names = archive.zip.namelist()
+    member = key + ".npy" if key + ".npy" in names else key
+    try:
+        array = read_bounded(archive.zip, member, key, limits)
+    except TooLarge as problem:
+        raise ClipProblem("too_large", str(problem)) from None
+    return archive[key] if array is None else array
+
+
+def _read_array(
+    archive: "np.lib.npyio.NpzFile", spec: ArraySpec, limits: Optional[ClipLimits] = None
+) -> tuple[str, np.ndarray] | None:
+    """The array under spec.key (or its fallback), checked for size, dtype, rank, T > 0 and D > 0.
 
     Returns None when the clip has neither key and the spec is optional.
     """
@@ -185,7 +206,9 @@ def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, 
         present = ", ".join(keys) if keys else "none"
         raise ClipProblem("missing_key", f"no key {wanted} (keys in the file: {present})")
     try:
-        array = archive[key]
+        array = _load(archive, key, limits or clip_limits())
+    except ClipProblem:
+        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc):  # numpy refuses object arrays before unpickling them
             raise ClipProblem(
@@ -202,6 +225,8 @@ def _read_array(archive: "np.lib.npyio.NpzFile", spec: ArraySpec) -> tuple[str, 
         raise ClipProblem("bad_shape", f"{key!r} has shape {list(array.shape)}, expected [T, D]")
     if array.shape[0] == 0:
         raise ClipProblem("empty_clip", f"{key!r} has no frames (shape {list(array.shape)})")
+    if array.shape[1] == 0:
+        raise ClipProblem("zero_width", f"{key!r} has no values per frame (shape {list(array.shape)})")
     return key, array
 
 
@@ -234,6 +259,10 @@ def _content_problems(key: str, original: np.ndarray, array: np.ndarray, max_zer
     non_finite = non_finite_message(key, original, array)
     if non_finite:
         found.append(("non_finite", non_finite))
+    else:
+        huge = huge_value_message(key, array)
+        if huge:
+            found.append(("huge_values", huge))
     zero_frames = int((array == 0).all(axis=1).sum())
     if zero_frames / len(array) > max_zero_frames:
         found.append(
@@ -246,10 +275,12 @@ def _content_problems(key: str, original: np.ndarray, array: np.ndarray, max_zer
     return found
 
 
-def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.5) -> ClipInspection:
+def inspect_clip(
+    path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.5, limits: Optional[ClipLimits] = None
+) -> ClipInspection:
     """Every problem of one clip file; widths are checked later, against the whole directory.
 
-    The arrays it keeps are the float32 copies training would use.
+    The arrays it keeps are the float32 copies training would use (none that is refused).
     """
     report = ClipInspection(file=path.name)
     try:
@@ -260,7 +291,7 @@ def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.
     with archive:
         for spec in specs:
             try:
-                found = _read_array(archive, spec)
+                found = _read_array(archive, spec, limits)
             except ClipProblem as problem:
                 report.problems.append(Problem(problem.kind, path.name, problem.message))
                 continue
@@ -274,17 +305,24 @@ def inspect_clip(path: Path, specs: list[ArraySpec], max_zero_frames: float = 0.
     return report
 
 
-def read_clip(path: Path, key: str, fallback_key: Optional[str] = None, width: Optional[int] = None) -> np.ndarray:
+def read_clip(
+    path: Path,
+    key: str,
+    fallback_key: Optional[str] = None,
+    width: Optional[int] = None,
+    limits: Optional[ClipLimits] = None,
+) -> np.ndarray:
     """The clip's `[T, D]` array as float32, or `DataError` naming the file and the problem.
 
     The one way training, evaluation and prediction read a clip: besides the checks `slr
-    validate` makes (readable, numeric, 2-D, T > 0, the width when given) it refuses NaN and
-    infinite values, counted after the cast to float32, so no model ever sees them.
+    validate` makes (within `limits`, readable, numeric, 2-D, T > 0, D > 0, the width when
+    given) it refuses NaN and infinite values, counted after the cast to float32, and values
+    whose squares overflow float32, so no model ever sees them.
     """
     spec = ArraySpec(key, fallback_key, width)
     try:
         with _open_archive(path) as archive:
-            found = _read_array(archive, spec)
+            found = _read_array(archive, spec, limits)
     except ClipProblem as problem:
         raise DataError(problem.message, path) from None
     assert found is not None  # required specs either return an array or raise
@@ -295,6 +333,9 @@ def read_clip(path: Path, key: str, fallback_key: Optional[str] = None, width: O
     non_finite = non_finite_message(used_key, array, as_float32)
     if non_finite:
         raise DataError(non_finite, path)
+    huge = huge_value_message(used_key, as_float32)
+    if huge:
+        raise DataError(huge, path)
     return as_float32
 
 

@@ -25,6 +25,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset, get_worker_info
 
+from slr.data.buckets import bucket_length
+from slr.data.clip_limits import ClipLimits
 from slr.data.clips import ClipListing, clip_stem, map_files, most_common_width, read_clip, read_clip_width, scan_clip_dir
 from slr.data.frames import LongClipPolicy, fit_length
 from slr.data.labels import class_names_from_clips, read_labels
@@ -69,10 +71,18 @@ class ClipBatch:
         return self._map(lambda t: t.pin_memory())
 
 
-def collate_clips(samples: Sequence[ClipSample]) -> ClipBatch:
-    """Stack samples into a zero-padded `ClipBatch` (use as the DataLoader's `collate_fn`)."""
+def collate_clips(samples: Sequence[ClipSample], buckets: Optional[Sequence[int]] = None) -> ClipBatch:
+    """Stack samples into a zero-padded `ClipBatch` (use as the DataLoader's `collate_fn`).
+
+    With ``buckets`` (slr.data.buckets) the frames are padded further, up to the smallest bucket
+    that holds the longest clip: fewer batch shapes, less memory kept by the allocator.
+    """
     lengths = torch.tensor([len(s.x) for s in samples], dtype=torch.long)
     x = pad_sequence([s.x for s in samples], batch_first=True)
+    if buckets:
+        steps = bucket_length(x.shape[1], buckets)
+        if steps > x.shape[1]:
+            x = torch.nn.functional.pad(x, (0, 0, 0, steps - x.shape[1]))
     mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
     return ClipBatch(
         x=x,
@@ -114,6 +124,7 @@ class ClipDataset(Dataset):
     train: random crops (else centred). transform: augmentation, given the per-sample rng.
     only: keep just the labelled clips of these names (`slr compare`: the clips both directories
     hold); None = every clip labels.csv names, all of which must be present.
+    limits: the largest clip array read from a file (default: the settings' defaults).
     """
 
     def __init__(
@@ -132,7 +143,9 @@ class ClipDataset(Dataset):
         cache: bool = True,
         preloaded: Optional[Mapping[str, np.ndarray]] = None,
         only: Optional[Collection[str]] = None,
+        limits: Optional[ClipLimits] = None,
     ):
+        self.limits = limits
         self.directory = Path(directory) if directory is not None else None
         self.key = key
         self.fallback_key = fallback_key
@@ -142,6 +155,7 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.transform = transform
         self.cache = cache
+        self.length_buckets: list[int] = []  # what `collate` pads batches up to (slr.data.buckets)
         # Shared memory so that set_epoch reaches DataLoader workers, persistent ones too.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache: dict[int, np.ndarray] = {}
@@ -198,6 +212,10 @@ class ClipDataset(Dataset):
 
     # --- what the trainer asks -----------------------------------------------------------
 
+    def collate(self, samples: Sequence[ClipSample]) -> ClipBatch:
+        """`collate_clips` with this dataset's length buckets (a DataLoader's `collate_fn`)."""
+        return collate_clips(samples, self.length_buckets)
+
     @property
     def num_samples(self) -> int:
         return len(self.gloss)
@@ -238,8 +256,10 @@ class ClipDataset(Dataset):
 
     def _keep(self, index: int, array: np.ndarray) -> np.ndarray:
         array = np.asarray(array, dtype=np.float32)
-        if array.ndim != 2 or len(array) == 0:
-            raise DataError(f"clip {self.names[index]!r} has shape {list(array.shape)}, expected [T, D] with T > 0")
+        if array.ndim != 2 or len(array) == 0 or array.shape[1] == 0:
+            raise DataError(
+                f"clip {self.names[index]!r} has shape {list(array.shape)}, expected [T, D] with T > 0 and D > 0"
+            )
         array.flags.writeable = False  # a transform that edits in place must not change the cache
         self._cache[index] = array
         return array
@@ -248,7 +268,7 @@ class ClipDataset(Dataset):
         cached = self._cache.get(index)
         if cached is not None:
             return cached
-        array = read_clip(self._paths[index], self.key, self.fallback_key)
+        array = read_clip(self._paths[index], self.key, self.fallback_key, limits=self.limits)
         return self._keep(index, array) if self.cache and not _in_worker() else array
 
     def preload(self) -> None:
@@ -256,7 +276,7 @@ class ClipDataset(Dataset):
         todo = [i for i in range(self.num_samples) if i not in self._cache]
         if not self.cache or not todo:
             return
-        arrays = map_files(lambda i: read_clip(self._paths[i], self.key, self.fallback_key), todo)
+        arrays = map_files(lambda i: read_clip(self._paths[i], self.key, self.fallback_key, limits=self.limits), todo)
         for i, array in zip(todo, arrays):
             self._keep(i, array)
 

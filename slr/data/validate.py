@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from slr.data.clip_limits import ClipLimits, clip_limits
 from slr.data.clips import ArraySpec, ClipListing, clip_stem, inspect_clip, map_files, most_common_width, scan_clip_dir
 from slr.data.files import describe_non_file
 from slr.data.labels import LabelTable, load_labels
@@ -129,6 +130,7 @@ def validate_directory(
     num_cat: Optional[int] = None,
     max_zero_frames: float = 0.5,
     keep_clips: bool = False,
+    limits: Optional[ClipLimits] = None,
     check_split_groups: bool = False,
     group_by: Optional[str] = None,
 ) -> ValidationReport:
@@ -136,9 +138,10 @@ def validate_directory(
 
     Raises `DataError` only for a directory that cannot be checked at all; everything else is a
     `Problem` in the report. With `keep_clips` the report holds each clip's main array (float32,
-    by file stem) so a dataset can start with them cached. With `check_split_groups` a train split
-    that shares a group (signer, session, or `group_by`) with another split is warned about
-    (`slr.data.split.split_group_problems`).
+    by file stem) so a dataset can start with them cached. `limits`: the largest clip array read
+    (default: the settings' defaults); a larger one is a `too_large` problem, never read. With
+    `check_split_groups` a train split that shares a group (signer, session, or `group_by`) with
+    another split is warned about (`slr.data.split.split_group_problems`).
     """
     directory = Path(directory)
     if not directory.exists():
@@ -149,7 +152,7 @@ def validate_directory(
 
     listing = scan_clip_dir(directory)
     files = listing.files
-    facts = _inspect_all(files, specs, max_zero_frames, keep_clips)
+    facts = _inspect_all(files, specs, max_zero_frames, keep_clips, limits or clip_limits())
     problems: list[Problem] = []
     if not listing.stems:
         problems.append(Problem("no_clips", directory.name or str(directory), f"no .npz files in {directory}"))
@@ -185,11 +188,13 @@ def validate_directory(
     )
 
 
-def _inspect_all(files: list[Path], specs: list[ArraySpec], max_zero_frames: float, keep: bool) -> list[_ClipFacts]:
+def _inspect_all(
+    files: list[Path], specs: list[ArraySpec], max_zero_frames: float, keep: bool, limits: ClipLimits
+) -> list[_ClipFacts]:
     main_key = specs[0].key
 
     def inspect(path: Path) -> _ClipFacts:
-        found = inspect_clip(path, specs, max_zero_frames)
+        found = inspect_clip(path, specs, max_zero_frames, limits)
         shapes = {key: (a.shape[0], a.shape[1]) for key, a in found.arrays.items()}
         array = found.arrays.get(main_key) if keep else None  # float32 already
         return _ClipFacts(path, found.problems, shapes, array)
@@ -266,28 +271,44 @@ def _count_classes(labels: LabelTable, present: set[str]) -> dict[str, dict[int,
 def _empty_classes(
     counts: dict[str, dict[int, int]], limits: dict[str, Optional[int]], labels: LabelTable
 ) -> list[Problem]:
-    """Classes from 0 to the limit (or to the largest id seen) that have no clip."""
+    """Classes from 0 to the limit (or to the largest id seen) that have no clip.
+
+    Counted without listing every id: one row with gloss 999999999, or `num_gloss` 2e9, must not
+    make a list (or a loop) of a billion ids.
+    """
     problems = []
     if labels.usable.empty:
         return problems
     for column, per_class in counts.items():
         top = limits[column] if limits[column] is not None else int(labels.usable[column].max()) + 1
-        missing = [c for c in range(top) if c not in per_class]
+        with_clips = sum(1 for c in per_class if 0 <= c < top)
+        missing = top - with_clips
         if missing:
             name = "gloss" if column == "gloss" else "category"
             problems.append(
                 Problem(
                     "empty_class",
                     labels.path.name,
-                    f"{len(missing)} {name} id(s) of 0..{top - 1} have no clips: {_id_list(missing)}",
+                    f"{missing} {name} id(s) of 0..{top - 1} have no clips: {_id_list(_first_missing(per_class, top), missing)}",
                 )
             )
     return problems
 
 
-def _id_list(ids: list[int], limit: int = 20) -> str:
-    shown = ", ".join(str(i) for i in ids[:limit])
-    return shown + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
+def _first_missing(present: dict[int, int], top: int, limit: int = 20) -> list[int]:
+    """The first `limit` ids of 0..top-1 not in `present`: at most len(present) + limit steps."""
+    found: list[int] = []
+    candidate = 0
+    while candidate < top and len(found) < limit:
+        if candidate not in present:
+            found.append(candidate)
+        candidate += 1
+    return found
+
+
+def _id_list(ids: list[int], total: int) -> str:
+    shown = ", ".join(str(i) for i in ids)
+    return shown + (f", ... ({total - len(ids)} more)" if total > len(ids) else "")
 
 
 def check_training_data(
@@ -302,6 +323,7 @@ def check_training_data(
     max_zero_frames: float = 0.5,
     keep_clips: bool = True,
     validate_hint: Optional[str] = None,
+    limits: Optional[ClipLimits] = None,
 ) -> ValidationReport:
     """Run the `slr validate` checks for training; raise `DataError` with a short summary on errors.
 
@@ -319,6 +341,7 @@ def check_training_data(
         num_cat=num_cat,
         max_zero_frames=max_zero_frames,
         keep_clips=keep_clips,
+        limits=limits,
     )
     if report.errors:
         raise DataError(_error_summary(report, validate_hint), directory)
@@ -380,6 +403,7 @@ def run_validate(settings: ValidateSettings) -> ValidationReport:
         num_gloss=settings.num_gloss,
         num_cat=settings.num_cat,
         max_zero_frames=settings.max_zero_frames,
+        limits=clip_limits(settings),
         check_split_groups=True,
         group_by=settings.group_by,
     )

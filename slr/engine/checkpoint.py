@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 from slr.engine.checkpoint_schema import FORMAT, VERSION, Need, check_structure, describe, is_int
 from slr.errors import CheckpointError, setting
 from slr.models.state_keys import unwrapped_keys

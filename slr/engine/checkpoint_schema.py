@@ -60,6 +60,7 @@ class Checkpoint(TypedDict, total=False):
     best_epoch: int
     early_stop: dict[str, Any]  # {"stale_epochs", "patience"}; stale_epochs derived from history
     rng: dict[str, Any]
+    rng_ranks: list[dict[str, Any]]  # under torchrun: every rank's own streams
 
 
 def is_int(v: Any) -> bool:
@@ -129,6 +130,9 @@ ENTRIES: dict[str, Entry] = {
     "history": Entry(_is_history, "a list of dicts", "resume"),
     "early_stop": Entry(lambda v: isinstance(v, dict), "a dict", "resume"),
     "rng": Entry(_is_rng, "the random-number state slr saves (of this torch's size)", "resume"),
+    # Under torchrun: every rank's own streams, so that a same-size resume continues each (resume_world.py)
+    "rng_ranks": Entry(lambda v: isinstance(v, list) and all(_is_rng(x) for x in v), "a list of random-number states",
+                       None),
     "slr_version": Entry(lambda v: isinstance(v, str), "a version string", None),
     "model_class": Entry(lambda v: isinstance(v, str), "a class name", None),
     "class_names": Entry(lambda v: isinstance(v, dict), "a dict", None),

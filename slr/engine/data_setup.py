@@ -14,8 +14,11 @@ from torch.utils.data import DataLoader
 
 from slr.data.augment import build_transform
 from slr.data.clip_meta import extraction_of
-from slr.data.dataset import ClipDataset, collate_clips
+from slr.data.dataset import ClipDataset
 from slr.data.classes import read_class_names
+from slr.data.buckets import buckets_for
+from slr.data.notices import CheckedSplit, training_data_notices
+from slr.data.clip_limits import clip_limits
 from slr.data.split import train_val_group_notices
 from slr.data.validate import check_training_data
 from slr.engine.distributed import DistInfo
@@ -55,7 +58,6 @@ class RunData:
             self.train.preload()
             self.val.preload()
         common = dict(
-            collate_fn=collate_clips,
             num_workers=workers,
             pin_memory=pin,
             persistent_workers=workers > 0,
@@ -69,8 +71,10 @@ class RunData:
         val_sampler = EpochSampler(
             len(self.val), seed=settings.seed, shuffle=False, rank=dist.rank, world_size=dist.world_size
         )
-        train = DataLoader(self.train, batch_size=settings.batch_size, sampler=train_sampler, **common)
-        val = DataLoader(self.val, batch_size=settings.batch_size, sampler=val_sampler, **common)
+        train = DataLoader(self.train, batch_size=settings.batch_size, sampler=train_sampler,
+                           collate_fn=self.train.collate, **common)  # collate: length buckets (slr/data/buckets.py)
+        val = DataLoader(self.val, batch_size=settings.batch_size, sampler=val_sampler,
+                         collate_fn=self.val.collate, **common)
         return train, val
 
 
@@ -110,6 +114,9 @@ def validate_command(settings: TrainSettings, src: SplitSource) -> str:
         parts.append(setting("kp_key", shlex.quote(settings.kp_key)))
     if model_spec(settings.model).input_kind != "keypoints" and settings.feature_key != "X2048":
         parts.append(setting("feature_key", shlex.quote(settings.feature_key)))
+    for name in ("max_clip_frames", "max_clip_mb"):  # raised limits change what is refused
+        if name in settings.model_fields_set:
+            parts.append(setting(name, getattr(settings, name)))
     return command("validate", *parts)
 
 
@@ -120,7 +127,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
-    datasets, frames, notices, labels = [], [], [], []
+    datasets, frames, notices, labels, checked = [], [], [], [], []
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
             raise DataError(f"{src.flag}: clip directory not found", src.directory)
@@ -133,12 +140,10 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_gloss=settings.num_gloss,
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
+            limits=clip_limits(settings),
         )
-        if report.warnings:
-            notices.append(
-                f"{src.directory}: {len(report.warnings)} warning(s) in the data; "
-                f"{validate_command(settings, src)} lists them"
-            )
+        checked.append(CheckedSplit(src.directory, report.class_counts, report.warnings,
+                                    validate_command(settings, src)))
         if fallback is not None and not _first_clip_has(src.directory, key):
             notices.append(
                 f"{src.directory}: clips without '{key}' ({setting('feature_key')}): {settings.model} reads "
@@ -158,10 +163,13 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
                 seed=settings.seed,
                 cache=settings.cache,
                 preloaded=report.clips if settings.cache else None,
+                limits=clip_limits(settings),
             )
         )
         frames += report.frames
         labels.append(report.labels)
+    # the class counts and the warnings, in words (slr/data/notices.py), before the other notices
+    notices = training_data_notices(checked, settings.num_gloss, settings.num_cat) + notices
     train_ds, val_ds = datasets
     if train_ds.input_dim != val_ds.input_dim:
         raise DataError(
@@ -171,6 +179,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     input_dim = train_ds.input_dim
     for ds, train in ((train_ds, True), (val_ds, False)):
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train)
+        ds.length_buckets = buckets_for(settings, frames, train)
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)

@@ -10,6 +10,7 @@ import torch
 from slr import __version__
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
+from slr.engine.threads import choose_threads
 from slr.models.registry import MODELS
 from slr.settings import HwinfoSettings, TrainSettings
 
@@ -22,6 +23,7 @@ def collect(settings: HwinfoSettings) -> dict[str, Any]:
     total_ram, available_ram = hardware.ram_bytes()
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     workers, workers_reason = hardware.auto_workers(choice.kind)
+    threads = choose_threads(None).as_dict()  # what a run without --threads would use now
     batch = {}
     for model, spec in MODELS.items():
         defaults = TrainSettings(model=model)
@@ -60,6 +62,7 @@ def collect(settings: HwinfoSettings) -> dict[str, Any]:
             "cudnn": cudnn,
         },
         "auto_workers": {"workers": workers, "reason": workers_reason},
+        "threads": threads,
         "auto_batch_size": {"frames": PREVIEW_FRAMES, **batch},
     }
 

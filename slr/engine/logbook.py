@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from slr.engine.atomic import write_atomically
+from slr.atomic import write_atomically
 
 #: The training guide's columns, in its order; further columns follow them.
 GUIDE_COLUMNS = [
@@ -35,7 +35,10 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_log_csv(path: Path, history: Iterable[Mapping[str, Any]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=GUIDE_COLUMNS + EXTRA_COLUMNS, extrasaction="ignore")
+    # "\n", not the csv module's default "\r\n": the log is read by line-based tools (tail, grep, diff)
+    writer = csv.DictWriter(
+        buffer, fieldnames=GUIDE_COLUMNS + EXTRA_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in history:
         writer.writerow(row)

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional
 import torch
 
 from slr import __version__
-from slr.config import read_config_file, check_known_keys, resolve_settings
+from slr.config import read_config_file, check_config_values, resolve_settings
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.autobatch import choose_batch_size
@@ -25,11 +25,16 @@ from slr.engine.distributed import (
     init_distributed,
     min_across_ranks,
     peer_failed,
+    peer_lost_message,
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
+from slr.engine.best_agreement import reconcile_best
 from slr.engine.observer import SilentObserver, TrainingObserver
 from slr.engine.run_files import check_writable, files_record, keep_earlier_run
+from slr.engine.run_lock import hold_output_dir, release_all
+from slr.engine.stale_temps import remove_stale_temporaries
+from slr.engine.threads import apply_threads
 from slr.engine.trainer import RunPaths, Trainer
 from slr.errors import DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
@@ -67,7 +72,7 @@ def plan_resume(request: ResumeSettings) -> ResumePlan:
     given: dict[str, Any] = {}
     if request.config is not None:
         given = dict(read_config_file(request.config))
-        check_known_keys(TrainSettings, given, request.config)
+        check_config_values(TrainSettings, given, request.config)  # bad values name the file
     given.update(request.overrides)
     given.pop("resume", None)
     # settings added since the checkpoint was written take the value of before they existed
@@ -130,7 +135,7 @@ def train(
     written, ``TrainingStopped`` for a run that cannot go on, and other ``SlrError`` for bad input.
     """
     choice = hardware.select_device(settings.device)
-    dist = init_distributed(choice.kind)
+    dist = init_distributed(choice.kind, settings.dist_timeout_s)
     watcher = observer if (observer is not None and dist.is_main) else SilentObserver()
     try:
         outcome = _run(settings, choice, dist, resume, watcher)
@@ -150,8 +155,10 @@ def train(
         # torchrun stops them.
         shutdown_distributed(wait_for_peers=False)
         if dist.enabled and peer_failed(exc):
-            raise TrainingStopped(f"rank {dist.rank}: stopped because another rank failed (its message is above)") from None
+            raise TrainingStopped(peer_lost_message(dist, exc, settings.dist_timeout_s, run_paths(settings).last)) from None
         raise
+    finally:
+        release_all()  # the output folder's lock (slr/engine/run_lock.py)
     shutdown_distributed(wait_for_peers=True)
     return outcome
 
@@ -170,6 +177,8 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         ckpt.check_compatible(state, resume.path, model=settings.model, num_gloss=settings.num_gloss,
                               num_cat=settings.num_cat)
         derived = check_resume_values(state, resume.path)
+        for text in reconcile_best(state, resume.path) if dist.is_main else []:
+            observer.note(text)
         done = _nothing_to_do(settings, state, derived.stale_epochs, resume.path)
         if done is not None:
             observer.note(done)
@@ -179,6 +188,9 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     paths = run_paths(settings)
     if dist.is_main:
         check_writable(paths)  # now, not after the first epoch
+        hold_output_dir(paths.output_dir)  # one run per folder; refused naming the holder
+        for text in remove_stale_temporaries(paths.output_dir):
+            observer.note(text)
     torch.manual_seed(settings.seed)
     from slr.engine.data_setup import build_data
 
@@ -187,6 +199,9 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         observer.notice(text)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
     settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer)
+    from slr.engine.resume_world import fit_batch_to_world, totals_to_resume  # another number of processes
+
+    settings, runtime, world_notes = fit_batch_to_world(settings, runtime, state, dist, resume.path if resume else None)
     train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
 
     from slr.models.registry import build_model, count_parameters
@@ -210,12 +225,15 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
     if resume is not None:
         trainer.load_state_dict(state, resume.path)
+        trainer.progress.totals = totals_to_resume(trainer.progress.totals, dist)
     if dist.is_main:
         for names, folder in keep_earlier_run(paths, settings.model, resume.path if resume else None):
             observer.note(f"kept the earlier run's {', '.join(names)}: moved to {folder}")
         write_json(paths.settings_json, {"slr_version": __version__, "settings": settings.model_dump(mode="json"),
                                          "runtime": runtime, "files": files_record(paths)})
         observer.note(_run_header(settings, device, choice.reason, data, runtime, amp, total_params, trainable))
+        for text in world_notes:
+            observer.note(text)
         if resume is not None:
             at = f" step {trainer.progress.step}" if trainer.progress.step else ""
             observer.note(f"resuming {resume.path} after epoch {trainer.progress.epoch}{at}")
@@ -247,6 +265,7 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
         + (f" per process x {runtime['world_size']} processes" if runtime["world_size"] > 1 else "")
         + (f" x {accumulation} accumulated" if accumulation > 1 else ""),
         f"{runtime['num_workers']} workers",
+        f"{runtime['threads']['threads']} CPU thread(s) ({runtime['threads']['reason']})",
     ]
     if amp is not None:
         parts.append(f"AMP {str(amp).removeprefix('torch.')}")
@@ -304,6 +323,7 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
                          observer: TrainingObserver):
     """Replace --auto-batch-size / --auto-workers by the values picked, and record why."""
     runtime: dict[str, Any] = {"device": str(device), "world_size": dist.world_size}
+    runtime["threads"] = apply_threads(settings.threads).as_dict()  # slr/engine/threads.py
     updates: dict[str, Any] = {}
     if settings.auto_batch_size:
         stored = (resume_state or {}).get("runtime", {}).get("batch_size")
@@ -340,7 +360,7 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
     if settings.auto_workers or settings.num_workers == 0:
         workers, reason = hardware.auto_workers(device.type)
         if dist.enabled:
-            workers = max(0, min(workers, hardware.usable_cpus() // dist.world_size - 1))
+            workers = max(0, min(workers, hardware.usable_cpus() // dist.local_world_size - 1))  # this machine's
     runtime["num_workers"] = workers
     runtime["num_workers_reason"] = reason
     if updates:

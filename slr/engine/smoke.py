@@ -26,6 +26,7 @@ from slr.data.dataset import ClipDataset, collate_clips
 from slr.data.synthetic import make_synthetic_clips, write_clips
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
+from slr.engine.threads import apply_threads
 from slr.engine.checkpoint_schema import make_checkpoint
 from slr.engine.distributed import DistInfo
 from slr.engine.observer import SilentObserver
@@ -60,6 +61,7 @@ class SmokeReport:
 def run_smoke(settings: SmokeSettings, on_note: Optional[Callable[[str], None]] = None) -> SmokeReport:
     note = on_note or (lambda text: None)
     torch.manual_seed(settings.seed)
+    apply_threads(settings.threads)  # slr/engine/threads.py
     device = hardware.select_device(settings.device).device
     frames_input = settings.frames and model_spec(settings.model).input_kind == "features"
     if settings.frames and not frames_input:
@@ -87,7 +89,7 @@ def _smoke_training(settings: SmokeSettings, device: torch.device, tmp: Path) ->
     shared = {k: getattr(settings, k) for k in SmokeSettings.model_fields if k in TrainSettings.model_fields}
     data = {f"{spec.input_kind}_train": tmp / "clips", f"{spec.input_kind}_val": tmp / "clips"}
     train_settings = TrainSettings(**{**shared, **data, "epochs": epochs, "output_dir": tmp / "run",
-                                      "plots": False, "normalize": False, "augment": False,
+                                      "plots": False, "tensorboard": False, "normalize": False, "augment": False,
                                       # a constant rate and plain cross-entropy: the check is that the loss falls
                                       "scheduler": None, "label_smoothing": 0.0})
     started = time.perf_counter()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from slr.data.clip_limits import batch_value_note
 from slr.engine import checkpoint as ckpt
 from slr.engine.checkpoint_schema import check_resume_values, make_checkpoint
 from slr.engine.distributed import DistInfo, broadcast_flag
@@ -27,8 +27,12 @@ from slr.engine.logbook import write_log_csv
 from slr.engine.ema import WeightAverage, averaged_weights
 from slr.engine.losses import gloss_and_category_loss
 from slr.engine.schedules import PER_STEP_SCHEDULERS, make_warmup_cosine, optimizer_steps_per_epoch
+from slr.engine.memory_release import release_freed_memory
 from slr.engine.metrics import RunningTotals
+from slr.engine.tensorboard_log import open_tensorboard_log
 from slr.engine.observer import TrainingObserver
+from slr.engine.stop_signals import StopSignals
+from slr.engine.resume_world import every_ranks_rng, rng_for_rank, totals_to_save
 from slr.errors import CheckpointError, TrainingStopped, setting
 from slr.settings import TrainSettings
 
@@ -57,10 +61,12 @@ class RunProgress:
 
 
 class Interrupted(Exception):
-    """Ctrl-C arrived; a resumable checkpoint has been written."""
+    """Ctrl-C, SIGTERM or SIGHUP arrived; a resumable checkpoint has been written."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, stop: Optional[StopSignals] = None):
         self.path = path
+        self.exit_status = stop.exit_status if stop else 130
+        self.description = stop.description if stop else "interrupt"
 
 
 class Trainer:
@@ -95,8 +101,9 @@ class Trainer:
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.progress = RunProgress()
+        self.tensorboard = open_tensorboard_log(settings, paths.output_dir, dist.is_main)  # rank 0 writes
         self._pending_rng: Optional[dict[str, Any]] = None
-        self._interrupt = False
+        self._stop = StopSignals()
         self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
 
     # -- setup ------------------------------------------------------------------------------
@@ -182,7 +189,7 @@ class Trainer:
             stale_epochs=derived.stale_epochs,
             history=list(state["history"]),
         )
-        self._pending_rng = state["rng"]
+        self._pending_rng = rng_for_rank(state, self.dist)  # this rank's own streams (slr/engine/resume_world.py)
 
     def _check_step_in_epoch(self, state: dict[str, Any], path: Path) -> None:
         """A step inside the epoch must lie inside it: one beyond would skip the epoch unseen."""
@@ -216,13 +223,14 @@ class Trainer:
             self.scheduler._last_lr = [group["lr"] for group in groups]
 
     def save(self, path: Path) -> None:
+        ranks_rng = every_ranks_rng(capture_rng(), self.dist)  # a collective: every rank saves together
         if self.dist.is_main:
-            ckpt.save_checkpoint(self.state_dict(), path)
+            ckpt.save_checkpoint({**self.state_dict(), **ranks_rng}, path)
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> RunProgress:
         s, p = self.s, self.progress
-        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        self._stop = StopSignals(self.view.note).install()  # Ctrl-C, SIGTERM, SIGHUP: save, then stop
         self.view.start(s.epochs, p.epoch)
         try:
             while p.epoch < s.epochs:
@@ -232,9 +240,9 @@ class Trainer:
                 if row.get("stopped_early"):
                     break
         finally:
+            self.tensorboard.close()
             self.view.close()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            self._stop.restore()
         return p
 
     def _run_epoch(self, epoch: int) -> dict[str, Any]:
@@ -247,6 +255,8 @@ class Trainer:
         train_time = time.perf_counter() - started
         val_started = time.perf_counter()
         val = self.validate()
+        if s.release_memory:
+            release_freed_memory()  # slr/engine/memory_release.py: before the RSS is logged
         epoch_time = time.perf_counter() - started
         snapshot = memory_snapshot(self.device)
         improved = val.gloss_acc > p.best_metric
@@ -281,6 +291,7 @@ class Trainer:
             self.save(self.paths.best)
         if self.dist.is_main:
             write_log_csv(self.paths.log_csv, p.history)
+            self.tensorboard.write(row)
         self.view.epoch_end({**row, "best": p.best_metric}, s.epochs, improved, snapshot)
         stop = bool(s.early_stop and p.stale_epochs >= s.early_stop)
         if stop:
@@ -317,16 +328,16 @@ class Trainer:
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
                 if self._any_rank(not totals.loss_is_finite()):
-                    self._stop_non_finite(epoch, done)
+                    self._stop_non_finite(epoch, done, batch)
                 elapsed = time.perf_counter() - epoch_started
                 self.view.step(done, samples_seen / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
                 if self.view.wants_memory:
                     self.view.memory(memory_snapshot(self.device))
             if last_micro and self._interrupt_agreed():
-                p.step, p.totals = done, totals.as_list()
+                p.step, p.totals = done, totals_to_save(totals.values, self.dist)  # every rank's clips
                 p.epoch_seconds = time.perf_counter() - epoch_started
                 self.save(self.paths.last)
-                raise Interrupted(self.paths.last)
+                raise Interrupted(self.paths.last, self._stop)
         return totals.summary(self.dist)
 
     @torch.no_grad()
@@ -388,38 +399,35 @@ class Trainer:
         if self.ema is not None and not skipped:
             self.ema.update(ckpt.unwrap_model(self.model))
 
-    def _stop_non_finite(self, epoch: int, step: int) -> None:
+    def _stop_non_finite(self, epoch: int, step: int, batch=None) -> None:
         s, p = self.s, self.progress
         kept = f"{self.paths.last.name} (epoch {p.epoch})" if p.epoch else "no checkpoint yet"
         best = f"{self.paths.best.name} (epoch {p.best_epoch})" if p.best_epoch else "no best checkpoint yet"
+        stopped = (f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
+                   f"nothing was overwritten: {kept}, {best}. ")
+        from_data = batch_value_note(batch.x, self._clip_names(batch)) if batch is not None else None
+        if from_data is not None:  # the learning rate is not to blame: say what is
+            raise TrainingStopped(stopped + from_data[0].upper() + from_data[1:] + ".")
         raise TrainingStopped(
-            f"the training loss became non-finite in epoch {epoch} by step {step}; training stopped and "
-            f"nothing was overwritten: {kept}, {best}. Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, "
-            f"or no {setting('amp')}"
+            stopped + f"Try a lower {setting('lr')}, {setting('grad_clip', 1.0)}, or no {setting('amp')}"
             + (f" (and check {setting('alpha', f'{s.alpha:g}')} / {setting('beta', f'{s.beta:g}')})"
                if max(s.alpha, s.beta) > 100 else "")
             + "."
         )
 
-    def _on_sigint(self, signum, frame) -> None:
-        if self._interrupt:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self._interrupt = True
-        self.view.note("interrupt received: saving a resumable checkpoint after this step (Ctrl-C again to abort)")
+    def _clip_names(self, batch) -> list[str]:
+        names = getattr(self.train_loader.dataset, "names", None) if self.train_loader is not None else None
+        if not names:
+            return []
+        return [names[int(i)] for i in batch.index.tolist() if 0 <= int(i) < len(names)]
 
     def _interrupt_agreed(self) -> bool:
-        return self._any_rank(self._interrupt)
+        return self._any_rank(self._stop.requested is not None)
 
     def _any_rank(self, flag: bool) -> bool:
         """Decisions that end the run are taken by all ranks at once: a rank that stopped alone would
         leave the others waiting in the next collective."""
         return broadcast_flag(flag, self.dist, self.device)  # the flag itself in one process
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def capture_rng() -> dict[str, Any]:

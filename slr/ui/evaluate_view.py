@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from slr.ui.console import interactive, out
+from slr.ui.console import interactive, out, shown_name as _n, shown_text
 
 if TYPE_CHECKING:
     from slr.analysis.evaluate import EvaluationReport
@@ -24,7 +24,7 @@ PER_CLASS_ROWS = 30
 
 
 def _line(text: str = "") -> None:
-    out().print(Text(text), soft_wrap=True)  # names shown as they are: no markup
+    out().print(Text(shown_text(text)), soft_wrap=True)  # no markup; names escaped and shortened (_n)
 
 
 def _json(value: Any) -> None:
@@ -67,8 +67,8 @@ def print_evaluation(report: "EvaluationReport") -> None:
 
 
 def _evaluation_lines(report: "EvaluationReport") -> None:
-    _line(f"checkpoint: {report.checkpoint} ({report.model_class})")
-    _line(f"clips: {report.clips} in {report.directory} (labels: {report.labels_csv})")
+    _line(f"checkpoint: {_n(report.checkpoint)} ({report.model_class})")
+    _line(f"clips: {report.clips} in {_n(report.directory)} (labels: {_n(report.labels_csv)})")
     for metrics in (report.gloss, report.cat):
         label = _TASK_LABEL[metrics.task]
         _line(
@@ -83,14 +83,14 @@ def _evaluation_lines(report: "EvaluationReport") -> None:
         _line()
         _line(f"{label} accuracy per class, lowest first ({len(worst)} classes with clips{more}):")
         for c in shown:
-            _line(f"  {c.id:>4}  {c.name}: {_pct(c.recall)} ({c.correct}/{c.support}), F1 {_pct(c.f1)}")
+            _line(f"  {c.id:>4}  {_n(c.name)}: {_pct(c.recall)} ({c.correct}/{c.support}), F1 {_pct(c.f1)}")
         _line()
         if metrics.confused:
             _line(f"most confused {label} pairs (true -> predicted):")
             for pair in metrics.confused:
                 _line(
-                    f"  {pair['count']:>4} x  {pair['true_name']} -> {pair['predicted_name']} "
-                    f"({_pct(pair['share'])} of {pair['true_name']})"
+                    f"  {pair['count']:>4} x  {_n(pair['true_name'])} -> {_n(pair['predicted_name'])} "
+                    f"({_pct(pair['share'])} of {_n(pair['true_name'])})"
                 )
         else:
             _line(f"no {label} confusions")
@@ -104,12 +104,12 @@ def _evaluation_lines(report: "EvaluationReport") -> None:
             )
     _line()
     for name, path in report.files.items():
-        _line(f"{name}: {path}")
+        _line(f"{name}: {_n(path)}")
 
 
 def _evaluation_tables(report: "EvaluationReport") -> None:
     console = out()
-    summary = Table(title=f"{report.model_class} on {report.directory} ({report.clips} clips)", title_justify="left")
+    summary = Table(title=Text(f"{report.model_class} on {_n(report.directory)} ({report.clips} clips)"), title_justify="left")
     summary.add_column("head")
     summary.add_column("top-1", justify="right")
     summary.add_column("top-5", justify="right")
@@ -131,7 +131,7 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         for c in shown:
             style = "red" if c.recall < 0.5 else "yellow" if c.recall < 0.9 else None
-            table.add_row(str(c.id), Text(c.name), _pct(c.recall), f"{c.correct}/{c.support}", _pct(c.f1), style=style)
+            table.add_row(str(c.id), Text(_n(c.name)), _pct(c.recall), f"{c.correct}/{c.support}", _pct(c.f1), style=style)
         console.print(table)
         if metrics.confused:
             pairs = Table(title=f"most confused {label} pairs", title_justify="left")
@@ -139,7 +139,7 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
                                     ("share of true", "right")):
                 pairs.add_column(column, justify=justify)  # type: ignore[arg-type]
             for pair in metrics.confused:
-                pairs.add_row(Text(pair["true_name"]), Text(pair["predicted_name"]), str(pair["count"]),
+                pairs.add_row(Text(_n(pair["true_name"])), Text(_n(pair["predicted_name"])), str(pair["count"]),
                               _pct(pair["share"]))
             console.print(pairs)
     if report.group_by:
@@ -154,7 +154,7 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
     files.add_column("what")
     files.add_column("path")
     for name, path in report.files.items():
-        files.add_row(name, Text(str(path)))
+        files.add_row(name, Text(_n(path)))
     console.print(files)
 
 
@@ -169,15 +169,15 @@ def print_predictions(predictions: Sequence["Prediction"]) -> None:
     if not interactive():
         for p in predictions:
             cat_id, cat_name, cat_prob = p.category
-            _line(f"{p.clip} ({p.frames} frames): category {cat_name} ({_pct(cat_prob)})")
+            _line(f"{_n(p.clip)} ({p.frames} frames): category {_n(cat_name)} ({_pct(cat_prob)})")
             for rank, (gloss_id, name, prob) in enumerate(p.glosses, start=1):
-                _line(f"  {rank}. {name} ({_pct(prob)}, gloss {gloss_id})")
+                _line(f"  {rank}. {_n(name)} ({_pct(prob)}, gloss {gloss_id})")
         return
     console = out()
     for p in predictions:
         cat_id, cat_name, cat_prob = p.category
         table = Table(
-            title=Text(f"{p.clip} ({p.frames} frames): category {cat_name} ({_pct(cat_prob)})"),
+            title=Text(f"{_n(p.clip)} ({p.frames} frames): category {_n(cat_name)} ({_pct(cat_prob)})"),
             title_justify="left",
         )
         table.add_column("#", justify="right")
@@ -185,7 +185,7 @@ def print_predictions(predictions: Sequence["Prediction"]) -> None:
         table.add_column("id", justify="right")
         table.add_column("probability", justify="right")
         for rank, (gloss_id, name, prob) in enumerate(p.glosses, start=1):
-            table.add_row(str(rank), Text(name), str(gloss_id), _pct(prob), style="bold" if rank == 1 else None)
+            table.add_row(str(rank), Text(_n(name)), str(gloss_id), _pct(prob), style="bold" if rank == 1 else None)
         console.print(table)
 
 
@@ -193,7 +193,7 @@ def print_predictions(predictions: Sequence["Prediction"]) -> None:
 
 
 def print_export(result: "ExportResult") -> None:
-    _line(f"exported {result.format} model to {result.path} ({result.exporter})")
+    _line(f"exported {result.format} model to {_n(result.path)} ({result.exporter})")
     for check in result.checks:
-        _line(f"  checked {check['input']}: max abs difference {check['max_abs_diff']:.3g}")
+        _line(f"  checked {_n(check['input'])}: max abs difference {check['max_abs_diff']:.3g}")
     _line(f"max abs difference from the PyTorch model: {result.max_abs_diff:.3g}")

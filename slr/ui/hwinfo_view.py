@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
+from slr.errors import spell_settings
 from slr.ui.console import interactive, out
 
 
@@ -52,6 +53,9 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]
     workers = report["auto_workers"]
     batch = report["auto_batch_size"]
     rows = [("--auto-workers", f"{workers['workers']}  ({workers['reason']})")]
+    threads = report.get("threads")
+    if threads:
+        rows.append(("--threads", f"{threads['threads']}  ({spell_settings(threads['reason'])})"))
     for model, b in batch.items():
         if model == "frames":
             continue

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from slr.errors import spell_settings
-from slr.ui.console import interactive, out, print_notice
+from slr.ui.console import interactive, out, print_notice, shown_text
 
 MIB = 2**20
 
@@ -35,8 +35,12 @@ class TrainingView:
     """The command line's training observer (slr.engine.observer.TrainingObserver): bars on a
     terminal, plain lines elsewhere; ``enabled=False`` prints nothing."""
 
-    def __init__(self, enabled: bool = True, live: Optional[bool] = None):
+    def __init__(self, enabled: bool = True, live: Optional[bool] = None, log_every_s: float = 30.0):
         self.enabled = enabled
+        self.log_every_s = log_every_s  # plain output: a heartbeat line this often inside an epoch (0 = off)
+        self._epoch_at: Optional[tuple[int, int, int]] = None  # (epoch, total_epochs, steps)
+        self._heartbeat_at = 0.0
+        self._table_header_shown = False
         self.live = interactive() if live is None else live
         self.console = out()
         self._live: Optional[Live] = None
@@ -71,7 +75,7 @@ class TrainingView:
     # -- events -----------------------------------------------------------------------------
     def note(self, text: str) -> None:
         if self.enabled:
-            self.console.print(spell_settings(text), markup=False, highlight=False)
+            self.console.print(shown_text(spell_settings(text)), markup=False, highlight=False)  # names escaped
 
     def notice(self, text: str) -> None:
         if self.enabled:
@@ -80,6 +84,8 @@ class TrainingView:
     def epoch_start(self, epoch: int, total_epochs: int, steps: int, done_steps: int) -> None:
         if not self.enabled:
             return
+        self._epoch_at = (epoch, total_epochs, steps)
+        self._heartbeat_at = time.perf_counter()
         if self._progress is not None:
             if self._batch_task is not None:
                 self._progress.remove_task(self._batch_task)
@@ -89,10 +95,30 @@ class TrainingView:
 
     def step(self, done_steps: int, samples_per_s: float, loss: Optional[float]) -> None:
         if self._progress is None or self._batch_task is None:
+            self._heartbeat(done_steps, samples_per_s, loss)
             return
         loss_text = f"loss {loss:.4f}" if loss is not None else ""
         self._progress.update(
             self._batch_task, completed=done_steps, info=f"{samples_per_s:,.0f} samples/s {loss_text}"
+        )
+
+    def _heartbeat(self, done_steps: int, samples_per_s: float, loss: Optional[float]) -> None:
+        """Plain output (a log file, a pipe): a line every `log_every_s` seconds inside an epoch, so
+        that a log shows a long epoch is alive (under load, minutes passed without a line)."""
+        if not self.enabled or self.live or self.log_every_s <= 0 or self._epoch_at is None:
+            return
+        now = time.perf_counter()
+        if now - self._heartbeat_at < self.log_every_s:
+            return
+        self._heartbeat_at = now
+        epoch, total, steps = self._epoch_at
+        if done_steps >= steps:
+            return  # the epoch's own line follows at once
+        loss_text = f"  loss {loss:.4f}" if loss is not None else ""
+        self.console.print(
+            f"epoch {epoch}/{total}  step {done_steps}/{steps}  {samples_per_s:,.1f} samples/s{loss_text}",
+            markup=False,
+            highlight=False,
         )
 
     @property
@@ -121,10 +147,7 @@ class TrainingView:
             )
             return
         self._progress.update(self._epoch_task, completed=row["epoch"], info=f"best val_gloss_acc {row['best']:.4f}")
-        table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
-        for name in ("epoch", "train_loss", "val_loss", "val_gloss_acc", "val_cat_acc", "lr", "samples/s", "time"):
-            table.add_column(name, justify="right")
-        table.add_row(
+        self._live.console.print(self._epoch_table(
             f"{row['epoch']}/{total_epochs}",
             f"{row['train_loss']:.4f}",
             f"{row['val_loss']:.4f}",
@@ -133,10 +156,22 @@ class TrainingView:
             f"{row['lr']:.3g}",
             f"{row['samples_per_s']:,.0f}",
             f"{row['epoch_time']:.1f}s",
-        )
-        self._live.console.print(table)
+        ))
         self.memory(snapshot)
 
+    #: The epoch table's columns and widths: fixed, so that rows printed one epoch at a time line up
+    #: under a header printed once.
+    TABLE_COLUMNS = (("epoch", 7), ("train_loss", 10), ("val_loss", 8), ("val_gloss_acc", 15), ("val_cat_acc", 11),
+                     ("lr", 8), ("samples/s", 9), ("time", 7))
+
+    def _epoch_table(self, *cells: str) -> Table:
+        """One row of the epoch table; its header only the first time (not above every row)."""
+        table = Table(show_header=not self._table_header_shown, header_style="bold", box=None, padding=(0, 1))
+        for name, width in self.TABLE_COLUMNS:
+            table.add_column(name, justify="right", min_width=width)
+        table.add_row(*cells)
+        self._table_header_shown = True
+        return table
 
 def show_outcome(view: TrainingView, outcome, curves=None) -> None:
     """The end of a run: the best and last accuracies, and where its files are."""

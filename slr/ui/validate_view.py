@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from slr.data.problems import KINDS, group_by_kind
-from slr.ui.console import interactive, out
+from slr.errors import spell_settings
+from slr.ui.console import interactive, out, shown_name, shown_text
 
 if TYPE_CHECKING:
     from slr.data.validate import ValidationReport
@@ -35,7 +36,15 @@ def _more_line(found: list) -> str | None:
 
 def print_validation_json(report: "ValidationReport") -> None:
     """One JSON object on stdout: problems grouped by kind with their files, and the summary."""
-    out().out(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), highlight=False)
+    data = report.to_dict()
+    for group in data["problems"].values():  # settings named as the flags that set them
+        for item in group["items"]:
+            item["message"] = spell_settings(item["message"])
+    out().out(json.dumps(data, indent=2, ensure_ascii=False), highlight=False)
+
+
+def _message(text: str) -> str:
+    return shown_text(spell_settings(text))
 
 
 def print_validation_report(report: "ValidationReport") -> None:
@@ -49,8 +58,8 @@ def summary_rows(report: "ValidationReport") -> list[tuple[str, str]]:
     summary = report.summary()
     frames = summary["frames"]
     rows = [
-        ("directory", str(report.directory)),
-        ("labels", str(report.labels_csv)),
+        ("directory", shown_name(report.directory)),
+        ("labels", shown_name(report.labels_csv)),
         (
             "clips",
             f"{summary['clip_files']} files, {summary['readable_clips']} usable, "
@@ -95,7 +104,7 @@ def _print_lines(report: "ValidationReport") -> None:
         info = KINDS[kind]
         line(f"{info.severity.upper()}: {info.title} ({len(found)})")
         for problem in found[:SHOWN_PER_KIND]:
-            line(f"  {problem.file}: {problem.message}")
+            line(f"  {shown_name(problem.file)}: {_message(problem.message)}")
         more = _more_line(found)
         if more:
             line(f"  {more}")
@@ -110,7 +119,7 @@ def _print_tables(report: "ValidationReport") -> None:
     console = out()
     groups = group_by_kind(report.problems)
     if groups:
-        table = Table(title=Text(f"Problems in {report.directory}"), title_justify="left")
+        table = Table(title=Text(f"Problems in {shown_name(report.directory)}"), title_justify="left")
         table.add_column("kind", max_width=30)
         table.add_column("file", overflow="fold")
         table.add_column("problem", overflow="fold")
@@ -119,7 +128,7 @@ def _print_tables(report: "ValidationReport") -> None:
             style = _STYLE[info.severity]
             label = f"[{style}]{info.severity}[/]\n{escape(info.title)} ({len(found)})"
             for i, problem in enumerate(found[:SHOWN_PER_KIND]):
-                table.add_row(label if i == 0 else "", Text(problem.file), Text(problem.message))
+                table.add_row(label if i == 0 else "", Text(shown_name(problem.file)), Text(_message(problem.message)))
             more = _more_line(found)
             if more:
                 table.add_row("", "", Text(more))
