@@ -8,19 +8,16 @@ killed mid-write leaves at most such a temporary file, which the next run into t
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from slr.atomic import write_atomically
+from slr.engine.stale_temps import stale_temporaries
 from slr.data.clip_meta import read_meta
 from slr.extract.clip import Clip
 
-#: The temporary names of slr.atomic (".NAME.npz.1a2b3c4d.tmp").
-_TEMPORARY = re.compile(r"^\..+\.npz\.[0-9a-f]{8}\.tmp$")
 
 
 def clip_path(output_dir: Path, video: Path) -> Path:
@@ -50,14 +47,12 @@ def completed_settings(path: Path, features: bool) -> Optional[dict[str, Any]]:
 
 
 def remove_stale_temporaries(output_dir: Path) -> list[Path]:
-    """Remove the temporary clip files a killed run left; returns those removed. (Two runs writing
-    into one folder at the same time are not supported: each would also redo the other's clips.)"""
+    """Remove the temporary clip files a killed run left (slr.atomic's names, of a process of this
+    machine that is gone; a live run's are left alone); returns those removed."""
     removed: list[Path] = []
-    if not Path(output_dir).is_dir():
-        return removed
-    for entry in Path(output_dir).iterdir():
-        if _TEMPORARY.match(entry.name) and entry.is_file():
+    for path in stale_temporaries(Path(output_dir)):
+        if ".npz." in path.name:
             with contextlib.suppress(OSError):
-                os.unlink(entry)
-                removed.append(entry)
+                path.unlink()
+                removed.append(path)
     return removed
