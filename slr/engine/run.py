@@ -35,7 +35,7 @@ from slr.engine.run_files import check_writable, files_record, keep_earlier_run
 from slr.engine.run_lock import hold_output_dir, release_all
 from slr.engine.stale_temps import remove_stale_temporaries
 from slr.engine.threads import apply_threads
-from slr.engine.trainer import RunPaths, Trainer
+from slr.engine.trainer import Interrupted, RunPaths, Trainer
 from slr.errors import DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
 from slr.settings import ResumeSettings, TrainSettings, stored_train_settings
@@ -139,17 +139,12 @@ def train(
     watcher = observer if (observer is not None and dist.is_main) else SilentObserver()
     try:
         outcome = _run(settings, choice, dist, resume, watcher)
-    except (SystemExit, TrainingStopped):
-        # Stops every rank agreed on (Ctrl-C, a non-finite loss): leave together, after rank 0 has
-        # written its checkpoint.
+    except (SystemExit, TrainingStopped, Interrupted):
+        # Stops every rank agreed on (a stop signal, a non-finite loss): leave together, after rank 0
+        # has written its checkpoint.
         shutdown_distributed(wait_for_peers=True)
         raise
     except BaseException as exc:
-        from slr.engine.trainer import Interrupted
-
-        if isinstance(exc, Interrupted):  # agreed by every rank, like the stops above
-            shutdown_distributed(wait_for_peers=True)
-            raise
         # An error on this rank alone (e.g. rank 0 cannot write to the output folder): the others may
         # be waiting in a collective it will never join. Waiting for them would hang; leave now, and
         # torchrun stops them.
