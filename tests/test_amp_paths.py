@@ -17,7 +17,7 @@ from slr.engine import hardware
 from slr.engine.run import resume, train
 from slr.settings import ResumeSettings
 
-from test_training import clips, settings  # noqa: F401  (the module's synthetic clips fixture)
+from test_training import settings
 
 COMMON = dict(amp=True, grad_clip=1.0, dropout=0.0, scheduler="plateau")
 
@@ -35,7 +35,7 @@ def _curve(history):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
-def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dtype):  # noqa: F811
+def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dtype):
     reference = train(settings(clips, tmp_path / "fp32", epochs=3, **{**COMMON, "amp": False}))
     force_amp(dtype)
     mixed = train(settings(clips, tmp_path / "amp", epochs=3, **COMMON))
@@ -52,7 +52,7 @@ def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dty
         assert not state["scaler_state"]  # ... bfloat16 has float32's range and needs none
 
 
-def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp_path, force_amp):  # noqa: F811
+def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp_path, force_amp):
     force_amp(torch.float16)
     straight = train(settings(clips, tmp_path / "straight", epochs=4, **COMMON))
     train(settings(clips, tmp_path / "resumed", epochs=2, **COMMON))
@@ -65,7 +65,7 @@ def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp
     end = ckpt.load_checkpoint(tmp_path / "resumed" / "SignTransformer_last.pt")["scaler_state"]
     assert end == ckpt.load_checkpoint(tmp_path / "straight" / "SignTransformer_last.pt")["scaler_state"]
 
-def test_iv3_gru_trains_under_float16(clips, tmp_path, force_amp):  # noqa: F811
+def test_iv3_gru_trains_under_float16(clips, tmp_path, force_amp):
     force_amp(torch.float16)
     run = train(settings(clips, tmp_path, model="iv3_gru", epochs=3, **COMMON))
     losses = [row["train_loss"] for row in run.history]

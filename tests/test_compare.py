@@ -73,29 +73,12 @@ def test_discordant_pairs():
 
 # --- two real checkpoints on the same recordings ---------------------------------------------
 
-TRAIN_COMMON = ["--num-gloss", "5", "--num-cat", "2", "--epochs", "2", "--lr", "0.003", "--batch-size", "8",
-                "--no-plots"]
-
-
-@pytest.fixture(scope="module")
-def runs(synthetic_dir, tmp_path_factory) -> dict[str, Path]:
-    """A transformer trained on the keypoint clips and an iv3_gru on the feature clips (the synthetic
-    clips hold both), each with its log.csv beside its checkpoints."""
-    root = tmp_path_factory.mktemp("compare")
-    out = {}
-    for model, flags in (
-        ("transformer", ["--keypoints-train", str(synthetic_dir), "--keypoints-val", str(synthetic_dir),
-                         "--d-model", "16", "--num-heads", "2", "--num-layers", "1", "--ff-dim", "32"]),
-        ("iv3_gru", ["--features-train", str(synthetic_dir), "--features-val", str(synthetic_dir),
-                     "--gru-hidden", "8", "--gru-layers", "1"]),
-    ):
-        result = runner.invoke(app, ["train", model, *flags, *TRAIN_COMMON, "--output-dir", str(root / model)])
-        assert result.exit_code == 0, result.output
-        out[model] = root / model
-    return {
-        "transformer": out["transformer"] / "SignTransformer_best.pt",
-        "iv3_gru": out["iv3_gru"] / "InceptionV3GRU_best.pt",
-    }
+@pytest.fixture
+def runs(reference_runs) -> dict[str, Path]:
+    """The session's reference runs (conftest): a transformer trained on the keypoint clips and an
+    iv3_gru on the feature clips (the synthetic clips hold both), each with its log.csv beside its
+    checkpoints. Read-only."""
+    return {model: run.best for model, run in reference_runs.items()}
 
 
 @pytest.fixture
@@ -218,8 +201,9 @@ def test_a_run_without_log_is_named_and_left_out_of_the_curves(runs, recordings,
     assert_png(out / "curves.png")  # drawn from B's log alone
 
 
-def test_default_labels_and_output_dir(runs, synthetic_dir):
+def test_default_labels_and_output_dir(reference_run_copy, runs, synthetic_dir):
     # Both models on the same directory of recordings (the clips hold keypoints and features).
+    runs = {**runs, "transformer": reference_run_copy("transformer").best}  # the outputs go beside it
     result = runner.invoke(app, ["compare", str(runs["transformer"]), str(runs["iv3_gru"]),
                                  "--keypoints", str(synthetic_dir), "--features", str(synthetic_dir), "--json"])
     assert result.exit_code == 0, result.output

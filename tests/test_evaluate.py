@@ -177,18 +177,10 @@ def test_known_confusion_end_to_end(synthetic_dir, tmp_path):
 # --- end to end: a model trained by `slr train` ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained(synthetic_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("trained")
-    result = runner.invoke(
-        app,
-        ["train", "transformer", "--keypoints-train", str(synthetic_dir), "--keypoints-val", str(synthetic_dir),
-         "--num-gloss", "5", "--num-cat", "2", "--epochs", "2", "--d-model", "32", "--num-heads", "2",
-         "--num-layers", "1", "--ff-dim", "64", "--lr", "0.003", "--batch-size", "8", "--no-plots",
-         "--output-dir", str(out)],
-    )
-    assert result.exit_code == 0, result.output
-    return out / "SignTransformer_best.pt"
+@pytest.fixture
+def trained(reference_runs) -> Path:
+    """The session's transformer reference run (conftest): trained by `slr train`, read-only."""
+    return reference_runs["transformer"].best
 
 
 def test_evaluate_matches_the_model_run_clip_by_clip(trained, synthetic_dir, tmp_path):
@@ -235,7 +227,8 @@ def test_evaluate_matches_the_model_run_clip_by_clip(trained, synthetic_dir, tmp
     assert math.isfinite(metrics["gloss"]["top5"]) and metrics["gloss"]["top5"] >= metrics["gloss"]["top1"]
 
 
-def test_default_output_dir_and_names_from_clip_files(trained, synthetic_dir):
+def test_default_output_dir_and_names_from_clip_files(reference_run_copy, synthetic_dir):
+    trained = reference_run_copy("transformer").best  # the outputs go beside it
     result = runner.invoke(app, ["evaluate", str(trained), "--keypoints", str(synthetic_dir), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

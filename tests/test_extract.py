@@ -3,6 +3,7 @@ videos written here. Holistic on the real videos is the slow part: one CLI run p
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -15,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("mediapipe")
+# Whether mediapipe is installed, without importing it (over a second at collection): only the slow
+# tests below run it, in `slr extract`.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="mediapipe is not installed")
 cv2 = pytest.importorskip("cv2")
 
 from slr.data.augment import keypoint_layout  # noqa: E402

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from slr.data.synthetic import write_synthetic_dataset
 from slr.engine import checkpoint as ckpt
 from slr.engine.run import train
 from slr.settings import TrainSettings
@@ -21,15 +20,6 @@ SMALL = ["--d-model", "32", "--num-heads", "2", "--num-layers", "1", "--ff-dim",
 
 
 pytestmark = pytest.mark.slow  # child processes that import torch and train: ~20 s each on a quiet 2-core machine
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ddp-data")
-    options = dict(num_gloss=4, num_cat=2, feature_dim=32, min_frames=6, max_frames=18)
-    write_synthetic_dataset(root / "train", 72, seed=1, **options)
-    write_synthetic_dataset(root / "val", 24, seed=2, **options)
-    return root
 
 
 def _args(clips: Path, out: Path, *extra: str) -> list[str]:

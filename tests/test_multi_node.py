@@ -22,7 +22,7 @@ import pytest
 from slr.engine import checkpoint as ckpt
 from slr.engine.run import train
 
-from test_interrupt_and_ddp import _args, _compare, _log, _settings, clips  # noqa: F401  (clips: the fixture)
+from test_interrupt_and_ddp import _args, _compare, _log, _settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")]
 
@@ -121,7 +121,7 @@ def _history(outcome) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in row.items() if isinstance(v, (int, float))} for row in outcome.history]
 
 
-def test_two_nodes_match_one_process_and_only_global_rank_0_writes(clips, tmp_path, one_thread):  # noqa: F811
+def test_two_nodes_match_one_process_and_only_global_rank_0_writes(clips, tmp_path, one_thread):
     """2 nodes x 1 process x batch 8 == 1 process x batch 16. Each node runs in its own directory with
     a relative --output-dir, so whatever a node writes lands in its own directory: exactly one of
     them (global rank 0's) gets the run's files, the other nothing at all, and it prints no progress.
@@ -149,7 +149,7 @@ def test_two_nodes_match_one_process_and_only_global_rank_0_writes(clips, tmp_pa
     assert state["runtime"]["world_size"] == 2
 
 
-def test_a_killed_node_stops_the_other_and_its_last_checkpoint_resumes_on_one_process(clips, tmp_path, one_thread):  # noqa: F811
+def test_a_killed_node_stops_the_other_and_its_last_checkpoint_resumes_on_one_process(clips, tmp_path, one_thread):
     """Kill one node (launcher and worker, SIGKILL: no chance to say goodbye) after two epochs. The
     other stops by itself with a message naming what happened, exit status non-zero; `_last.pt`
     is whole, and `slr resume` on one process (batch 16 = 8 x 2) continues it exactly."""
@@ -184,7 +184,7 @@ def test_a_killed_node_stops_the_other_and_its_last_checkpoint_resumes_on_one_pr
     _compare(_history(straight), _log(shared / "log.csv"), tol=TOL)
 
 
-def test_a_frozen_node_is_given_up_after_the_timeout(clips, tmp_path):  # noqa: F811
+def test_a_frozen_node_is_given_up_after_the_timeout(clips, tmp_path):
     """A node that stops answering without closing its connections (frozen, unplugged: SIGSTOP here)
     is noticed only by the timeout: after --dist-timeout-s the other stops and says so. Without the
     setting it would wait torch's default 30 minutes (this test would fail on its own time limit)."""
@@ -250,7 +250,7 @@ def _resume(last: Path, processes: int, *extra: str) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize("trained_on, resumed_on", [(2, 1), (1, 2)])
 def test_resumed_mid_epoch_on_another_number_of_processes_continues_exactly(
-    clips, tmp_path, one_thread, trained_on, resumed_on  # noqa: F811
+    clips, tmp_path, one_thread, trained_on, resumed_on
 ):
     """72 clips, global batch 16: 5 steps an epoch. Stopped after step 7 (inside epoch 2), resumed on
     the other number of processes: every epoch's numbers, the interrupted one's included, match an
@@ -269,7 +269,7 @@ def test_resumed_mid_epoch_on_another_number_of_processes_continues_exactly(
     _compare(_history(straight), _log(out / "log.csv"), tol=TOL)
 
 
-def test_a_global_batch_the_new_processes_cannot_share_is_refused(clips, tmp_path, one_thread):  # noqa: F811
+def test_a_global_batch_the_new_processes_cannot_share_is_refused(clips, tmp_path, one_thread):
     train(_settings(clips, tmp_path / "run", epochs=1, batch_size=5))
     last = tmp_path / "run" / "SignTransformer_last.pt"
     before = last.read_bytes()
@@ -280,7 +280,7 @@ def test_a_global_batch_the_new_processes_cannot_share_is_refused(clips, tmp_pat
     assert last.read_bytes() == before
 
 
-def test_a_two_process_run_resumed_mid_epoch_keeps_every_ranks_random_streams(clips, tmp_path):  # noqa: F811
+def test_a_two_process_run_resumed_mid_epoch_keeps_every_ranks_random_streams(clips, tmp_path):
     """Same number of processes, dropout and augmentation on: each rank continues its own random
     streams (they part after the first step: ranks drop out over batches of different lengths), so
     the resumed run is the uninterrupted one, not only to 1e-4."""

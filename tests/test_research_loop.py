@@ -9,21 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from slr.data.synthetic import write_synthetic_dataset
 from slr.settings import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32, gru_hidden=8, gru_layers=1)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> Path:
-    """48 training and 16 validation synthetic clips, 4 glosses in 2 categories."""
-    root = tmp_path_factory.mktemp("loop-data")
-    options = dict(num_gloss=4, num_cat=2, feature_dim=32, min_frames=6, max_frames=30)
-    write_synthetic_dataset(root / "train", 48, seed=1, **options)
-    write_synthetic_dataset(root / "val", 16, seed=2, **options)
-    return root
 
 
 def settings(clips: Path, out: Path, **overrides) -> TrainSettings:
@@ -37,11 +26,8 @@ def settings(clips: Path, out: Path, **overrides) -> TrainSettings:
 # --- the log CSV ---------------------------------------------------------------------------
 
 
-def test_log_csv_lines_end_with_a_bare_newline(clips, tmp_path, one_thread):
-    from slr.engine.run import train
-
-    outcome = train(settings(clips, tmp_path / "run"))
-    data = outcome.paths.log_csv.read_bytes()
+def test_log_csv_lines_end_with_a_bare_newline(reference_runs):
+    data = reference_runs["transformer"].log_csv.read_bytes()  # 2 epochs of `slr train`
     assert b"\r" not in data
     assert data.endswith(b"\n") and data.count(b"\n") == 1 + 2  # the header and one row per epoch
 
@@ -173,10 +159,10 @@ def test_output_to_a_pipe_gets_a_line_inside_long_epochs(clips, tmp_path):
                                  "--log-every-s", "0.001"))
     assert done.returncode == 0, done.stderr
     beats = [line for line in done.stdout.splitlines() if " step " in line]
-    assert len(beats) >= 4, done.stdout  # 12 steps per epoch
+    assert len(beats) >= 4, done.stdout  # 18 steps per epoch (72 clips)
     for epoch in (1, 2):
         mine = [line for line in beats if line.startswith(f"epoch {epoch}/2  step ")]
-        assert mine and all("/12  " in line and "samples/s" in line and "loss " in line for line in mine), beats
+        assert mine and all("/18  " in line and "samples/s" in line and "loss " in line for line in mine), beats
     quiet = train_cli(*tiny_flags(clips, tmp_path / "quiet", "--batch-size", "4", "--log-every-s", "0"))
     assert quiet.returncode == 0 and " step " not in quiet.stdout, quiet.stdout
 

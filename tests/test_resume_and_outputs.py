@@ -18,7 +18,7 @@ from slr.errors import CheckpointError, ConfigError, DataError
 from slr.settings import ResumeSettings
 from shown import raises_shown, shown
 
-from test_training import TINY, clips, read_log, settings  # noqa: F401  (clips: the module's fixture)
+from test_training import TINY, read_log, settings
 
 runner = CliRunner()
 
@@ -27,13 +27,13 @@ def digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def data_flags(clips: Path) -> list[str]:  # noqa: F811
+def data_flags(clips: Path) -> list[str]:
     small = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
     return ["--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
             "--num-gloss", "4", "--num-cat", "2", "--no-plots", *small]
 
 
-def test_lr_weight_decay_and_patience_given_on_resume_take_effect(clips, tmp_path):  # noqa: F811
+def test_lr_weight_decay_and_patience_given_on_resume_take_effect(clips, tmp_path):
     train(settings(clips, tmp_path, epochs=1, scheduler="plateau", scheduler_patience=5))
     last = tmp_path / "SignTransformer_last.pt"
     resumed = resume(ResumeSettings(
@@ -46,7 +46,7 @@ def test_lr_weight_decay_and_patience_given_on_resume_take_effect(clips, tmp_pat
     assert state["settings"]["lr"] == 3e-3  # what is recorded is what ran
 
 
-def test_cosine_resumed_with_more_epochs_follows_the_longer_curve(clips, tmp_path):  # noqa: F811
+def test_cosine_resumed_with_more_epochs_follows_the_longer_curve(clips, tmp_path):
     train(settings(clips, tmp_path, epochs=3, scheduler="cosine"))
     resumed = resume(
         ResumeSettings(checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 5}))
@@ -56,14 +56,14 @@ def test_cosine_resumed_with_more_epochs_follows_the_longer_curve(clips, tmp_pat
     assert lrs[4] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 4 / 5)))
 
 
-def test_another_scheduler_on_resume_is_refused_clearly(clips, tmp_path):  # noqa: F811
+def test_another_scheduler_on_resume_is_refused_clearly(clips, tmp_path):
     train(settings(clips, tmp_path, epochs=1, scheduler="plateau"))
     with raises_shown(CheckpointError, "trained with --scheduler plateau"):
         resume(ResumeSettings(
             checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 2, "scheduler": "cosine"}))
 
 
-def test_resume_of_a_moved_run_writes_beside_it_and_leaves_the_original_alone(clips, tmp_path, monkeypatch):  # noqa: F811
+def test_resume_of_a_moved_run_writes_beside_it_and_leaves_the_original_alone(clips, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train(settings(clips, Path("runs"), epochs=1))
     original = digests(tmp_path / "runs")
@@ -74,7 +74,7 @@ def test_resume_of_a_moved_run_writes_beside_it_and_leaves_the_original_alone(cl
     assert [int(r["epoch"]) for r in read_log(tmp_path / "copy" / "log.csv")] == [1, 2]
 
 
-def test_resume_from_elsewhere_names_the_stored_data_path(clips, tmp_path, monkeypatch):  # noqa: F811
+def test_resume_from_elsewhere_names_the_stored_data_path(clips, tmp_path, monkeypatch):
     data = tmp_path / "data"
     shutil.copytree(clips, data)
     monkeypatch.chdir(tmp_path)
@@ -84,7 +84,7 @@ def test_resume_from_elsewhere_names_the_stored_data_path(clips, tmp_path, monke
         resume(ResumeSettings(checkpoint=Path("SignTransformer_last.pt"), overrides={"epochs": 2}))
 
 
-def test_guide_resume_spelling_takes_the_model_and_folder_from_the_checkpoint(clips, tmp_path):  # noqa: F811
+def test_guide_resume_spelling_takes_the_model_and_folder_from_the_checkpoint(clips, tmp_path):
     train(settings(clips, tmp_path / "gru", model="iv3_gru", epochs=1))
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "gru" / "InceptionV3GRU_last.pt"),
                                  "--features-train", str(clips / "train"), "--features-val", str(clips / "val"),
@@ -93,7 +93,7 @@ def test_guide_resume_spelling_takes_the_model_and_folder_from_the_checkpoint(cl
     assert ckpt.load_checkpoint(tmp_path / "gru" / "InceptionV3GRU_last.pt")["epoch"] == 2
 
 
-def test_a_new_run_keeps_the_earlier_run_in_the_same_folder(clips, tmp_path):  # noqa: F811
+def test_a_new_run_keeps_the_earlier_run_in_the_same_folder(clips, tmp_path):
     out = tmp_path / "runs"
     train(settings(clips, out, epochs=1))
     earlier = digests(out)
@@ -103,7 +103,7 @@ def test_a_new_run_keeps_the_earlier_run_in_the_same_folder(clips, tmp_path):  #
     assert ckpt.load_checkpoint(out / "SignTransformer_last.pt")["settings"]["seed"] == 7
 
 
-def test_resuming_an_older_checkpoint_keeps_the_later_files(clips, tmp_path):  # noqa: F811
+def test_resuming_an_older_checkpoint_keeps_the_later_files(clips, tmp_path):
     out = tmp_path / "runs"
     train(settings(clips, out, epochs=3, lr=1e-7))  # best stays at epoch 1
     assert ckpt.load_checkpoint(out / "SignTransformer_best.pt")["epoch"] == 1
@@ -114,13 +114,13 @@ def test_resuming_an_older_checkpoint_keeps_the_later_files(clips, tmp_path):  #
     assert len(read_log(out / "log.csv")) == 2
 
 
-def test_resume_in_place_moves_nothing(clips, tmp_path):  # noqa: F811
+def test_resume_in_place_moves_nothing(clips, tmp_path):
     train(settings(clips, tmp_path, epochs=1))
     resume(ResumeSettings(checkpoint=tmp_path / "SignTransformer_last.pt", overrides={"epochs": 2}))
     assert not (tmp_path / "earlier").exists()
 
 
-def test_log_csv_that_is_not_a_log_is_refused_before_anything_is_written(clips, tmp_path):  # noqa: F811
+def test_log_csv_that_is_not_a_log_is_refused_before_anything_is_written(clips, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(clips, data)
     labels = data / "train" / "labels.csv"
@@ -132,7 +132,7 @@ def test_log_csv_that_is_not_a_log_is_refused_before_anything_is_written(clips, 
 
 
 @pytest.mark.parametrize("where", ["log-dir", "output-file"])
-def test_unusable_output_paths_fail_before_training(clips, tmp_path, where):  # noqa: F811
+def test_unusable_output_paths_fail_before_training(clips, tmp_path, where):
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "a-dir").mkdir()
     flag = ["--log-csv", str(tmp_path / "a-dir")] if where == "log-dir" else ["--output-dir", str(tmp_path / "a-file")]
@@ -144,7 +144,7 @@ def test_unusable_output_paths_fail_before_training(clips, tmp_path, where):  # 
     assert "epoch 1" not in result.output and ".tmp" not in result.output
 
 
-def test_resuming_an_early_stopped_run_says_why_nothing_happens(clips, tmp_path):  # noqa: F811
+def test_resuming_an_early_stopped_run_says_why_nothing_happens(clips, tmp_path):
     train(settings(clips, tmp_path, epochs=10, lr=1e-7, early_stop=1))
     result = runner.invoke(app, ["resume", str(tmp_path / "SignTransformer_last.pt"), "--epochs", "20"])
     assert result.exit_code == 0
@@ -154,7 +154,7 @@ def test_resuming_an_early_stopped_run_says_why_nothing_happens(clips, tmp_path)
     assert ckpt.load_checkpoint(tmp_path / "SignTransformer_last.pt")["epoch"] == 3
 
 
-def test_bad_stored_settings_name_the_checkpoint(clips, tmp_path):  # noqa: F811
+def test_bad_stored_settings_name_the_checkpoint(clips, tmp_path):
     train(settings(clips, tmp_path, epochs=1))
     last = tmp_path / "SignTransformer_last.pt"
     state = ckpt.load_checkpoint(last)
@@ -166,7 +166,7 @@ def test_bad_stored_settings_name_the_checkpoint(clips, tmp_path):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_model_defaults_to_transformer_and_the_guide_smoke_test_runs(clips, tmp_path):  # noqa: F811
+def test_model_defaults_to_transformer_and_the_guide_smoke_test_runs(clips, tmp_path):
     result = runner.invoke(app, ["train", *data_flags(clips), "--epochs", "1", "--output-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "SignTransformer_last.pt").is_file()
@@ -182,7 +182,7 @@ def test_resume_help_says_defaults_come_from_the_checkpoint():
     assert "from the checkpoint" in result.output and "(default: 20)" not in result.output
 
 
-def test_two_models_in_one_folder_never_overwrite_each_others_files(clips, tmp_path):  # noqa: F811
+def test_two_models_in_one_folder_never_overwrite_each_others_files(clips, tmp_path):
     out = tmp_path / "m"
     train(settings(clips, out, epochs=1))
     transformer_run = digests(out)
@@ -197,7 +197,7 @@ def test_two_models_in_one_folder_never_overwrite_each_others_files(clips, tmp_p
     assert ckpt.load_checkpoint(kept / "SignTransformer_last.pt")["epoch"] == 2
 
 
-def test_a_log_shared_by_two_runs_is_kept_beside_itself(clips, tmp_path):  # noqa: F811
+def test_a_log_shared_by_two_runs_is_kept_beside_itself(clips, tmp_path):
     shared = tmp_path / "logs" / "share.csv"
     train(settings(clips, tmp_path / "a", epochs=1, log_csv=shared))
     first = shared.read_bytes()
@@ -210,7 +210,7 @@ def test_a_log_shared_by_two_runs_is_kept_beside_itself(clips, tmp_path):  # noq
 # -- one resume, one unit of files (issue: `train --resume` reset settings; a stale log stayed) -----
 
 
-def test_train_with_resume_keeps_the_stored_settings_like_slr_resume(clips, tmp_path, monkeypatch):  # noqa: F811
+def test_train_with_resume_keeps_the_stored_settings_like_slr_resume(clips, tmp_path, monkeypatch):
     """`slr train ... --resume CKPT` used to train every setting not given again at its default
     (lr 3e-3 and weight decay 0.05 continued at 1e-4 and 0); now it is `slr resume`: stored < config
     < flags, with a line for each setting that changes."""
@@ -231,7 +231,7 @@ def test_train_with_resume_keeps_the_stored_settings_like_slr_resume(clips, tmp_
     assert "--lr" not in result.output.split("resuming")[0]  # unchanged settings get no line
 
 
-def test_the_guides_local_then_multi_gpu_sequence_moves_the_whole_earlier_run(clips, tmp_path, monkeypatch):  # noqa: F811
+def test_the_guides_local_then_multi_gpu_sequence_moves_the_whole_earlier_run(clips, tmp_path, monkeypatch):
     """The guide's "Local Machine" run (no --log-csv), then its "Multi-GPU" run (--log-csv logs/...):
     the first run's log and curves used to stay in runs/ beside the second run's checkpoints."""
     monkeypatch.chdir(tmp_path)

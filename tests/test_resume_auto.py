@@ -17,7 +17,7 @@ from slr.engine.resume_world import fit_batch_to_world
 from slr.errors import CheckpointError
 from slr.settings import TrainSettings
 
-from test_training import TINY, clips, read_log  # noqa: F401  (clips: the module's fixture)
+from test_training import TINY, read_log
 
 runner = CliRunner()
 #: A schedule over --epochs would differ between a 1-epoch run resumed to 2 and a straight 2-epoch run.
@@ -29,7 +29,7 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def job(clips: Path, out: Path, *extra: str, model: str | None = "transformer"):  # noqa: F811
+def job(clips: Path, out: Path, *extra: str, model: str | None = "transformer"):
     """The same command a job script runs on every start (extra: what differs between tries here)."""
     small = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
     args = ["train", *([model] if model else []), "--resume", "auto", "--output-dir", str(out),
@@ -39,7 +39,7 @@ def job(clips: Path, out: Path, *extra: str, model: str | None = "transformer"):
     return runner.invoke(app, args)
 
 
-def test_first_start_requeue_and_finished_run(clips, tmp_path, one_thread):  # noqa: F811
+def test_first_start_requeue_and_finished_run(clips, tmp_path, one_thread):
     straight = runner.invoke(app, ["train", "transformer", "--output-dir", str(tmp_path / "straight"),
                                    "--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),
                                    "--num-gloss", "4", "--num-cat", "2", "--lr", "1e-3", "--batch-size", "16",
@@ -68,7 +68,7 @@ def test_first_start_requeue_and_finished_run(clips, tmp_path, one_thread):  # n
     assert digests(out) == done
 
 
-def test_an_unreadable_last_checkpoint_stops_the_job_and_is_kept(clips, tmp_path, one_thread):  # noqa: F811
+def test_an_unreadable_last_checkpoint_stops_the_job_and_is_kept(clips, tmp_path, one_thread):
     out = tmp_path / "job"
     assert job(clips, out, "--epochs", "1").exit_code == 0
     last = out / "SignTransformer_last.pt"
@@ -82,7 +82,7 @@ def test_an_unreadable_last_checkpoint_stops_the_job_and_is_kept(clips, tmp_path
     assert digests(out) == before  # no new run moved it aside or wrote over it
 
 
-def test_a_folder_holding_another_models_run_is_refused(clips, tmp_path, one_thread):  # noqa: F811
+def test_a_folder_holding_another_models_run_is_refused(clips, tmp_path, one_thread):
     out = tmp_path / "job"
     assert job(clips, out, "--epochs", "1").exit_code == 0
     (out / "SignTransformer_last.pt").rename(out / "InceptionV3GRU_last.pt")  # as if an iv3_gru job wrote here
@@ -93,7 +93,7 @@ def test_a_folder_holding_another_models_run_is_refused(clips, tmp_path, one_thr
     assert digests(out) == before
 
 
-def test_a_checkpoint_given_by_path_still_resumes(clips, tmp_path, one_thread):  # noqa: F811
+def test_a_checkpoint_given_by_path_still_resumes(clips, tmp_path, one_thread):
     out = tmp_path / "run"
     assert job(clips, out, "--epochs", "1").exit_code == 0
     small = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
@@ -108,14 +108,14 @@ def test_a_checkpoint_given_by_path_still_resumes(clips, tmp_path, one_thread): 
 # -- another number of processes on resume: the rules (the runs are in test_multi_node.py) -------------
 
 
-def _state(tmp_path: Path, clips: Path, batch: int) -> tuple[TrainSettings, dict]:  # noqa: F811
+def _state(tmp_path: Path, clips: Path, batch: int) -> tuple[TrainSettings, dict]:
     result = job(clips, tmp_path / "w", "--epochs", "1", "--batch-size", str(batch))
     assert result.exit_code == 0, result.output
     state = ckpt.load_checkpoint(tmp_path / "w" / "SignTransformer_last.pt", need="resume")
     return TrainSettings.model_validate(state["settings"]), state
 
 
-def test_the_per_process_batch_is_rescaled_to_keep_the_global_batch(clips, tmp_path, one_thread):  # noqa: F811
+def test_the_per_process_batch_is_rescaled_to_keep_the_global_batch(clips, tmp_path, one_thread):
     settings, state = _state(tmp_path, clips, 12)  # trained on 1 process with 12
     two = DistInfo(rank=0, world_size=2)
     fitted, runtime, notes = fit_batch_to_world(settings, {"world_size": 2}, state, two)
@@ -126,13 +126,13 @@ def test_the_per_process_batch_is_rescaled_to_keep_the_global_batch(clips, tmp_p
     assert fitted.batch_size == 4
 
 
-def test_a_global_batch_the_processes_cannot_share_is_refused(clips, tmp_path, one_thread):  # noqa: F811
+def test_a_global_batch_the_processes_cannot_share_is_refused(clips, tmp_path, one_thread):
     settings, state = _state(tmp_path, clips, 5)
     with pytest.raises(CheckpointError, match=r"global batch of 5 .* cannot share evenly.*divides 5 \(1, 5\)"):
         fit_batch_to_world(settings, {}, state, DistInfo(rank=0, world_size=2))
 
 
-def test_another_global_batch_is_refused_inside_an_epoch_only(clips, tmp_path, one_thread):  # noqa: F811
+def test_another_global_batch_is_refused_inside_an_epoch_only(clips, tmp_path, one_thread):
     settings, state = _state(tmp_path, clips, 12)
     other = settings.model_copy(update={"batch_size": 8})
     fitted, _, notes = fit_batch_to_world(other, {}, state, DistInfo())  # at an epoch boundary: as asked

@@ -16,7 +16,7 @@ import torch
 from slr.engine import checkpoint as ckpt
 from slr.atomic import temporary_name, write_atomically
 from slr.engine.stale_temps import stale_temporaries
-from test_interrupt_and_ddp import _args, _log, clips  # noqa: F401 - clips is a fixture
+from test_interrupt_and_ddp import _args, _log
 
 SLR = [sys.executable, "-m", "slr"]
 

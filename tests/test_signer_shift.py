@@ -18,7 +18,7 @@ from slr.engine.schedules import warmup_cosine_factor
 from slr.models.transformer import SignTransformer
 from slr.settings import VALUE_BEFORE_SETTING_EXISTED, AugmentSettings, ResumeSettings, TrainSettings
 
-from test_training import assert_same_history, clips, settings  # noqa: F401  (clips: the module's fixture)
+from test_training import assert_same_history, settings
 
 NEW_AUGMENTS = dict(shear=0.3, noise_std=0.05, hand_drop_prob=1.0, point_drop_prob=0.2)
 
@@ -87,14 +87,14 @@ def test_warmup_then_cosine():
     assert f(100) == pytest.approx(0.0) and f(500) == pytest.approx(0.0)
 
 
-def test_warmup_cosine_steps_per_optimizer_step(clips, tmp_path):  # noqa: F811
+def test_warmup_cosine_steps_per_optimizer_step(clips, tmp_path):
     # 72 clips in batches of 16: 5 optimizer steps per epoch, 2 epochs, 5 warm-up steps.
     out = train(settings(clips, tmp_path, epochs=2, scheduler="warmup_cosine", warmup_epochs=1.0))
     f = warmup_cosine_factor(10, 5)
     assert [row["lr"] for row in out.history] == pytest.approx([1e-3 * f(5), 1e-3 * f(10)])
 
 
-def test_weight_average_resumes_exactly_and_is_what_the_checkpoint_holds(clips, tmp_path):  # noqa: F811
+def test_weight_average_resumes_exactly_and_is_what_the_checkpoint_holds(clips, tmp_path):
     common = dict(scheduler="plateau", scheduler_patience=0, ema_decay=0.9, label_smoothing=0.1, noise_std=0.02)
     straight = train(settings(clips, tmp_path / "straight", epochs=4, **common))
     train(settings(clips, tmp_path / "resumed", epochs=2, **common))
@@ -119,7 +119,7 @@ def test_motion_features_see_the_same_clip_alone_or_padded():
     assert torch.allclose(batched, alone, atol=1e-5)
 
 
-def test_a_checkpoint_from_before_the_new_settings_loads_and_predicts_as_before(clips, tmp_path):  # noqa: F811
+def test_a_checkpoint_from_before_the_new_settings_loads_and_predicts_as_before(clips, tmp_path):
     """Stored settings without the new fields are read with the values of before they existed,
     whatever today's defaults are."""
     from slr.analysis.inference import load_model

@@ -12,7 +12,6 @@ import yaml
 from typer.testing import CliRunner
 
 from slr.cli import app
-from slr.data.synthetic import write_synthetic_dataset
 from slr.engine import checkpoint as ckpt
 from slr.engine.logbook import GUIDE_COLUMNS
 from slr.engine.run import resume, train
@@ -21,16 +20,6 @@ from slr.settings import ResumeSettings, TrainSettings
 from shown import raises_shown, shown
 
 TINY = dict(d_model=32, num_heads=2, num_layers=1, ff_dim=64, gru_hidden=16, gru_layers=1)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> Path:
-    """72 training and 24 validation synthetic clips, 4 glosses in 2 categories."""
-    root = tmp_path_factory.mktemp("train-data")
-    options = dict(num_gloss=4, num_cat=2, feature_dim=32, min_frames=6, max_frames=18)
-    write_synthetic_dataset(root / "train", 72, seed=1, **options)
-    write_synthetic_dataset(root / "val", 24, seed=2, **options)
-    return root
 
 
 def settings(clips: Path, out: Path, **overrides) -> TrainSettings:
