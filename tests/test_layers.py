@@ -5,6 +5,7 @@ way around the layers)."""
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -60,8 +61,14 @@ def imports_of(path: Path) -> set[str]:
 
 def edges() -> dict[tuple[str, str], list[str]]:
     """(importing part, imported part) -> the files where it happens."""
+    return _edges(PACKAGE)
+
+
+@functools.lru_cache(maxsize=None)
+def _edges(package: Path) -> dict[tuple[str, str], list[str]]:
+    # Parsed once per package folder: the three checks above read the same tree (read-only).
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for path in PACKAGE.rglob("*.py"):
+    for path in package.rglob("*.py"):
         source = part_of(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts))
         for name in imports_of(path):
             target = part_of(name)

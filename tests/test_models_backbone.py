@@ -43,8 +43,16 @@ def frozen_model() -> InceptionV3GRU:
     return frames_model()
 
 
+#: The smallest frame the backbone takes (H, W >= 75): what these tests assert does not depend on the
+#: size, and a 299x299 frame costs ten times the CPU.
+SIDE = 75
+
+
+@pytest.fixture(scope="module")
 def imagenet_like_state() -> dict[str, torch.Tensor]:
-    """A full torchvision InceptionV3 state dict (aux classifier and fc included), random values."""
+    """A full torchvision InceptionV3 state dict (aux classifier and fc included), random values.
+
+    Built once for the module: tests read it (copy the dict to change an entry)."""
     torch.manual_seed(3)
     return inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
 
@@ -60,7 +68,7 @@ def test_frames_go_through_the_backbone_and_padded_frames_never_do(frozen_model)
     seen = []
     hook = model.backbone.register_forward_hook(lambda module, args, out: seen.append(out.shape))
     torch.manual_seed(1)
-    clip = torch.randn(1, 2, 3, 299, 299)
+    clip = torch.randn(1, 2, 3, SIDE, SIDE)
     try:
         with torch.no_grad():
             gloss, cat = model(clip, torch.tensor([[True, False]]))
@@ -80,7 +88,7 @@ def test_a_training_step_leaves_a_frozen_backbone_untouched(frozen_model):
     gru_before = [p.detach().clone() for p in model.gru.parameters()]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
 
-    gloss, cat = model(torch.randn(1, 2, 3, 299, 299), None)
+    gloss, cat = model(torch.randn(1, 2, 3, SIDE, SIDE), None)
     loss = F.cross_entropy(gloss, torch.tensor([1])) + F.cross_entropy(cat, torch.tensor([2]))
     loss.backward()
     optimizer.step()
@@ -115,8 +123,8 @@ def test_finetune_backbone_trains_it_and_lets_it_leave_eval_mode():
 
 
 @pytest.mark.parametrize("prefix", ["", "module.", "_orig_mod.module.", "backbone."])
-def test_local_weights_are_loaded_whatever_their_prefix(tmp_path, prefix):
-    source = imagenet_like_state()
+def test_local_weights_are_loaded_whatever_their_prefix(tmp_path, prefix, imagenet_like_state):
+    source = imagenet_like_state
     saved = {prefix + key: value for key, value in source.items()}
     if prefix == "backbone.":  # a whole InceptionV3GRU state: the GRU's tensors come along
         saved["gru.weight_ih_l0"] = torch.zeros(3, 3)
@@ -132,8 +140,8 @@ def test_local_weights_are_loaded_whatever_their_prefix(tmp_path, prefix):
     assert not any(key.startswith(("AuxLogits.", "fc.")) for key in loaded)
 
 
-def test_the_model_loads_local_weights_from_its_settings(tmp_path):
-    source = imagenet_like_state()
+def test_the_model_loads_local_weights_from_its_settings(tmp_path, imagenet_like_state):
+    source = imagenet_like_state
     path = tmp_path / "weights.pt"
     torch.save(source, path)
     model = InceptionV3GRU(2048, GLOSS, CAT, gru_hidden=8, frames=True, backbone_weights=path)
@@ -162,8 +170,8 @@ def test_weights_of_another_network_are_a_config_error(tmp_path):
     assert "resnet.pt" in str(caught.value)
 
 
-def test_a_misshapen_tensor_is_a_config_error(tmp_path):
-    state = imagenet_like_state()
+def test_a_misshapen_tensor_is_a_config_error(tmp_path, imagenet_like_state):
+    state = dict(imagenet_like_state)
     state["Conv2d_1a_3x3.conv.weight"] = torch.zeros(1, 1, 1, 1)
     path = tmp_path / "odd.pt"
     torch.save(state, path)
