@@ -17,7 +17,7 @@ import torch
 
 from slr.engine import checkpoint as ckpt
 from slr.atomic import WriteFailed, write_atomically
-from test_interrupt_and_ddp import _args, clips  # noqa: F401 - clips is a fixture
+from test_interrupt_and_ddp import _args
 
 SLR = [sys.executable, "-m", "slr"]
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="mounts a tmpfs (Linux)")
