@@ -197,3 +197,17 @@ def test_a_failed_download_says_how_to_go_on():
 def test_weights_file_and_no_pretrained_backbone_contradict(tmp_path):
     with raises_shown(ConfigError, "--no-pretrained-backbone"):
         build_inception_backbone(pretrained=False, weights_path=tmp_path / "w.pt")
+
+
+@pytest.mark.slow  # a child process that imports torch
+def test_torchvision_is_imported_only_to_build_the_backbone():
+    """torchvision brings torch._dynamo (about 2 s of CPU): a keypoints or features run, an evaluation or
+    an export must start without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport slr.cli, slr.engine.run, slr.models.registry, slr.analysis.evaluate, slr.analysis.export\n"
+            "print(sorted(set(sys.modules) & {'torchvision', 'torch._dynamo'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]"], done.stdout

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import Inception_V3_Weights
-from torchvision.models.inception import Inception3
 
 from slr.errors import ConfigError, setting
 from slr.models.state_keys import unwrapped_keys
+
+if TYPE_CHECKING:
+    from torchvision.models.inception import Inception3
 
 FEATURE_DIM = 2048
 
@@ -43,6 +44,10 @@ def build_inception_backbone(*, pretrained: bool = True, weights_path: Optional[
     """InceptionV3 that maps ``[N, 3, H, W]`` (H, W >= 75) to ``[N, 2048]`` pooled features."""
     if weights_path is not None and not pretrained:
         raise ConfigError(f"{setting('backbone_weights')} was given together with {setting('pretrained_backbone', False)}; choose one")
+    # Imported here, not with the module: torchvision pulls in torch._dynamo (about 2 s of CPU),
+    # which every `slr` start that never builds a frames model (transformer, iv3_gru on features) would pay.
+    from torchvision.models.inception import Inception3
+
     loading = pretrained or weights_path is not None
     # Random init is skipped when weights will replace it (it is slow); the aux classifier is not
     # built at all, so the ImageNet file's aux keys are dropped before loading.
@@ -60,6 +65,8 @@ def build_inception_backbone(*, pretrained: bool = True, weights_path: Optional[
 
 def download_imagenet_state() -> dict[str, Tensor]:
     """torchvision's ImageNet weights (cached in the torch hub directory after the first download)."""
+    from torchvision.models import Inception_V3_Weights
+
     weights = Inception_V3_Weights.IMAGENET1K_V1
     try:
         return weights.get_state_dict(progress=True, check_hash=True)
