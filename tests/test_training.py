@@ -85,7 +85,7 @@ def test_outputs_follow_the_guide(clips, tmp_path, model):
 
 
 def test_training_learns(clips, tmp_path):
-    outcome = train(settings(clips, tmp_path, epochs=12, lr=3e-3))
+    outcome = train(settings(clips, tmp_path, epochs=6, lr=3e-3))  # the synthetic classes are learnt by epoch 6
     assert outcome.history[-1]["train_loss"] < 0.6 * outcome.history[0]["train_loss"]
     assert outcome.best_metric >= 0.75
 
