@@ -201,8 +201,8 @@ def test_weights_file_and_no_pretrained_backbone_contradict(tmp_path):
 
 @pytest.mark.slow  # a child process that imports torch
 def test_torchvision_is_imported_only_to_build_the_backbone():
-    """torchvision brings torch._dynamo (about 2 s of CPU): a keypoints or features run, an evaluation or
-    an export must start without it."""
+    """torchvision brings torch._dynamo (about 2 s of CPU): evaluating or exporting a keypoints or
+    features model must start without it."""
     import subprocess
     import sys
 

@@ -44,8 +44,9 @@ def build_inception_backbone(*, pretrained: bool = True, weights_path: Optional[
     """InceptionV3 that maps ``[N, 3, H, W]`` (H, W >= 75) to ``[N, 2048]`` pooled features."""
     if weights_path is not None and not pretrained:
         raise ConfigError(f"{setting('backbone_weights')} was given together with {setting('pretrained_backbone', False)}; choose one")
-    # Imported here, not with the module: torchvision pulls in torch._dynamo (about 2 s of CPU),
-    # which every `slr` start that never builds a frames model (transformer, iv3_gru on features) would pay.
+    # Imported here, not with the module: torchvision pulls in torch._dynamo (about 2 s of CPU), which
+    # evaluation, prediction and export of a keypoints or features model would pay for nothing
+    # (training imports torch._dynamo anyway, through torch.optim).
     from torchvision.models.inception import Inception3
 
     loading = pretrained or weights_path is not None
