@@ -133,6 +133,7 @@ def _panel_of(model: type[BaseModel], name: str) -> str | None:
                 "IV3GRU": "InceptionV3-GRU model",
                 "Transformer": "Transformer model",
                 "Optim": "Training",
+                "LateDropout": "Training",
                 "Loader": "Performance",
                 "Hardware": "Performance",
                 "Augment": "Augmentation",

@@ -210,12 +210,38 @@ class TransformerSettings(Settings):
         False,
         description="Transformer: feed frame-to-frame differences beside the keypoints (the input layer doubles).",
     )
+    # -- convolution + transformer (the 2023 Kaggle isolated-sign winner's stack; docs/models.md) --
+    conv_kernel: int = Field(
+        0,
+        ge=0,
+        le=255,
+        description="Transformer: put depthwise 1-D convolution blocks of this many frames (causal) before each "
+        "encoder layer, as the 2023 Kaggle isolated-sign winner (17 there); 0 = off, the plain transformer.",
+    )
+    conv_blocks: int = Field(
+        1, ge=1, le=16, description="Transformer: convolution blocks before each encoder layer with --conv-kernel (3 in the winner's)."
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "TransformerSettings":
         if self.d_model % self.num_heads:
             raise ValueError(f"--d-model {self.d_model} is not divisible by --num-heads {self.num_heads}")
         return self
+
+
+class LateDropoutSettings(Settings):
+    """A high dropout before the classifier heads from a chosen epoch on (slr/models/late_dropout.py)."""
+
+    late_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Dropout before the gloss and category heads from --late-dropout-epoch on, both models "
+        "(the 2023 Kaggle isolated-sign winner's late dropout: 0.8); 0 = off.",
+    )
+    late_dropout_epoch: int = Field(
+        5, ge=1, description="First epoch (counted from 1, as in the log) with --late-dropout on."
+    )
 
 
 class IV3GRUSettings(Settings):
@@ -385,6 +411,7 @@ class TrainSettings(
     HardwareSettings,
     LoaderSettings,
     OptimSettings,
+    LateDropoutSettings,
     OutputSettings,
     DistributedSettings,
 ):
@@ -738,6 +765,10 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "ema_decay": None,
     "warmup_epochs": 1.0,
     "length_buckets": 0,  # batches were padded to their longest clip (same outputs, other float sums)
+    "conv_kernel": 0,  # the plain transformer: no convolution blocks
+    "conv_blocks": 1,
+    "late_dropout": 0.0,
+    "late_dropout_epoch": 5,
 }
 
 
