@@ -22,6 +22,7 @@ from slr.models.transformer import SignTransformer
 from slr.settings import ResumeSettings, TrainSettings
 from shown import shown
 
+from test_amp_paths import COMMON, force_amp  # noqa: F401  (force_amp: a fixture)
 from test_training import TINY, assert_same_history, clips, settings  # noqa: F401  (clips: the module's fixture)
 
 DIM = 12
@@ -223,3 +224,17 @@ def test_late_dropout_resumes_exactly(clips, tmp_path, stop_at):  # noqa: F811
     without = train(settings(clips, tmp_path / "without", epochs=4, **{**common, "late_dropout": 0.0}))
     assert without.history[0]["train_loss"] == pytest.approx(straight.history[0]["train_loss"], abs=1e-6)
     assert without.history[-1]["train_loss"] != pytest.approx(straight.history[-1]["train_loss"], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_conv_blocks_train_under_mixed_precision_as_in_float32(clips, tmp_path, force_amp, dtype):  # noqa: F811
+    """The convolutions and the masked batch norm under autocast: the run follows float32's."""
+    common = dict(COMMON, conv_kernel=5, conv_blocks=2, motion_features=True, hand_centred=True)
+    reference = train(settings(clips, tmp_path / "fp32", epochs=3, **{**common, "amp": False}))
+    force_amp(dtype)
+    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **common))
+    assert mixed.history[-1]["train_loss"] < 0.6 * mixed.history[0]["train_loss"]  # it learns
+    for row, ref in zip(mixed.history, reference.history):
+        assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=0.02)
+        assert row["val_loss"] == pytest.approx(ref["val_loss"], rel=0.02)
