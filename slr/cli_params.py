@@ -137,6 +137,7 @@ def _panel_of(model: type[BaseModel], name: str) -> str | None:
                 "Loader": "Performance",
                 "Hardware": "Performance",
                 "Augment": "Augmentation",
+                "KeypointLayout": "Data",
                 "Output": "Outputs",
             }.get(label, None)
     return None

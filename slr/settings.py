@@ -143,7 +143,7 @@ class AugmentSettings(Settings):
         0.0,
         ge=0,
         le=1,
-        description="Probability of a left/right mirror that also swaps the hands (156, 84 and 126-wide keypoints).",
+        description="Probability of a left/right mirror that also swaps the hands (156, 84 and 126-wide keypoints, or the pairs of --keypoint-layout).",
     )
     rotate_deg: float = Field(
         0.0, ge=0, le=180, description="Largest random rotation of a clip in the image plane, in degrees."
@@ -178,7 +178,7 @@ class AugmentSettings(Settings):
         0.0,
         ge=0,
         le=1,
-        description="Probability of hiding one of two seen hands for the whole clip (layouts with hands: 156, 84, 126).",
+        description="Probability of hiding one of two seen hands for the whole clip (layouts with hands: 156, 84, 126, or declared by --keypoint-layout).",
     )
     point_drop_prob: float = Field(
         0.0, ge=0, lt=1, description="Probability of hiding each keypoint in each frame, as a missed detection."
@@ -190,6 +190,17 @@ class AugmentSettings(Settings):
         False,
         description="Also normalise each hand on its own (centred on its wrist over the clip, scaled by its size); "
         "in training and prediction alike.",
+    )
+
+
+class KeypointLayoutSettings(Settings):
+    """Layouts by declaration (slr/data/layout_file.py, docs/data-format.md)."""
+
+    keypoint_layout: Optional[Path] = Field(
+        None,
+        description="JSON file declaring your keypoints' layout: coordinates per point, the left/right point pairs "
+        "a mirror swaps, the hands, the shoulders. Default: known from the width (156, 84/126, 42/63); "
+        "checkpoints keep the declaration.",
     )
 
 
@@ -406,6 +417,7 @@ class TrainSettings(
     ClassCountSettings,
     DataSettings,
     AugmentSettings,
+    KeypointLayoutSettings,
     TransformerSettings,
     IV3GRUSettings,
     HardwareSettings,
@@ -769,6 +781,7 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "conv_blocks": 1,
     "late_dropout": 0.0,
     "late_dropout_epoch": 5,
+    "keypoint_layout": None,  # layouts were known from the clips' width only
 }
 
 
