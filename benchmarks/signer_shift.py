@@ -54,6 +54,9 @@ from slr.settings import GUIDE_VALUES, VALUE_BEFORE_SETTING_EXISTED  # noqa: E40
 GUIDE = {**VALUE_BEFORE_SETTING_EXISTED, **GUIDE_VALUES}
 
 NAMED: dict[str, dict[str, Any]] = {"defaults": {}, "guide": GUIDE}
+#: `reference`: not slr at all but the issue's plain-PyTorch GRU (benchmarks/reference_gru.py), the
+#: yardstick that calibrates the proxy against the hidden set (0.81 there).
+REFERENCE = "reference"
 
 
 def parse_value(text: str) -> Any:
@@ -130,6 +133,12 @@ def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Pat
 
 def train_once(model: str, values: dict[str, Any], train_dir: Path, val_dir: Path, gloss: int, cat: int,
                seed: int, epochs: int | None, out: Path) -> dict[str, Any]:
+    if values.get(REFERENCE):
+        from reference_gru import train_reference
+
+        started = time.perf_counter()
+        curve = train_reference(train_dir, val_dir, gloss, epochs=epochs or 30, seed=seed)
+        return {"best": max(curve), "last": curve[-1], "curve": curve, "seconds": time.perf_counter() - started}
     from slr.engine.run import train
     from slr.settings import TrainSettings
 
@@ -158,7 +167,7 @@ def main() -> None:
                         help="an extra configuration: settings over slr's defaults (base=guide to start from the guide's)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds (signers: each also draws new signers)")
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None, help="override every configuration's epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="override every configuration's epochs (reference: 30)")
     parser.add_argument("--asl-words", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "asl-words")
     parser.add_argument("--frames", default="48-180", help="signers/features: clip lengths MIN-MAX (shorter: a quicker proxy)")
     parser.add_argument("--val-signers", type=int, default=10,
@@ -170,7 +179,8 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     model = args.model or ("iv3_gru" if args.task == "features" else "transformer")
-    configs = {name: NAMED[name] for name in filter(None, args.configs.split(","))}
+    named = {**NAMED, REFERENCE: {REFERENCE: True}}
+    configs = {name: named[name] for name in filter(None, args.configs.split(","))}
     configs.update(parse_set(text) for text in args.set)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     work = Path(tempfile.mkdtemp(prefix="slr-signer-shift-"))

@@ -248,6 +248,21 @@ def _drop_hand(detected: np.ndarray, layout: Layout, rng: np.random.Generator) -
     return detected
 
 
+def _left_hand_leads(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> bool:
+    """True where the clip's left hand moves more than its right (summed point displacement between
+    consecutive frames in which the point is seen): the signing hand is the one that moves, and a
+    hand never seen does not move. Layouts with other than two hands: False."""
+    if len(layout.hands) != 2:
+        return False
+    activity = []
+    for start, stop in layout.hands:
+        hand = pts[:, start:stop, :2].astype(np.float64)
+        both = detected[1:, start:stop] & detected[:-1, start:stop]
+        steps = np.sqrt(((hand[1:] - hand[:-1]) ** 2).sum(-1))
+        activity.append(float((steps * both).sum()))
+    return activity[0] > activity[1]
+
+
 def _hand_centred(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:
     """Each hand on its own: centred on where its wrist was over the clip and scaled by its own size
     (mean wrist to middle-finger knuckle distance), so the hand's shape and motion no longer carry
@@ -287,16 +302,22 @@ def build_transform(settings: AugmentSettings, input_kind: str, width: int, trai
     temporal = augment and bool(settings.speed_jitter or settings.frame_dropout or settings.time_mask)
     channels = augment and input_kind != "keypoints" and bool(settings.feature_dropout)
     hands = bool(settings.hand_centred) and layout is not None and bool(layout.hands)
-    if not normalize and not spatial and not temporal and not channels and not hands:
+    to_right = bool(settings.mirror_left_handed) and layout is not None and len(layout.hands) == 2
+    if not normalize and not spatial and not temporal and not channels and not hands and not to_right:
         return None
 
     def transform(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        if normalize or spatial or hands:
+        if normalize or spatial or hands or to_right:
             pts = x.reshape(x.shape[0], layout.points, layout.dims)
             detected = _detected(pts)
             if normalize:
                 pts = _normalize_points(pts, detected, layout)
+            if to_right and _left_hand_leads(pts, detected, layout):
+                # the same in training and prediction: a left-handed signer's letters are then
+                # seen as the right-handed signers' mirror images, which is what they are
+                pts, detected = _mirror_points(pts, detected, layout, centred=normalize)
+                pts = pts * detected[..., None] + 0.0
             if hands:
                 pts = _hand_centred(pts, detected, layout)
             if spatial:
