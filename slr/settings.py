@@ -186,10 +186,12 @@ class AugmentSettings(Settings):
     feature_dropout: float = Field(
         0.0, ge=0, lt=1, description="Features (iv3_gru): probability of zeroing each feature channel for a whole clip."
     )
-    mirror_left_handed: bool = Field(
-        False,
-        description="Mirror every clip whose left hand moves more than its right, so that the signing hand is "
-        "always the right one (layouts with two hands: 156, 84, 126); in training and prediction alike.",
+    mirror_left_handed: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Mirror every clip whose left hand moves more than its right, so that the signing hand is always "
+        "the right one; in training and prediction alike. auto: for layouts of two hands and no body (84, 126, "
+        "declared), where it gained 3-6 points on signers never seen; off where there is a body (156), whose "
+        "two-handed signs change their busier hand from clip to clip (docs/results.md).",
     )
     hand_centred: bool = Field(
         False,
@@ -773,7 +775,7 @@ class ExtractSettings(KeypointExtractionSettings):
 VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "motion_features": False,  # the input layer read the keypoints only
     "hand_centred": False,  # hands were normalised with the rest of the clip
-    "mirror_left_handed": False,  # clips were fed as recorded, whichever hand signed
+    "mirror_left_handed": "off",  # clips were fed as recorded, whichever hand signed
     "shear": 0.0,
     "noise_std": 0.0,
     "hand_drop_prob": 0.0,

@@ -263,6 +263,16 @@ def _left_hand_leads(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> b
     return activity[0] > activity[1]
 
 
+def mirrors_left_handed(choice: str, layout: Layout) -> bool:
+    """Whether `--mirror-left-handed CHOICE` mirrors clips of this layout. `auto`: two hands and no
+    body. With a body (the 156 layout: words, not letters), which hand moves more changes from clip
+    to clip of the same two-handed sign (asl-words: 3 of 15 words split about half and half), so a
+    mirror there would scatter one sign over two pictures."""
+    if len(layout.hands) != 2 or choice == "off":
+        return False
+    return choice == "on" or layout.shoulders is None
+
+
 def _hand_centred(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:
     """Each hand on its own: centred on where its wrist was over the clip and scaled by its own size
     (mean wrist to middle-finger knuckle distance), so the hand's shape and motion no longer carry
@@ -302,7 +312,7 @@ def build_transform(settings: AugmentSettings, input_kind: str, width: int, trai
     temporal = augment and bool(settings.speed_jitter or settings.frame_dropout or settings.time_mask)
     channels = augment and input_kind != "keypoints" and bool(settings.feature_dropout)
     hands = bool(settings.hand_centred) and layout is not None and bool(layout.hands)
-    to_right = bool(settings.mirror_left_handed) and layout is not None and len(layout.hands) == 2
+    to_right = layout is not None and mirrors_left_handed(settings.mirror_left_handed, layout)
     if not normalize and not spatial and not temporal and not channels and not hands and not to_right:
         return None
 
