@@ -812,4 +812,5 @@ GUIDE_VALUES: dict[str, Any] = {
     "num_heads": 8,
     "num_layers": 4,
     "ff_dim": 1024,
+    "mirror_left_handed": "off",  # the guide fed every clip as recorded
 }
