@@ -18,6 +18,9 @@ Tasks:
   clips of each word come in recording blocks of 30, in clip-number order; fold k holds out the
   blocks whose number is k modulo --folds (group k-fold: no block is on both sides).
   --subsample keeps every n-th training clip, for a quicker check.
+- `sessions`: the same synthetic signers on both sides (6 signers of 54 clips, every third clip
+  of each held out: 216 training, 108 validation clips), the proxy of a split by recording session, on which
+  a recipe must keep 0.99 or more while it gains on new signers.
 - `features`: the `signers` task as 2048-d synthetic CNN features (for iv3_gru).
 
 Examples (docs/results.md quotes their output):
@@ -102,6 +105,23 @@ def signer_split(seed: int, work: Path, features: bool, frames: str, val_signers
     return work / "train", work / "val", 11, 2
 
 
+def session_split(seed: int, work: Path, frames: str, style: float) -> tuple[Path, Path, int, int]:
+    """The same 6 signers on both sides, 54 clips each (every letter about 5 times), every third
+    clip of each held out: the proxy of a split by recording session, on which a recipe must not
+    lose what it gains on new signers."""
+    low, _, high = frames.partition("-")
+    clips = make_signer_shift_clips(seed=seed, min_frames=int(low), max_frames=int(high), num_signers=6,
+                                    clips_per_signer=54, style=style)
+    rank = np.zeros(len(clips), dtype=np.int64)
+    for person in np.unique(clips.signer):
+        rows = np.flatnonzero(clips.signer == person)
+        rank[rows] = np.arange(len(rows))
+    held = rank % 3 == 2
+    write_clips(work / "train", clips.subset(np.flatnonzero(~held)))
+    write_clips(work / "val", clips.subset(np.flatnonzero(held)))
+    return work / "train", work / "val", 11, 2
+
+
 def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Path) -> tuple[Path, Path, int, int]:
     """Group k-fold over recording blocks: block = the clip's rank among its word's clips // 30."""
     rows = []
@@ -160,7 +180,7 @@ def mean_sd(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=["signers", "asl-words", "features"], default="signers")
+    parser.add_argument("--task", choices=["signers", "sessions", "asl-words", "features"], default="signers")
     parser.add_argument("--model", choices=["transformer", "iv3_gru"], default=None)
     parser.add_argument("--configs", default="defaults,guide", help="named configurations, comma separated")
     parser.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE,...",
@@ -172,8 +192,9 @@ def main() -> None:
     parser.add_argument("--frames", default="48-180", help="signers/features: clip lengths MIN-MAX (shorter: a quicker proxy)")
     parser.add_argument("--val-signers", type=int, default=10,
                         help="signers/features: held-out signers, 9 clips each (more: less noise, same training cost)")
-    parser.add_argument("--style", type=float, default=0.04,
-                        help="signers/features: spread of each signer's own way of shaping letters (what no augmentation undoes)")
+    parser.add_argument("--style", type=float, default=0.12,
+                        help="signers/features/sessions: spread of each signer's own way of shaping letters (what no "
+                        "augmentation undoes); at 0.12 the guide's recipe lands where it did on the hidden set")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--subsample", type=int, default=1)
     parser.add_argument("--json-out", type=Path)
@@ -189,6 +210,8 @@ def main() -> None:
             data_dir = work / f"data-{seed}"
             if args.task == "asl-words":
                 split = asl_words_split(args.asl_words, seed % args.folds, args.folds, args.subsample, data_dir)
+            elif args.task == "sessions":
+                split = session_split(seed, data_dir, args.frames, args.style)
             else:
                 split = signer_split(seed, data_dir, args.task == "features", args.frames, args.val_signers, args.style)
             for name, values in configs.items():  # alternate configurations inside each seed
@@ -203,6 +226,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     split_name = {"signers": f"synthetic signers ({args.frames} frames), 26 seen, {args.val_signers} held out",
+                  "sessions": f"synthetic signers ({args.frames} frames), a third of each of 6 signers' clips held out",
                   "features": f"synthetic signers as features ({args.frames} frames), 26 seen, {args.val_signers} held out",
                   "asl-words": f"asl-words group {args.folds}-fold over recording blocks"}[args.task]
     print(f"\n{model} on {split_name}; validation gloss accuracy, mean ± sd over {args.seeds} seeds\n")

@@ -70,13 +70,14 @@ def test_hand_centred_puts_each_wrist_at_zero_on_average_and_the_hand_at_unit_si
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_mirror_left_handed_puts_the_signing_hand_on_the_right_in_training_and_prediction(dims):
+@pytest.mark.parametrize("choice", ["auto", "on"])
+def test_mirror_left_handed_puts_the_signing_hand_on_the_right_in_training_and_prediction(dims, choice):
     clips = make_signer_shift_clips(num_signers=12, clips_per_signer=2, min_frames=20, max_frames=30, dims=dims, seed=3)
     assert clips.left_handed.any() and not clips.left_handed.all()
     width = clips.x[0].shape[1]
-    plain = build_transform(AugmentSettings(), "keypoints", width, train=False)
+    plain = build_transform(AugmentSettings(mirror_left_handed="off"), "keypoints", width, train=False)
     for train_split in (False, True):
-        to_right = build_transform(AugmentSettings(mirror_left_handed=True), "keypoints", width, train=train_split)
+        to_right = build_transform(AugmentSettings(mirror_left_handed=choice), "keypoints", width, train=train_split)
         for x, left_handed in zip(clips.x, clips.left_handed):
             before = plain(x, np.random.default_rng(0))
             after = to_right(x, np.random.default_rng(0))
@@ -92,8 +93,24 @@ def test_mirror_left_handed_puts_the_signing_hand_on_the_right_in_training_and_p
 def test_mirror_left_handed_mirrors_a_clip_whose_only_hand_is_the_left():
     x = two_hand_clip(84)
     x[:, 42:] = 0.0  # the right hand is never seen
-    out = build_transform(AugmentSettings(mirror_left_handed=True), "keypoints", 84, train=False)(x, np.random.default_rng(0))
+    out = build_transform(AugmentSettings(), "keypoints", 84, train=False)(x, np.random.default_rng(0))
     assert np.abs(out[:, :42]).sum() == 0 and np.abs(out[:, 42:]).sum() > 0
+
+
+def test_mirror_left_handed_is_auto_for_hands_only_layouts_and_off_for_a_body():
+    """156 (pose, hands, face): off unless asked for; the hands of 84 / 126: on by default."""
+    body = two_hand_clip(156)
+    pts = body.reshape(len(body), 78, 2)
+    pts[:, 46:67] = 0.0  # only the left hand is seen: the one that moves
+    auto = build_transform(AugmentSettings(), "keypoints", 156, train=False)(body, np.random.default_rng(0))
+    forced = build_transform(AugmentSettings(mirror_left_handed="on"), "keypoints", 156, train=False)(body, np.random.default_rng(0))
+    left, right = slice(25 * 2, 46 * 2), slice(46 * 2, 67 * 2)
+    assert np.abs(auto[:, left]).sum() > 0 and np.abs(auto[:, right]).sum() == 0  # as recorded
+    assert np.abs(forced[:, left]).sum() == 0 and np.abs(forced[:, right]).sum() > 0  # mirrored
+    hands = two_hand_clip(84)
+    hands[:, 42:] = 0.0
+    off = build_transform(AugmentSettings(mirror_left_handed="off"), "keypoints", 84, train=False)(hands, np.random.default_rng(0))
+    assert np.abs(off[:, 42:]).sum() == 0
 
 
 def test_near_twin_letters_of_the_signer_proxy_really_differ():
