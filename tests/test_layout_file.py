@@ -22,7 +22,7 @@ from slr.errors import CheckpointError, DataError
 from slr.settings import AugmentSettings, ResumeSettings
 from shown import raises_shown, shown
 
-from test_training import clips, settings  # noqa: F401  (clips: the module's fixture)
+from test_training import settings
 
 # A layout slr cannot know from its width: 4 body points (0 nose, 1 left shoulder, 2 right
 # shoulder, 3 chest), then a left and a right MediaPipe hand: 46 points x (x, y) = 92 values.
@@ -150,7 +150,7 @@ def test_a_missing_layout_file_names_the_setting_and_the_file(tmp_path):
 DECLARED_156 = {"dims": 2, "mirror_pairs": [[11, 12]], "hands": [[25, 46], [46, 67]]}
 
 
-def test_a_declared_layout_travels_in_the_checkpoint_and_a_resume_must_keep_it(clips, tmp_path):  # noqa: F811
+def test_a_declared_layout_travels_in_the_checkpoint_and_a_resume_must_keep_it(clips, tmp_path):
     layout_file = write(tmp_path, DECLARED_156)
     common = dict(mirror_prob=0.5, hand_drop_prob=0.3, hand_centred=True, keypoint_layout=layout_file)
     train(settings(clips, tmp_path / "run", epochs=1, **common))
@@ -182,7 +182,7 @@ def test_a_declared_layout_travels_in_the_checkpoint_and_a_resume_must_keep_it(c
     assert [row["epoch"] for row in resumed.history] == [1, 2]
 
 
-def test_an_edited_declaration_in_a_checkpoint_is_refused_naming_it(clips, tmp_path):  # noqa: F811
+def test_an_edited_declaration_in_a_checkpoint_is_refused_naming_it(clips, tmp_path):
     train(settings(clips, tmp_path / "run", epochs=1, keypoint_layout=write(tmp_path, DECLARED_156)))
     state = torch.load(tmp_path / "run" / "SignTransformer_best.pt", weights_only=True)
     state["keypoint_layout"]["hands"] = [[25, 46], [46, 80]]

@@ -23,7 +23,7 @@ from slr.settings import ResumeSettings, TrainSettings
 from shown import shown
 
 from test_amp_paths import COMMON, force_amp  # noqa: F401  (force_amp: a fixture)
-from test_training import TINY, assert_same_history, clips, settings  # noqa: F401  (clips: the module's fixture)
+from test_training import TINY, assert_same_history, settings
 
 DIM = 12
 SMALL = dict(d_model=32, num_heads=4, num_layers=2, ff_dim=64)
@@ -182,7 +182,7 @@ def test_late_dropout_is_off_until_switched_on_and_never_in_eval(build, batch_no
 
 
 @pytest.mark.parametrize("model", ["transformer", "iv3_gru"])
-def test_the_trainer_switches_late_dropout_on_from_its_epoch(clips, tmp_path, model, monkeypatch):  # noqa: F811
+def test_the_trainer_switches_late_dropout_on_from_its_epoch(clips, tmp_path, model, monkeypatch):
     import slr.engine.trainer as trainer_module
 
     per_epoch: dict[int, set] = {}
@@ -210,7 +210,7 @@ def _late_states_handle(model: torch.nn.Module, seen: list):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [1, 3], ids=["resumed-before-its-epoch", "resumed-after-it"])
-def test_late_dropout_resumes_exactly(clips, tmp_path, stop_at):  # noqa: F811
+def test_late_dropout_resumes_exactly(clips, tmp_path, stop_at):
     """Straight through 4 epochs == stopped at `stop_at` and resumed, with late dropout from epoch 2."""
     common = dict(scheduler="plateau", scheduler_patience=0, late_dropout=0.7, late_dropout_epoch=2,
                   conv_kernel=3, mirror_prob=0.5)
@@ -228,7 +228,7 @@ def test_late_dropout_resumes_exactly(clips, tmp_path, stop_at):  # noqa: F811
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
-def test_conv_blocks_train_under_mixed_precision_as_in_float32(clips, tmp_path, force_amp, dtype):  # noqa: F811
+def test_conv_blocks_train_under_mixed_precision_as_in_float32(clips, tmp_path, force_amp, dtype):
     """The convolutions and the masked batch norm under autocast: the run follows float32's."""
     common = dict(COMMON, conv_kernel=5, conv_blocks=2, motion_features=True, hand_centred=True)
     reference = train(settings(clips, tmp_path / "fp32", epochs=3, **{**common, "amp": False}))
