@@ -15,7 +15,7 @@ against the first configuration, and the spread of samples/s between the rounds 
 
     python benchmarks/memory_buckets.py             # 224 clips (about 17 MB), 4 epochs, 3 rounds
     python benchmarks/memory_buckets.py --quick     # 96 clips, 3 epochs, 2 rounds
-    python benchmarks/memory_buckets.py --configs "default,mmap 4 MiB"
+    python benchmarks/memory_buckets.py --configs "default,mmap 4 MiB" --guide-model
 """
 
 from __future__ import annotations
@@ -44,10 +44,16 @@ CONFIGS = {
 DEFAULT_CONFIGS = "default,mmap 4 MiB,mmap 8 MiB,mmap 16 MiB"
 
 
-def child(data: Path, out: Path, epochs: int, config: dict) -> None:
-    from slr.engine.run import train
-    from slr.settings import TrainSettings
+#: --guide-model: the old training guide's transformer (slr.settings.GUIDE_VALUES), 4x the activations.
+GUIDE_MODEL = ("d_model", "num_heads", "num_layers", "ff_dim")
 
+
+def child(data: Path, out: Path, epochs: int, config: dict, guide_model: bool) -> None:
+    from slr.engine.run import train
+    from slr.settings import GUIDE_VALUES, TrainSettings
+
+    if guide_model:
+        config = {**{k: GUIDE_VALUES[k] for k in GUIDE_MODEL}, **config}
     settings = TrainSettings(model="transformer", keypoints_train=data / "train", keypoints_val=data / "val",
                              num_gloss=10, num_cat=3, epochs=epochs, speed_jitter=0.2, output_dir=out,
                              plots=False, tensorboard=False, log_every_s=0, threads=1, **config)
@@ -72,6 +78,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--rounds", type=int)
+    parser.add_argument("--guide-model", action="store_true", help="the old guide's transformer sizes "
+                        "(d_model 256, 8 heads, 4 layers, ff 1024) instead of slr's defaults")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated names of {', '.join(CONFIGS)}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -81,7 +89,7 @@ def main() -> None:
     epochs = args.epochs or (3 if args.quick else 4)
     rounds = args.rounds or (2 if args.quick else 3)
     if args.child:
-        child(args.data, args.out, epochs, CONFIGS[args.child])
+        child(args.data, args.out, epochs, CONFIGS[args.child], args.guide_model)
         return
 
     from slr.data.synthetic import write_synthetic_dataset
@@ -97,7 +105,8 @@ def main() -> None:
         write_synthetic_dataset(data / "train", clips, seed=1, **options)
         write_synthetic_dataset(data / "val", max(16, clips // 6), seed=2, **options)
         size = sum(p.stat().st_size for p in data.rglob("*.npz")) / 1e6
-        print(f"{clips} training clips ({size:.1f} MB of .npz), {epochs} epochs, {rounds} rounds, "
+        model = "the old guide's transformer (256/8/4/1024)" if args.guide_model else "slr's default transformer"
+        print(f"{model}; {clips} training clips ({size:.1f} MB of .npz), {epochs} epochs, {rounds} rounds, "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         results: dict[str, list[dict]] = {n: [] for n in names}
         loads = []
@@ -105,6 +114,7 @@ def main() -> None:
             for name in names:
                 cmd = [sys.executable, __file__, "--child", name, "--data", str(data), "--out",
                        str(Path(tmp) / f"run-{r}-{name.replace(' ', '_')}"), "--epochs", str(epochs)]
+                cmd += ["--guide-model"] if args.guide_model else []
                 done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
                 if done.returncode:
                     sys.exit(f"{name}: failed\n{done.stderr}")

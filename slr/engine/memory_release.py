@@ -69,6 +69,6 @@ def fix_mmap_threshold(mib: int) -> Optional[str]:
     libc = _glibc()
     if libc is None:
         return "the C library is not glibc"
-    if not libc.mallopt(M_MMAP_THRESHOLD, mib * 2**20):  # 0: refused (over 32 MiB on 64-bit)
+    if not libc.mallopt(M_MMAP_THRESHOLD, mib * 2**20):  # 0: refused (glibc 2.36 takes any value)
         return f"glibc refused an mmap threshold of {mib} MiB"
     return None
