@@ -14,9 +14,11 @@ Two measures, each from a setting:
   cost of milliseconds, so the memory between epochs stays flat;
 - ``fix_mmap_threshold``: mallopt(M_MMAP_THRESHOLD) at the start of a run, which keeps the
   threshold where it is set (glibc's dynamic raise stops once it is set), so blocks above it are
-  mapped and unmapped on their own and never leave holes in the heap. That bounds the peak inside
-  an epoch; its cost is that each such block comes from fresh pages (page faults), so the value
-  is chosen by measurement (benchmarks/memory_buckets.py, docs/results.md).
+  mapped and unmapped on their own and never leave holes in the heap. That lowers the peak inside
+  an epoch, but each such block then comes from fresh pages, a page fault per 4 KiB at every
+  step: measured, 16 MiB took a 98 MB data set's peak from 1.43-1.51 GB to 1.33 GB at 0.86x the
+  speed (benchmarks/memory_buckets.py, docs/results.md), so it is off unless asked for. It holds
+  for the rest of the process: glibc has no way back to its dynamic rule.
 """
 
 from __future__ import annotations
