@@ -18,6 +18,9 @@ Tasks:
   clips of each word come in recording blocks of 30, in clip-number order; fold k holds out the
   blocks whose number is k modulo --folds (group k-fold: no block is on both sides).
   --subsample keeps every n-th training clip, for a quicker check.
+- `sessions`: the same synthetic signers on both sides (6 signers of 54 clips, every third clip
+  of each held out: 216 training, 108 validation clips), the proxy of a split by recording session, on which
+  a recipe must keep 0.99 or more while it gains on new signers.
 - `features`: the `signers` task as 2048-d synthetic CNN features (for iv3_gru).
 
 Examples (docs/results.md quotes their output):
@@ -54,6 +57,9 @@ from slr.settings import GUIDE_VALUES, VALUE_BEFORE_SETTING_EXISTED  # noqa: E40
 GUIDE = {**VALUE_BEFORE_SETTING_EXISTED, **GUIDE_VALUES}
 
 NAMED: dict[str, dict[str, Any]] = {"defaults": {}, "guide": GUIDE}
+#: `reference`: not slr at all but the issue's plain-PyTorch GRU (benchmarks/reference_gru.py), the
+#: yardstick that calibrates the proxy against the hidden set (0.81 there).
+REFERENCE = "reference"
 
 
 def parse_value(text: str) -> Any:
@@ -99,6 +105,23 @@ def signer_split(seed: int, work: Path, features: bool, frames: str, val_signers
     return work / "train", work / "val", 11, 2
 
 
+def session_split(seed: int, work: Path, frames: str, style: float) -> tuple[Path, Path, int, int]:
+    """The same 6 signers on both sides, 54 clips each (every letter about 5 times), every third
+    clip of each held out: the proxy of a split by recording session, on which a recipe must not
+    lose what it gains on new signers."""
+    low, _, high = frames.partition("-")
+    clips = make_signer_shift_clips(seed=seed, min_frames=int(low), max_frames=int(high), num_signers=6,
+                                    clips_per_signer=54, style=style)
+    rank = np.zeros(len(clips), dtype=np.int64)
+    for person in np.unique(clips.signer):
+        rows = np.flatnonzero(clips.signer == person)
+        rank[rows] = np.arange(len(rows))
+    held = rank % 3 == 2
+    write_clips(work / "train", clips.subset(np.flatnonzero(~held)))
+    write_clips(work / "val", clips.subset(np.flatnonzero(held)))
+    return work / "train", work / "val", 11, 2
+
+
 def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Path) -> tuple[Path, Path, int, int]:
     """Group k-fold over recording blocks: block = the clip's rank among its word's clips // 30."""
     rows = []
@@ -130,6 +153,12 @@ def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Pat
 
 def train_once(model: str, values: dict[str, Any], train_dir: Path, val_dir: Path, gloss: int, cat: int,
                seed: int, epochs: int | None, out: Path) -> dict[str, Any]:
+    if values.get(REFERENCE):
+        from reference_gru import train_reference
+
+        started = time.perf_counter()
+        curve = train_reference(train_dir, val_dir, gloss, epochs=epochs or 30, seed=seed)
+        return {"best": max(curve), "last": curve[-1], "curve": curve, "seconds": time.perf_counter() - started}
     from slr.engine.run import train
     from slr.settings import TrainSettings
 
@@ -151,26 +180,28 @@ def mean_sd(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=["signers", "asl-words", "features"], default="signers")
+    parser.add_argument("--task", choices=["signers", "sessions", "asl-words", "features"], default="signers")
     parser.add_argument("--model", choices=["transformer", "iv3_gru"], default=None)
     parser.add_argument("--configs", default="defaults,guide", help="named configurations, comma separated")
     parser.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="an extra configuration: settings over slr's defaults (base=guide to start from the guide's)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds (signers: each also draws new signers)")
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None, help="override every configuration's epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="override every configuration's epochs (reference: 30)")
     parser.add_argument("--asl-words", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "asl-words")
     parser.add_argument("--frames", default="48-180", help="signers/features: clip lengths MIN-MAX (shorter: a quicker proxy)")
     parser.add_argument("--val-signers", type=int, default=10,
                         help="signers/features: held-out signers, 9 clips each (more: less noise, same training cost)")
-    parser.add_argument("--style", type=float, default=0.04,
-                        help="signers/features: spread of each signer's own way of shaping letters (what no augmentation undoes)")
+    parser.add_argument("--style", type=float, default=0.12,
+                        help="signers/features/sessions: spread of each signer's own way of shaping letters (what no "
+                        "augmentation undoes); at 0.12 the guide's recipe lands where it did on the hidden set")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--subsample", type=int, default=1)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     model = args.model or ("iv3_gru" if args.task == "features" else "transformer")
-    configs = {name: NAMED[name] for name in filter(None, args.configs.split(","))}
+    named = {**NAMED, REFERENCE: {REFERENCE: True}}
+    configs = {name: named[name] for name in filter(None, args.configs.split(","))}
     configs.update(parse_set(text) for text in args.set)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     work = Path(tempfile.mkdtemp(prefix="slr-signer-shift-"))
@@ -179,6 +210,8 @@ def main() -> None:
             data_dir = work / f"data-{seed}"
             if args.task == "asl-words":
                 split = asl_words_split(args.asl_words, seed % args.folds, args.folds, args.subsample, data_dir)
+            elif args.task == "sessions":
+                split = session_split(seed, data_dir, args.frames, args.style)
             else:
                 split = signer_split(seed, data_dir, args.task == "features", args.frames, args.val_signers, args.style)
             for name, values in configs.items():  # alternate configurations inside each seed
@@ -193,6 +226,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     split_name = {"signers": f"synthetic signers ({args.frames} frames), 26 seen, {args.val_signers} held out",
+                  "sessions": f"synthetic signers ({args.frames} frames), a third of each of 6 signers' clips held out",
                   "features": f"synthetic signers as features ({args.frames} frames), 26 seen, {args.val_signers} held out",
                   "asl-words": f"asl-words group {args.folds}-fold over recording blocks"}[args.task]
     print(f"\n{model} on {split_name}; validation gloss accuracy, mean ± sd over {args.seeds} seeds\n")

@@ -133,9 +133,11 @@ def _panel_of(model: type[BaseModel], name: str) -> str | None:
                 "IV3GRU": "InceptionV3-GRU model",
                 "Transformer": "Transformer model",
                 "Optim": "Training",
+                "LateDropout": "Training",
                 "Loader": "Performance",
                 "Hardware": "Performance",
                 "Augment": "Augmentation",
+                "KeypointLayout": "Data",
                 "Output": "Outputs",
             }.get(label, None)
     return None

@@ -150,7 +150,7 @@ class AugmentSettings(Settings):
         0.0,
         ge=0,
         le=1,
-        description="Probability of a left/right mirror that also swaps the hands (156, 84 and 126-wide keypoints).",
+        description="Probability of a left/right mirror that also swaps the hands (156, 84 and 126-wide keypoints, or the pairs of --keypoint-layout).",
     )
     rotate_deg: float = Field(
         0.0, ge=0, le=180, description="Largest random rotation of a clip in the image plane, in degrees."
@@ -185,7 +185,7 @@ class AugmentSettings(Settings):
         0.0,
         ge=0,
         le=1,
-        description="Probability of hiding one of two seen hands for the whole clip (layouts with hands: 156, 84, 126).",
+        description="Probability of hiding one of two seen hands for the whole clip (layouts with hands: 156, 84, 126, or declared by --keypoint-layout).",
     )
     point_drop_prob: float = Field(
         0.0, ge=0, lt=1, description="Probability of hiding each keypoint in each frame, as a missed detection."
@@ -193,10 +193,28 @@ class AugmentSettings(Settings):
     feature_dropout: float = Field(
         0.0, ge=0, lt=1, description="Features (iv3_gru): probability of zeroing each feature channel for a whole clip."
     )
+    mirror_left_handed: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Mirror every clip whose left hand moves more than its right, so that the signing hand is always "
+        "the right one; in training and prediction alike. auto: for layouts of two hands and no body (84, 126, "
+        "declared), where it gained 3-6 points on signers never seen; off where there is a body (156), whose "
+        "two-handed signs change their busier hand from clip to clip (docs/results.md).",
+    )
     hand_centred: bool = Field(
         False,
         description="Also normalise each hand on its own (centred on its wrist over the clip, scaled by its size); "
         "in training and prediction alike.",
+    )
+
+
+class KeypointLayoutSettings(Settings):
+    """Layouts by declaration (slr/data/layout_file.py, docs/data-format.md)."""
+
+    keypoint_layout: Optional[Path] = Field(
+        None,
+        description="JSON file declaring your keypoints' layout: coordinates per point, the left/right point pairs "
+        "a mirror swaps, the hands, the shoulders. Default: known from the width (156, 84/126, 42/63); "
+        "checkpoints keep the declaration.",
     )
 
 
@@ -217,12 +235,38 @@ class TransformerSettings(Settings):
         False,
         description="Transformer: feed frame-to-frame differences beside the keypoints (the input layer doubles).",
     )
+    # -- convolution + transformer (the 2023 Kaggle isolated-sign winner's stack; docs/models.md) --
+    conv_kernel: int = Field(
+        0,
+        ge=0,
+        le=255,
+        description="Transformer: put depthwise 1-D convolution blocks of this many frames (causal) before each "
+        "encoder layer, as the 2023 Kaggle isolated-sign winner (17 there); 0 = off, the plain transformer.",
+    )
+    conv_blocks: int = Field(
+        1, ge=1, le=16, description="Transformer: convolution blocks before each encoder layer with --conv-kernel (3 in the winner's)."
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "TransformerSettings":
         if self.d_model % self.num_heads:
             raise ValueError(f"--d-model {self.d_model} is not divisible by --num-heads {self.num_heads}")
         return self
+
+
+class LateDropoutSettings(Settings):
+    """A high dropout before the classifier heads from a chosen epoch on (slr/models/late_dropout.py)."""
+
+    late_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Dropout before the gloss and category heads from --late-dropout-epoch on, both models "
+        "(the 2023 Kaggle isolated-sign winner's late dropout: 0.8); 0 = off.",
+    )
+    late_dropout_epoch: int = Field(
+        5, ge=1, description="First epoch (counted from 1, as in the log) with --late-dropout on."
+    )
 
 
 class IV3GRUSettings(Settings):
@@ -387,11 +431,13 @@ class TrainSettings(
     ClassCountSettings,
     DataSettings,
     AugmentSettings,
+    KeypointLayoutSettings,
     TransformerSettings,
     IV3GRUSettings,
     HardwareSettings,
     LoaderSettings,
     OptimSettings,
+    LateDropoutSettings,
     OutputSettings,
     DistributedSettings,
 ):
@@ -736,6 +782,7 @@ class ExtractSettings(KeypointExtractionSettings):
 VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "motion_features": False,  # the input layer read the keypoints only
     "hand_centred": False,  # hands were normalised with the rest of the clip
+    "mirror_left_handed": "off",  # clips were fed as recorded, whichever hand signed
     "shear": 0.0,
     "noise_std": 0.0,
     "hand_drop_prob": 0.0,
@@ -745,6 +792,11 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "ema_decay": None,
     "warmup_epochs": 1.0,
     "length_buckets": 0,  # batches were padded to their longest clip (same outputs, other float sums)
+    "conv_kernel": 0,  # the plain transformer: no convolution blocks
+    "conv_blocks": 1,
+    "late_dropout": 0.0,
+    "late_dropout_epoch": 5,
+    "keypoint_layout": None,  # layouts were known from the clips' width only
 }
 
 
@@ -767,4 +819,5 @@ GUIDE_VALUES: dict[str, Any] = {
     "num_heads": 8,
     "num_layers": 4,
     "ff_dim": 1024,
+    "mirror_left_handed": "off",  # the guide fed every clip as recorded
 }

@@ -11,7 +11,7 @@ from slr.settings import AugmentSettings as _AugmentSettings
 #: Every augmentation strength at 0 (and no hand-centring): each test turns on exactly what it names,
 #: whatever slr's defaults are.
 STRENGTHS_OFF = {
-    name: (False if info.annotation is bool else 0.0)
+    name: (False if info.annotation is bool else "off" if name == "mirror_left_handed" else 0.0)
     for name, info in _AugmentSettings.model_fields.items()
     if name not in ("normalize", "augment")
 }

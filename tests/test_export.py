@@ -25,11 +25,18 @@ runner = CliRunner()
 TINY = dict(d_model=16, num_heads=2, num_layers=1, ff_dim=32, gru_hidden=8, gru_layers=1)
 
 
-def write_checkpoint(path: Path, model: str, input_dim: int, *, num_gloss: int = 6, num_cat: int = 3) -> Path:
+def write_checkpoint(path: Path, model: str, input_dim: int, *, num_gloss: int = 6, num_cat: int = 3,
+                     **sizes) -> Path:
     """A checkpoint with the documented keys around a real (untrained) small model."""
-    settings = TrainSettings(model=model, num_gloss=num_gloss, num_cat=num_cat, **TINY)
+    settings = TrainSettings(model=model, num_gloss=num_gloss, num_cat=num_cat, **{**TINY, **sizes})
     torch.manual_seed(0)
     net = build_model(model, settings, input_dim, num_gloss, num_cat)
+    with torch.no_grad():  # batch-norm statistics as after training, not the identity of a fresh model
+        for name, buffer in net.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.normal_(0, 0.3)
+            elif name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
     save_checkpoint(
         make_checkpoint(
             "model", model=model, model_class=model_spec(model).class_name,
@@ -69,12 +76,15 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export")
     return {
         "transformer": write_checkpoint(root / "SignTransformer_best.pt", "transformer", 20),
+        # convolution blocks before each layer (slr/models/conv_block.py), 2 layers of 2 blocks, CLS pooling
+        "transformer-conv": write_checkpoint(root / "conv" / "SignTransformer_best.pt", "transformer", 20,
+                                             conv_kernel=5, conv_blocks=2, num_layers=2, pooling="cls"),
         "iv3_gru": write_checkpoint(root / "InceptionV3GRU_best.pt", "iv3_gru", 12),
     }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
+@pytest.mark.parametrize("model, dim", [("transformer", 20), ("transformer-conv", 20), ("iv3_gru", 12)])
 def test_onnx_runs_in_onnxruntime_with_any_batch_and_length(checkpoints, model, dim):
     import onnxruntime
 
@@ -97,7 +107,7 @@ def test_onnx_runs_in_onnxruntime_with_any_batch_and_length(checkpoints, model, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, dim", [("transformer", 20), ("iv3_gru", 12)])
+@pytest.mark.parametrize("model, dim", [("transformer", 20), ("transformer-conv", 20), ("iv3_gru", 12)])
 def test_torchscript_loads_in_a_python_without_slr(checkpoints, tmp_path, model, dim):
     ckpt = checkpoints[model]
     target = tmp_path / "exported" / "model.ts.pt"

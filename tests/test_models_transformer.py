@@ -12,14 +12,17 @@ from slr.models.transformer import POOLING_MODES, SignTransformer
 
 DIM, GLOSS, CAT = 12, 5, 3
 SMALL = dict(d_model=32, num_heads=4, num_layers=2, ff_dim=64)
+#: The plain transformer, and the same with convolution blocks before each layer (conv_block.py).
+VARIANTS = {"plain": {}, "conv": dict(conv_kernel=5, conv_blocks=2)}
+variants = pytest.mark.parametrize("variant", list(VARIANTS))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def small_model(pooling: str, **kwargs) -> SignTransformer:
+def small_model(pooling: str, variant: str = "plain", **kwargs) -> SignTransformer:
     torch.manual_seed(0)
-    return SignTransformer(DIM, GLOSS, CAT, pooling=pooling, **{**SMALL, **kwargs}).eval()
+    return SignTransformer(DIM, GLOSS, CAT, pooling=pooling, **{**SMALL, **VARIANTS[variant], **kwargs}).eval()
 
 
 def padded_batch(lengths: list[int], junk: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,34 +31,39 @@ def padded_batch(lengths: list[int], junk: float = 0.0) -> tuple[torch.Tensor, t
 
 
 @pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+@variants
 @pytest.mark.parametrize("pooling", POOLING_MODES)
-def test_a_clip_gives_the_same_logits_alone_and_inside_a_padded_batch(pooling, grad):
+def test_a_clip_gives_the_same_logits_alone_and_inside_a_padded_batch(pooling, variant, grad):
     # no_grad in eval mode is where PyTorch's encoder fast path would kick in.
-    model = small_model(pooling)
+    model = small_model(pooling, variant)
     x, mask = padded_batch([7, 19, 3, 11])
     model_checks.assert_alone_equals_in_batch(model, x, mask, grad=grad)
 
 
+@variants
 @pytest.mark.parametrize("pooling", POOLING_MODES)
-def test_values_in_padded_frames_change_nothing(pooling):
-    model = small_model(pooling)
+def test_values_in_padded_frames_change_nothing(pooling, variant):
+    model = small_model(pooling, variant)
     torch.manual_seed(1)
     x, mask = padded_batch([9, 4, 6])
     model_checks.assert_padding_changes_nothing(model, x, mask, junks=(1e4, float("nan"), float("inf")))
 
 
+@variants
 @pytest.mark.parametrize("pooling", POOLING_MODES)
-def test_the_mask_is_used(pooling):
-    model = small_model(pooling)
+def test_the_mask_is_used(pooling, variant):
+    model = small_model(pooling, variant)
     x, mask = padded_batch([10, 10])
     model_checks.assert_mask_is_used(model, x, mask)
 
 
+@variants
 @pytest.mark.parametrize("pooling", POOLING_MODES)
-def test_a_fully_padded_clip_gives_no_nan_anywhere_and_leaves_others_alone(pooling):
-    model = small_model(pooling)
+def test_a_fully_padded_clip_gives_no_nan_anywhere_and_leaves_others_alone(pooling, variant):
+    model = small_model(pooling, variant)
     encoded = []
-    model.encoder.register_forward_hook(lambda module, args, out: encoded.append(out))
+    # the encoder's last step, on both paths (with convolution blocks the layers are run one by one)
+    model.encoder.norm.register_forward_hook(lambda module, args, out: encoded.append(out))
     x, mask = padded_batch([6, 1])
     mask[1] = False
     with torch.no_grad():
@@ -74,10 +82,11 @@ def test_a_fully_padded_clip_gives_no_nan_anywhere_and_leaves_others_alone(pooli
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+@variants
 @pytest.mark.parametrize("pooling", POOLING_MODES)
-def test_frame_order_matters(pooling):
+def test_frame_order_matters(pooling, variant):
     # Positions are encoded: a clip played backwards is a different input (signs differ by order).
-    model = small_model(pooling)
+    model = small_model(pooling, variant)
     x = torch.randn(1, 8, DIM)
     with torch.no_grad():
         assert not torch.allclose(model(x, None)[0], model(x.flip(1), None)[0], atol=1e-4)
@@ -116,10 +125,11 @@ def test_settings_are_checked():
         small_model("mean")(torch.randn(2, 5, DIM), torch.ones(2, 6, dtype=torch.bool))
 
 
+@variants
 @pytest.mark.parametrize("pooling", POOLING_MODES)
-def test_it_overfits_a_tiny_batch(pooling):
+def test_it_overfits_a_tiny_batch(pooling, variant):
     torch.manual_seed(0)
-    model = SignTransformer(DIM, GLOSS, CAT, pooling=pooling, dropout=0.0, **SMALL)
+    model = SignTransformer(DIM, GLOSS, CAT, pooling=pooling, dropout=0.0, **SMALL, **VARIANTS[variant])
     first, last = model_checks.overfit_tiny_batch(model, DIM, GLOSS, CAT, lr=3e-3)
     assert first > 1.5  # it starts near chance (ln 5 + ln 3 = 2.7)...
     assert last < 0.05  # ...and memorises 8 clips

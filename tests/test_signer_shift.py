@@ -69,6 +69,62 @@ def test_hand_centred_puts_each_wrist_at_zero_on_average_and_the_hand_at_unit_si
             assert np.linalg.norm(hand[both, 9] - hand[both, 0], axis=-1).mean() == pytest.approx(1.0, rel=1e-4)
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("choice", ["auto", "on"])
+def test_mirror_left_handed_puts_the_signing_hand_on_the_right_in_training_and_prediction(dims, choice):
+    clips = make_signer_shift_clips(num_signers=12, clips_per_signer=2, min_frames=20, max_frames=30, dims=dims, seed=3)
+    assert clips.left_handed.any() and not clips.left_handed.all()
+    width = clips.x[0].shape[1]
+    plain = build_transform(AugmentSettings(mirror_left_handed="off"), "keypoints", width, train=False)
+    for train_split in (False, True):
+        to_right = build_transform(AugmentSettings(mirror_left_handed=choice), "keypoints", width, train=train_split)
+        for x, left_handed in zip(clips.x, clips.left_handed):
+            before = plain(x, np.random.default_rng(0))
+            after = to_right(x, np.random.default_rng(0))
+            if left_handed:  # the mirror image: x flipped, the hands swapped
+                pts = before.reshape(len(x), 42, dims)
+                expected = np.concatenate([pts[:, 21:], pts[:, :21]], axis=1)
+                expected[..., 0] *= -1
+                assert np.allclose(after, expected.reshape(x.shape) + 0.0)
+            else:
+                assert np.array_equal(after, before)
+
+
+def test_mirror_left_handed_mirrors_a_clip_whose_only_hand_is_the_left():
+    x = two_hand_clip(84)
+    x[:, 42:] = 0.0  # the right hand is never seen
+    out = build_transform(AugmentSettings(), "keypoints", 84, train=False)(x, np.random.default_rng(0))
+    assert np.abs(out[:, :42]).sum() == 0 and np.abs(out[:, 42:]).sum() > 0
+
+
+def test_mirror_left_handed_is_auto_for_hands_only_layouts_and_off_for_a_body():
+    """156 (pose, hands, face): off unless asked for; the hands of 84 / 126: on by default."""
+    body = two_hand_clip(156)
+    pts = body.reshape(len(body), 78, 2)
+    pts[:, 46:67] = 0.0  # only the left hand is seen: the one that moves
+    auto = build_transform(AugmentSettings(), "keypoints", 156, train=False)(body, np.random.default_rng(0))
+    forced = build_transform(AugmentSettings(mirror_left_handed="on"), "keypoints", 156, train=False)(body, np.random.default_rng(0))
+    left, right = slice(25 * 2, 46 * 2), slice(46 * 2, 67 * 2)
+    assert np.abs(auto[:, left]).sum() > 0 and np.abs(auto[:, right]).sum() == 0  # as recorded
+    assert np.abs(forced[:, left]).sum() == 0 and np.abs(forced[:, right]).sum() > 0  # mirrored
+    hands = two_hand_clip(84)
+    hands[:, 42:] = 0.0
+    off = build_transform(AugmentSettings(mirror_left_handed="off"), "keypoints", 84, train=False)(hands, np.random.default_rng(0))
+    assert np.abs(off[:, 42:]).sum() == 0
+
+
+def test_near_twin_letters_of_the_signer_proxy_really_differ():
+    """Each twin letter bends one finger 0.35-0.6 further than its pair. A bend clipped at straight
+    or closed made a twin its pair's copy, which capped every recipe near 0.8 on held-out signers."""
+    from slr.data.synthetic import _letter_shapes
+
+    for class_seed in range(20):
+        curls, _, motion = _letter_shapes(11, class_seed)
+        for twin in range(1, 11, 2):
+            if motion[twin] == motion[twin - 1]:
+                assert np.abs(curls[twin] - curls[twin - 1]).max() >= 0.35 - 1e-9
+
+
 def test_feature_dropout_zeroes_whole_channels_of_features_only():
     s = AugmentSettings(feature_dropout=0.5)
     x = np.ones((10, 64), np.float32)

@@ -146,6 +146,7 @@ def metadata(loaded) -> dict[str, Any]:
         "num_gloss": loaded.num_gloss,
         "num_cat": loaded.num_cat,
         "normalize": bool(s.normalize) and loaded.input_kind == "keypoints",
+        "keypoint_layout": loaded.state.get("keypoint_layout"),  # declared by a layout file, else None
         "max_frames": s.max_frames,
         "long_clips": s.long_clips,
         "inputs": {"x": "float32 [batch, time, input_dim]", "mask": "bool [batch, time], True = real frame"},

@@ -15,7 +15,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from slr.data.augment import build_transform
+from slr.data.augment import build_transform, declared_layout
+from slr.data.layout_file import check_declaration
 from slr.data.dataset import ClipBatch, ClipDataset
 from slr.engine import checkpoint as ckpt
 from slr.errors import CheckpointError
@@ -58,7 +59,9 @@ class LoadedModel:
             long_clips=s.long_clips,
             train=False,
             seed=s.seed,
-            transform=build_transform(s, self.input_kind, self.input_dim, train=False),
+            # a layout file's declaration travels in the checkpoint: the file itself is not needed
+            transform=build_transform(s, self.input_kind, self.input_dim, train=False,
+                                      declared=self.state.get("keypoint_layout")),
         )
 
     @torch.no_grad()
@@ -87,6 +90,10 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
             path,
         )
     device = torch.device(device) if not isinstance(device, torch.device) else device
+    if state.get("keypoint_layout") is not None:  # an edited declaration is refused here, naming the file
+        source = f"{path} (its stored keypoint layout)"
+        state["keypoint_layout"] = check_declaration(state["keypoint_layout"], source)
+        declared_layout(state["keypoint_layout"], int(state["input_dim"]), source)
     model = ckpt.build_trained_model(state, path, device)
     settings = TrainSettings.model_validate(stored_train_settings(state["settings"]))
     spec = model_spec(state["model"])

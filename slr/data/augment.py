@@ -16,6 +16,8 @@ Layouts are recognised from the frame width (`keypoint_layout`):
 - 42 / 63: one hand, 21 points, (x, y) / (x, y, z).
 - any other even width: (x, y) pairs of unknown meaning, mirrored without swapping.
 - any other odd width: not keypoints we can read; only the temporal augmentations apply.
+- any width, declared in a layout file (`--keypoint-layout`, slr/data/layout_file.py): its
+  left/right pairs, hands and shoulders, instead of what the width says.
 
 Without shoulders (hands-only layouts, unknown layouts, or clips where the shoulders were never
 detected) a clip is centred on the mean of its detected points and scaled by their RMS distance
@@ -29,10 +31,12 @@ CNN features (iv3_gru) are not normalised and only get the temporal augmentation
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from slr.data.layout_file import declaration_points
 from slr.settings import AugmentSettings
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -83,6 +87,21 @@ def keypoint_layout(width: int) -> Optional[Layout]:
     if width % 2 == 0 and width > 0:
         return Layout(f"points-{width // 2}x2", width // 2, 2, None, np.arange(width // 2))
     return None
+
+
+def declared_layout(declared: dict, width: int, source: Path | str = "") -> Layout:
+    """The Layout a layout file declares (`slr.data.layout_file.check_declaration`), for clips
+    ``width`` values wide; a DataError naming ``source`` where the two disagree."""
+    points = declaration_points(declared, width, source)
+    order = np.arange(points)
+    for a, b in declared["mirror_pairs"]:
+        order[a], order[b] = b, a
+    hands = tuple((int(start), int(stop)) for start, stop in declared["hands"])
+    if len(hands) == 2:
+        _swap(order, range(*hands[0]), range(*hands[1]))
+    shoulders = declared.get("shoulders")
+    return Layout(str(declared.get("name") or f"declared-{points}x{declared['dims']}"), points, declared["dims"],
+                  tuple(shoulders) if shoulders else None, order, hands)
 
 
 def _detected(pts: np.ndarray) -> np.ndarray:
@@ -229,6 +248,31 @@ def _drop_hand(detected: np.ndarray, layout: Layout, rng: np.random.Generator) -
     return detected
 
 
+def _left_hand_leads(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> bool:
+    """True where the clip's left hand moves more than its right (summed point displacement between
+    consecutive frames in which the point is seen): the signing hand is the one that moves, and a
+    hand never seen does not move. Layouts with other than two hands: False."""
+    if len(layout.hands) != 2:
+        return False
+    activity = []
+    for start, stop in layout.hands:
+        hand = pts[:, start:stop, :2].astype(np.float64)
+        both = detected[1:, start:stop] & detected[:-1, start:stop]
+        steps = np.sqrt(((hand[1:] - hand[:-1]) ** 2).sum(-1))
+        activity.append(float((steps * both).sum()))
+    return activity[0] > activity[1]
+
+
+def mirrors_left_handed(choice: str, layout: Layout) -> bool:
+    """Whether `--mirror-left-handed CHOICE` mirrors clips of this layout. `auto`: two hands and no
+    body. With a body (the 156 layout: words, not letters), which hand moves more changes from clip
+    to clip of the same two-handed sign (asl-words: 3 of 15 words split about half and half), so a
+    mirror there would scatter one sign over two pictures."""
+    if len(layout.hands) != 2 or choice == "off":
+        return False
+    return choice == "on" or layout.shoulders is None
+
+
 def _hand_centred(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:
     """Each hand on its own: centred on where its wrist was over the clip and scaled by its own size
     (mean wrist to middle-finger knuckle distance), so the hand's shape and motion no longer carry
@@ -251,28 +295,39 @@ def _hand_centred(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.n
 
 
 
-def build_transform(settings: AugmentSettings, input_kind: str, width: int, train: bool) -> Optional[Transform]:
+def build_transform(settings: AugmentSettings, input_kind: str, width: int, train: bool,
+                    declared: Optional[dict[str, Any]] = None) -> Optional[Transform]:
     """The clip transform for one split: normalisation always (keypoints), augmentation in training.
 
     `transform(x [T, D] float32, rng) -> [T', D] float32`; the same rng gives the same result.
+    `declared`: a layout file's declaration (read by the caller, from the file or a checkpoint),
+    used instead of the layout the width implies.
     """
-    layout = keypoint_layout(width) if input_kind == "keypoints" else None
+    layout = None
+    if input_kind == "keypoints":
+        layout = declared_layout(declared, width) if declared is not None else keypoint_layout(width)
     normalize = settings.normalize and layout is not None
     augment = train and settings.augment
     spatial = augment and layout is not None and _spatial_augment(settings)
     temporal = augment and bool(settings.speed_jitter or settings.frame_dropout or settings.time_mask)
     channels = augment and input_kind != "keypoints" and bool(settings.feature_dropout)
     hands = bool(settings.hand_centred) and layout is not None and bool(layout.hands)
-    if not normalize and not spatial and not temporal and not channels and not hands:
+    to_right = layout is not None and mirrors_left_handed(settings.mirror_left_handed, layout)
+    if not normalize and not spatial and not temporal and not channels and not hands and not to_right:
         return None
 
     def transform(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        if normalize or spatial or hands:
+        if normalize or spatial or hands or to_right:
             pts = x.reshape(x.shape[0], layout.points, layout.dims)
             detected = _detected(pts)
             if normalize:
                 pts = _normalize_points(pts, detected, layout)
+            if to_right and _left_hand_leads(pts, detected, layout):
+                # the same in training and prediction: a left-handed signer's letters are then
+                # seen as the right-handed signers' mirror images, which is what they are
+                pts, detected = _mirror_points(pts, detected, layout, centred=normalize)
+                pts = pts * detected[..., None] + 0.0
             if hands:
                 pts = _hand_centred(pts, detected, layout)
             if spatial:

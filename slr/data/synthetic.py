@@ -36,6 +36,10 @@ class SyntheticClips:
     def __len__(self) -> int:
         return len(self.x)
 
+    def group_columns(self) -> dict[str, list[str]]:
+        """Extra labels.csv columns (name -> one value per clip); none for these clips."""
+        return {}
+
 
 def _gloss_pattern(gloss: int, kp_dim: int, class_seed: int) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng([class_seed, gloss])
@@ -121,10 +125,13 @@ def write_clips(directory: Path, clips: SyntheticClips, *, kp_key: str = "X", fe
         if clips.features is not None:
             arrays[feature_key] = clips.features[i]
         np.savez(directory / f"{name}.npz", **arrays)  # uncompressed: fast to write and to read
+    # Who signed, and with which hand, where known: `slr split --group-by signer` and
+    # `slr evaluate --group-by signer|hand` read these columns as they would a real data set's.
+    extra = clips.group_columns()
     with open(directory / "labels.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "gloss", "cat"])
-        writer.writerows(zip(clips.names, clips.gloss.tolist(), clips.cat.tolist()))
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["file", "gloss", "cat", *extra])
+        writer.writerows(zip(clips.names, clips.gloss.tolist(), clips.cat.tolist(), *extra.values()))
     return directory
 
 
@@ -156,6 +163,15 @@ class SignerClips(SyntheticClips):
     """Synthetic clips that also say who signed them (`signer[i]`)."""
 
     signer: Optional[np.ndarray] = None
+    left_handed: Optional[np.ndarray] = None  # per clip: the signer signs with their left hand
+
+    def group_columns(self) -> dict[str, list[str]]:
+        columns = {}
+        if self.signer is not None:
+            columns["signer"] = [f"s{int(p):02d}" for p in self.signer]
+        if self.left_handed is not None:
+            columns["hand"] = ["left" if left else "right" for left in self.left_handed]
+        return columns
 
     def subset(self, rows: Sequence[int]) -> "SignerClips":
         rows = list(rows)
@@ -166,6 +182,7 @@ class SignerClips(SyntheticClips):
             cat=self.cat[rows],
             names=[self.names[i] for i in rows],
             signer=None if self.signer is None else self.signer[rows],
+            left_handed=None if self.left_handed is None else self.left_handed[rows],
         )
 
 
@@ -204,7 +221,14 @@ def _letter_shapes(num_letters: int, class_seed: int) -> tuple[np.ndarray, np.nd
         if letter % 2 and letter > 0:  # a near twin of the previous letter: one finger or the spread differs
             curls[letter] = curls[letter - 1]
             finger = rng.integers(0, 5)
-            curls[letter, finger] = np.clip(curls[letter, finger] + rng.choice([-1, 1]) * rng.uniform(0.35, 0.6), 0, 1)
+            direction, step = rng.choice([-1, 1]), rng.uniform(0.35, 0.6)
+            base = float(np.clip(curls[letter, finger], 0, 1))  # as the pair letter ends up
+            if not 0.0 <= base + direction * step <= 1.0:
+                # Bend the other way: clipped at straight or closed, the twin would be its pair's
+                # exact copy, a confusion no model can resolve (before this, 2 of the 5 pairs were,
+                # which capped every recipe near 0.8 on held-out signers).
+                direction = -direction
+            curls[letter, finger] = np.clip(base + direction * step, 0, 1)
             spreads[letter] = spreads[letter - 1] + rng.uniform(-0.12, 0.12)
         else:
             curls[letter] = rng.choice([0.0, 0.5, 1.0], size=5) + rng.uniform(-0.1, 0.1, 5)
@@ -253,7 +277,7 @@ def make_signer_shift_clips(
         raise ValueError(f"need 2 <= min_frames <= max_frames, got {min_frames} and {max_frames}")
     curls, spreads, motion = _letter_shapes(num_letters, class_seed)
     rng = np.random.default_rng(seed)
-    clips, gloss, signer = [], [], []
+    clips, gloss, signer, lefty = [], [], [], []
     # Letters dealt round-robin over all clips, then shuffled: every letter is about as common,
     # and every held-out group of signers sees most of them.
     deck = rng.permutation(np.arange(num_signers * clips_per_signer) % num_letters)
@@ -299,6 +323,7 @@ def make_signer_shift_clips(
             clips.append(x.astype(np.float32))
             gloss.append(int(letter))
             signer.append(person)
+            lefty.append(left_handed)
     gloss_arr = np.asarray(gloss, dtype=np.int64)
     features = None
     if with_features:
@@ -308,7 +333,7 @@ def make_signer_shift_clips(
         features = np.split(stacked.astype(np.float32), np.cumsum([len(c) for c in clips])[:-1])
     names = [f"clip_{i + 1:04d}_letter {g}" for i, g in enumerate(gloss_arr)]
     return SignerClips(x=clips, features=features, gloss=gloss_arr, cat=gloss_arr % 2, names=names,
-                       signer=np.asarray(signer, dtype=np.int64))
+                       signer=np.asarray(signer, dtype=np.int64), left_handed=np.asarray(lefty, dtype=bool))
 
 
 def split_by_signer(clips: SignerClips, val_signers: Sequence[int]) -> tuple[SignerClips, SignerClips]:

@@ -215,8 +215,11 @@ _NOT_SIZES = {"dropout", "pretrained_backbone", "backbone_weights", "finetune_ba
 
 def _settings_hint(state: Mapping[str, Any], settings: Any | None, input_dim: int | None) -> str:
     from slr.models.registry import MODELS
+    from slr.settings import stored_train_settings
 
     stored = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+    # a setting added since the checkpoint was written is named with the value it had then
+    stored = stored_train_settings(stored) if stored else stored
     model = state.get("model") if isinstance(state.get("model"), str) else getattr(settings, "model", None)
     spec = MODELS.get(model) if isinstance(model, str) else None
     names = [n for n in (spec.settings_group.model_fields if spec else ()) if n not in _NOT_SIZES and n in stored]

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slr.data.augment import build_transform
+from slr.data.augment import build_transform, declared_layout
+from slr.data.layout_file import read_layout_file
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
 from slr.data.classes import read_class_names
@@ -44,6 +45,7 @@ class RunData:
     class_names: dict[str, dict[int, str]]
     notices: list[str]  # for the user, before training: warnings in the data, keys that fell back
     extraction: Optional[dict[str, Any]] = None  # how the training clips were made (their meta), for predict
+    keypoint_layout: Optional[dict[str, Any]] = None  # a layout file's declaration, stored in checkpoints
 
     @property
     def summary(self) -> str:
@@ -177,15 +179,19 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             f"({val_src.directory}) have {val_ds.input_dim}"
         )
     input_dim = train_ds.input_dim
+    declared = None
+    if settings.keypoint_layout is not None and keypoints:  # checked against the clips' width here, once
+        declared = read_layout_file(Path(settings.keypoint_layout))
+        declared_layout(declared, input_dim, Path(settings.keypoint_layout))
     for ds, train in ((train_ds, True), (val_ds, False)):
-        ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train)
+        ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train, declared=declared)
         ds.length_buckets = buckets_for(settings, frames, train)
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
     notices += train_val_group_notices(*labels)  # signers / sessions in both splits
     return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices,
-                   extraction_of(train_src.directory))
+                   extraction_of(train_src.directory), declared)
 
 
 def _class_names(settings: TrainSettings, train: ClipDataset) -> dict[str, dict[int, str]]:

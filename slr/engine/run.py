@@ -37,7 +37,7 @@ from slr.engine.run_lock import hold_output_dir, release_all
 from slr.engine.stale_temps import remove_stale_temporaries
 from slr.engine.threads import apply_threads
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
-from slr.errors import DataError, TrainingStopped, setting
+from slr.errors import CheckpointError, DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
 from slr.settings import ResumeSettings, TrainSettings, stored_train_settings
 
@@ -191,6 +191,8 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     from slr.engine.data_setup import build_data
 
     data = build_data(settings, dist, device)
+    if resume is not None:
+        check_same_layout(state, data.keypoint_layout, resume.path)
     for text in data.notices if dist.is_main else ():
         observer.notice(text)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
@@ -217,6 +219,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         "num_cat": settings.num_cat,
         "class_names": data.class_names,
         "extraction": data.extraction,  # read by `slr predict` on videos (slr/analysis/predict.py)
+        "keypoint_layout": data.keypoint_layout,  # --keypoint-layout's declaration: inference reads clips alike
         "runtime": runtime,
     }
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
@@ -247,6 +250,19 @@ def _fix_mmap_threshold(settings: TrainSettings, observer: TrainingObserver) -> 
         observer.notice(f"{setting('malloc_mmap_mib', settings.malloc_mmap_mib)} not applied: {refused}")
         return 0
     return settings.malloc_mmap_mib
+
+
+def check_same_layout(state: Mapping[str, Any], declared: Optional[dict[str, Any]], path: Path) -> None:
+    """A resumed run reads its clips as the checkpoint's run did: the same layout declaration or none."""
+    stored = state.get("keypoint_layout")
+    if stored != declared:
+        now = "none" if declared is None else "another one"
+        raise CheckpointError(
+            f"trained with {'no' if stored is None else 'a'} {setting('keypoint_layout')} declaration, and this run "
+            f"has {now}: a resumed run must read the clips as it was trained (keep the layout file as it was, "
+            "or start a new run)",
+            path,
+        )
 
 
 def _nothing_to_do(settings: TrainSettings, state: Mapping[str, Any], stale: int, path: Path) -> Optional[str]:

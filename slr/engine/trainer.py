@@ -34,6 +34,7 @@ from slr.engine.observer import TrainingObserver
 from slr.engine.stop_signals import StopSignals
 from slr.engine.resume_world import every_ranks_rng, rng_for_rank, totals_to_save
 from slr.errors import CheckpointError, TrainingStopped, setting
+from slr.models.late_dropout import switch_late_dropout
 from slr.settings import TrainSettings
 
 
@@ -304,6 +305,8 @@ class Trainer:
     def train_epoch(self, epoch: int):
         s, p = self.s, self.progress
         self.model.train()
+        # from the epoch's number alone, so that a resumed run has it where a run straight through has
+        switch_late_dropout(self.model, bool(s.late_dropout) and epoch >= s.late_dropout_epoch)
         sampler = self.train_loader.sampler
         sampler.set_epoch(epoch, skip=p.step * s.batch_size)
         dataset = self.train_loader.dataset

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from slr.models.backbone import FEATURE_DIM, build_inception_backbone
+from slr.models.late_dropout import LateDropout
 from slr.models.masking import full_mask, masked_mean
 
 GRUPooling = Literal["mean", "last", "mean_last"]
@@ -45,6 +46,7 @@ class InceptionV3GRU(nn.Module):
         backbone_weights: Optional[Path] = None,
         finetune_backbone: bool = False,
         frame_chunk_size: int = 32,
+        late_dropout: float = 0.0,
     ):
         super().__init__()
         if pooling not in GRU_POOLING_MODES:
@@ -75,6 +77,7 @@ class InceptionV3GRU(nn.Module):
         step_width = gru_hidden * self.directions
         pooled_width = step_width * (2 if pooling == "mean_last" else 1)
         self.head_dropout = nn.Dropout(dropout)
+        self.late_dropout = LateDropout(late_dropout)  # switched on by the trainer (slr/models/late_dropout.py)
         self.gloss_head = nn.Linear(pooled_width, num_gloss)
         self.cat_head = nn.Linear(pooled_width, num_cat)
 
@@ -106,7 +109,7 @@ class InceptionV3GRU(nn.Module):
 
         pooled = self._pool(outputs, last_hidden, front)
         pooled = pooled.masked_fill(~mask.any(dim=1, keepdim=True), 0.0)
-        pooled = self.head_dropout(pooled)
+        pooled = self.late_dropout(self.head_dropout(pooled))
         return self.gloss_head(pooled), self.cat_head(pooled)
 
     def _pool(self, outputs: Tensor, last_hidden: Tensor, front: Tensor) -> Tensor:

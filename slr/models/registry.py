@@ -44,6 +44,8 @@ class ModelSpec:
 def _transformer_bytes(settings: BaseModel, input_dim: int, frames: int) -> int:
     d, ff, heads, layers = settings.d_model, settings.ff_dim, settings.num_heads, settings.num_layers
     per_layer = frames * (10 * d + 2 * ff) + 3 * heads * frames * frames
+    if getattr(settings, "conv_kernel", 0):  # each block keeps ~5 activations 2d wide per frame
+        per_layer += settings.conv_blocks * frames * 10 * d
     floats = frames * input_dim + layers * per_layer
     return int(floats * 4 * 2)  # float32, and gradients of the same size
 
@@ -52,6 +54,11 @@ def _iv3_gru_bytes(settings: BaseModel, input_dim: int, frames: int) -> int:
     h = settings.gru_hidden * (2 if settings.gru_bidirectional else 1)
     floats = frames * input_dim * 2 + settings.gru_layers * frames * h * 8
     return int(floats * 4 * 2)
+
+
+def _late_dropout(settings: BaseModel) -> float:
+    """A training setting (LateDropoutSettings); settings without it (smoke) build the model without."""
+    return float(getattr(settings, "late_dropout", 0.0))
 
 
 def _build_transformer(settings: BaseModel, input_dim: int, num_gloss: int, num_cat: int, frames: bool) -> nn.Module:
@@ -69,6 +76,9 @@ def _build_transformer(settings: BaseModel, input_dim: int, num_gloss: int, num_
         dropout=sizes.dropout,
         pooling=sizes.pooling,
         motion_features=sizes.motion_features,
+        conv_kernel=sizes.conv_kernel,
+        conv_blocks=sizes.conv_blocks,
+        late_dropout=_late_dropout(settings),
     )
 
 
@@ -88,6 +98,7 @@ def _build_iv3_gru(settings: BaseModel, input_dim: int, num_gloss: int, num_cat:
         pretrained_backbone=sizes.pretrained_backbone,
         backbone_weights=sizes.backbone_weights,
         finetune_backbone=sizes.finetune_backbone,
+        late_dropout=_late_dropout(settings),
     )
 
 

@@ -3,6 +3,12 @@
 Shape: ``x [B, T, input_dim]`` → linear projection → sinusoidal positions (any T) → encoder with a
 key padding mask → mask-aware pooling → two linear heads. Padded frames influence nothing: they are
 zeroed on the way in, hidden from attention as keys, and left out of the pooling.
+
+With ``conv_kernel > 0`` every encoder layer is preceded by ``conv_blocks`` depthwise convolution
+blocks (slr/models/conv_block.py), the convolution + transformer stack of the 2023 Kaggle
+isolated-sign winner; at 0 (the default) the model is the plain transformer, weight for weight.
+``late_dropout`` (slr/models/late_dropout.py) is a dropout before the heads that the trainer
+switches on from a chosen epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor, nn
 
+from slr.models.conv_block import ConvStack
+from slr.models.late_dropout import LateDropout
 from slr.models.masking import full_mask, masked_max, masked_mean, zero_padding
 from slr.models.positional import SinusoidalPositions
 
@@ -33,12 +41,17 @@ class SignTransformer(nn.Module):
         dropout: float = 0.1,
         pooling: Pooling = "mean",
         motion_features: bool = False,
+        conv_kernel: int = 0,
+        conv_blocks: int = 1,
+        late_dropout: float = 0.0,
     ):
         super().__init__()
         if pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, not {pooling!r}")
         if d_model % num_heads:
             raise ValueError(f"d_model {d_model} is not divisible by num_heads {num_heads}")
+        if conv_kernel < 0 or (conv_kernel and conv_blocks < 1):
+            raise ValueError(f"conv_kernel {conv_kernel} / conv_blocks {conv_blocks}: need kernel 0 (off), or >= 1 with blocks >= 1")
         self.input_dim = input_dim
         self.pooling = pooling
         self.motion_features = motion_features
@@ -64,7 +77,14 @@ class SignTransformer(nn.Module):
         self.encoder = nn.TransformerEncoder(
             layer, num_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
         )
+        # Absent, not empty, when off: a plain transformer's weights keep their names and number.
+        self.conv_stacks = (
+            nn.ModuleList(ConvStack(d_model, conv_kernel, conv_blocks, dropout) for _ in range(num_layers))
+            if conv_kernel
+            else None
+        )
         self.head_dropout = nn.Dropout(dropout)
+        self.late_dropout = LateDropout(late_dropout)
         self.gloss_head = nn.Linear(d_model, num_gloss)
         self.cat_head = nn.Linear(d_model, num_cat)
         if self.cls_token is not None:
@@ -81,10 +101,26 @@ class SignTransformer(nn.Module):
             h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1).to(h.dtype), h], dim=1)
             mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
 
-        h = self.encoder(h, src_key_padding_mask=self._key_padding(mask))
+        if self.conv_stacks is None:
+            h = self.encoder(h, src_key_padding_mask=self._key_padding(mask))
+        else:
+            h = self._conv_and_encode(h, mask)
         pooled = self._pool(h, mask)
-        pooled = self.head_dropout(pooled)
+        pooled = self.late_dropout(self.head_dropout(pooled))
         return self.gloss_head(pooled), self.cat_head(pooled)
+
+    def _conv_and_encode(self, h: Tensor, mask: Tensor) -> Tensor:
+        """Each encoder layer after its convolution blocks; the CLS token (which has no place in
+        time) is left out of the convolutions and joins the frames in attention only."""
+        assert self.conv_stacks is not None
+        ignore = self._key_padding(mask)
+        first = 1 if self.cls_token is not None else 0
+        frames_mask = mask[:, first:]
+        for stack, layer in zip(self.conv_stacks, self.encoder.layers):
+            frames = stack(h[:, first:], frames_mask)
+            h = torch.cat([h[:, :first], frames], dim=1) if first else frames
+            h = layer(h, src_key_padding_mask=ignore)
+        return self.encoder.norm(h) if self.encoder.norm is not None else h
 
     @staticmethod
     def _key_padding(mask: Tensor) -> Tensor:
