@@ -124,6 +124,13 @@ class DataSettings(ClipKeySettings, ClipLimitSettings):
         description="Pad each batch's frames up to one of about this many lengths taken from the data (fewer "
         "batch shapes keep the process's memory down; padding is masked); 0 = pad to the batch's longest clip.",
     )
+    malloc_mmap_mib: int = Field(  # off by default: it costs speed (docs/results.md, "Memory")
+        0,
+        ge=0,
+        le=32,  # glibc's own rule never goes above 32 MiB: a higher fixed value would map fewer blocks
+        description="Give each freed block of this many MiB or more back to the system at once (glibc's mmap "
+        "threshold, fixed; Linux): bounds the peak memory inside an epoch at some cost in speed; 0 = glibc's rule.",
+    )
 
 
 class AugmentSettings(Settings):

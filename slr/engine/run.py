@@ -29,6 +29,7 @@ from slr.engine.distributed import (
     shutdown_distributed,
 )
 from slr.engine.logbook import write_json
+from slr.engine.memory_release import fix_mmap_threshold
 from slr.engine.best_agreement import reconcile_best
 from slr.engine.observer import SilentObserver, TrainingObserver
 from slr.engine.run_files import check_writable, files_record, keep_earlier_run
@@ -196,6 +197,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         observer.notice(text)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
     settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer)
+    runtime["malloc_mmap_mib"] = _fix_mmap_threshold(settings, observer)
     from slr.engine.resume_world import fit_batch_to_world, totals_to_resume  # another number of processes
 
     settings, runtime, world_notes = fit_batch_to_world(settings, runtime, state, dist, resume.path if resume else None)
@@ -238,6 +240,16 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     progress = trainer.fit()
     return TrainOutcome(paths, progress.best_metric, progress.best_epoch, progress.epoch, progress.history,
                         is_main=dist.is_main, model=ckpt.unwrap_model(model))
+
+
+def _fix_mmap_threshold(settings: TrainSettings, observer: TrainingObserver) -> int:
+    """The allocator's mmap threshold for this process, before the first step (slr/engine/memory_release.py);
+    returns what was set (0: glibc's own rule), for settings.json."""
+    refused = fix_mmap_threshold(settings.malloc_mmap_mib)
+    if refused is not None:
+        observer.notice(f"{setting('malloc_mmap_mib', settings.malloc_mmap_mib)} not applied: {refused}")
+        return 0
+    return settings.malloc_mmap_mib
 
 
 def check_same_layout(state: Mapping[str, Any], declared: Optional[dict[str, Any]], path: Path) -> None:
