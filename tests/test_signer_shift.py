@@ -206,3 +206,24 @@ def test_signer_shift_clips_are_split_by_signer_in_the_hands_only_layouts():
         assert set(train.signer) == {0, 1, 2, 3} and set(val.signer) == {4, 5}
         assert len(train) == 44 and len(val) == 22
         assert np.bincount(clips.gloss, minlength=11).min() == 6  # letters dealt evenly
+
+
+@pytest.mark.parametrize("choice, told", [("auto", True), ("off", False)])
+def test_a_run_says_when_the_default_mirrors_its_hands_only_clips(clips, tmp_path, choice, told):  # noqa: F811
+    """Hands-only clips are changed by a default the user never named: the run says so (and how to
+    turn it off); the 156-wide clips of `clips` are never mirrored by default, so nothing is said."""
+    from shown import shown
+
+    from slr.data.synthetic import write_clips
+    from slr.engine.data_setup import build_data
+    from slr.engine.distributed import DistInfo
+
+    hands = make_signer_shift_clips(num_signers=6, clips_per_signer=4, min_frames=8, max_frames=12)
+    train_part, val_part = split_by_signer(hands, [4, 5])
+    s = TrainSettings(model="transformer", keypoints_train=write_clips(tmp_path / "train", train_part),
+                      keypoints_val=write_clips(tmp_path / "val", val_part), num_gloss=11, num_cat=2,
+                      output_dir=tmp_path / "run", mirror_left_handed=choice)
+    notices = [shown(n) for n in build_data(s, DistInfo(), torch.device("cpu")).notices]
+    assert any("--mirror-left-handed off" in n for n in notices) == told, notices
+    body = build_data(settings(clips, tmp_path / "body"), DistInfo(), torch.device("cpu")).notices
+    assert not any("mirror_left_handed" in n for n in body)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slr.data.augment import build_transform, declared_layout
+from slr.data.augment import build_transform, declared_layout, keypoint_layout, mirrors_left_handed
 from slr.data.layout_file import read_layout_file
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
@@ -186,12 +186,27 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     for ds, train in ((train_ds, True), (val_ds, False)):
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train, declared=declared)
         ds.length_buckets = buckets_for(settings, frames, train)
+    notices += _mirror_notice(settings, spec.input_kind, input_dim, declared)
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
     notices += train_val_group_notices(*labels)  # signers / sessions in both splits
     return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices,
                    extraction_of(train_src.directory), declared)
+
+
+def _mirror_notice(settings: TrainSettings, input_kind: str, width: int, declared: Optional[dict[str, Any]]) -> list[str]:
+    """Say so where the default mirrors clips: a change to the clips the user did not ask for by name."""
+    if input_kind != "keypoints" or settings.mirror_left_handed != "auto":
+        return []
+    layout = declared_layout(declared, width) if declared is not None else keypoint_layout(width)
+    if layout is None or not mirrors_left_handed("auto", layout):
+        return []
+    return [
+        f"keypoints of two hands and no body ({width} values per frame): clips whose left hand moves more are "
+        f"mirrored, so that the signing hand is always the right one, in training and prediction "
+        f"({setting('mirror_left_handed', 'auto')}; {setting('mirror_left_handed', 'off')} feeds them as recorded)"
+    ]
 
 
 def _class_names(settings: TrainSettings, train: ClipDataset) -> dict[str, dict[int, str]]:
