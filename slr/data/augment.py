@@ -104,6 +104,12 @@ def declared_layout(declared: dict, width: int, source: Path | str = "") -> Layo
                   tuple(shoulders) if shoulders else None, order, hands)
 
 
+def clip_layout(width: int, declared: Optional[dict[str, Any]] = None) -> Optional[Layout]:
+    """The layout keypoint clips of this width are read with: a layout file's declaration where
+    there is one, else what the width says."""
+    return declared_layout(declared, width) if declared is not None else keypoint_layout(width)
+
+
 def _detected(pts: np.ndarray) -> np.ndarray:
     """[T, P] bool from [T, P, dims] points: True where any coordinate is non-zero."""
     detected = pts[..., 0] != 0
@@ -303,9 +309,7 @@ def build_transform(settings: AugmentSettings, input_kind: str, width: int, trai
     `declared`: a layout file's declaration (read by the caller, from the file or a checkpoint),
     used instead of the layout the width implies.
     """
-    layout = None
-    if input_kind == "keypoints":
-        layout = declared_layout(declared, width) if declared is not None else keypoint_layout(width)
+    layout = clip_layout(width, declared) if input_kind == "keypoints" else None
     normalize = settings.normalize and layout is not None
     augment = train and settings.augment
     spatial = augment and layout is not None and _spatial_augment(settings)

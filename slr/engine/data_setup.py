@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slr.data.augment import build_transform, declared_layout, keypoint_layout, mirrors_left_handed
+from slr.data.augment import build_transform, clip_layout, declared_layout, mirrors_left_handed
 from slr.data.layout_file import read_layout_file
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
@@ -199,7 +199,7 @@ def _mirror_notice(settings: TrainSettings, input_kind: str, width: int, declare
     """Say so where the default mirrors clips: a change to the clips the user did not ask for by name."""
     if input_kind != "keypoints" or settings.mirror_left_handed != "auto":
         return []
-    layout = declared_layout(declared, width) if declared is not None else keypoint_layout(width)
+    layout = clip_layout(width, declared)
     if layout is None or not mirrors_left_handed("auto", layout):
         return []
     return [
