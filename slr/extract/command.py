@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from slr.errors import ConfigError
 from slr.extract.backend import import_cv2, import_mediapipe
@@ -27,7 +27,8 @@ def feature_device(preference: str) -> str:
     return str(select_device(preference).device)
 
 
-def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractObserver] = None) -> ExtractionResult:
+def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractObserver] = None,
+                          task: Optional[Callable[..., Any]] = None) -> ExtractionResult:
     import_mediapipe()  # refuse at once, with the install command, when the extra is missing
     import_cv2()
     from slr.extract.labels import label_rows, write_labels
@@ -56,6 +57,7 @@ def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractO
         overwrite=settings.overwrite,
         observer=observer,
         problems=problems,
+        task=task,
     )
     if labels is not None:
         usable = {o.clip.stem for o in result.outcomes if o.status != "failed"}

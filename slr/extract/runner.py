@@ -1,21 +1,20 @@
 """Many videos -> clips: one process per worker, progress told to an observer, failures collected.
 
 Each video is extracted in a worker process (its own Holistic graph, and InceptionV3 when features
-are asked for) and written atomically. A video that cannot be read is recorded and the others go
-on; clips already complete with the same settings are skipped. The library never prints: it tells
+are asked for) and written atomically. A video that cannot be read, or that kills the process
+reading it (pool.py), is recorded and the others go on; clips already complete with the same
+settings are skipped. The library never prints: it tells
 an `ExtractObserver` what happens and returns an `ExtractionResult`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import queue
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from slr.errors import SlrError
 from slr.extract.clip import ExtractOptions, extract_clip
@@ -105,7 +104,9 @@ def extract_videos(
     overwrite: bool = False,
     observer: Optional[ExtractObserver] = None,
     problems: Optional[list[tuple[Path, str]]] = None,
+    task: Optional[Callable[..., VideoOutcome]] = None,
 ) -> ExtractionResult:
+    """`task` replaces `extract_one` as the work done for each video in the workers (tests make it crash)."""
     observer = observer or NoObserver()
     output_dir = Path(output_dir)
     started = time.perf_counter()
@@ -136,8 +137,7 @@ def extract_videos(
     count = min(workers or default_workers(len(todo)), max(1, len(todo)))  # no idle processes
     result.workers = count
     observer.start(len(todo), len(result.outcomes))
-    run = _run_here if count == 1 else _run_in_pool
-    for outcome in run(todo, options, features, count, observer):
+    for outcome in _run_in_workers(todo, options, features, count, observer, task or extract_one):
         result.outcomes.append(outcome)
         observer.video_done(outcome)
     observer.finish()
@@ -171,8 +171,8 @@ def _check_distinct_targets(todo: list[tuple[Path, Path]]) -> None:
 _worker_state: dict[str, Any] = {}
 
 
-def _init_worker(options: ExtractOptions, features: Optional[FeatureSource], progress: Any, threads: int) -> None:
-    _worker_state.update(options=options, features=features, progress=progress, extractor=None)
+def _init_worker(options: ExtractOptions, features: Optional[FeatureSource], threads: int) -> None:
+    _worker_state.update(extractor=None)
     if threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         if features is not None and options.features:
@@ -219,44 +219,16 @@ def extract_one(video: Path, target: Path, options: ExtractOptions, features: Op
     return VideoOutcome(video, target, "written", clip.frames, time.perf_counter() - started, clip.detection_rates())
 
 
-def _run_here(todo, options, features, count, observer):
-    _worker_state.update(extractor=None)
-    for video, target in todo:
-        yield extract_one(video, target, options, features, on_frames=observer.frames)
+def _run_in_workers(todo, options, features, count, observer, task):
+    """Each video in a worker process, even with one worker: a video that kills its process (a segfault
+    in native code, the OOM killer) is then a failed video, not the end of slr."""
+    from slr.extract.pool import Died, run_jobs
 
-
-def _pool_task(video: Path, target: Path) -> VideoOutcome:
-    progress = _worker_state["progress"]
-    return extract_one(video, target, _worker_state["options"], _worker_state["features"],
-                       on_frames=lambda n: progress.put(n))
-
-
-def _run_in_pool(todo, options, features, count, observer):
-    import multiprocessing
-
-    # spawn, not fork: MediaPipe's graph and torch's thread pools do not survive a fork safely.
-    context = multiprocessing.get_context("spawn")
-    progress = context.Queue()
-    stop = threading.Event()
-
-    def relay() -> None:
-        while not stop.is_set():
-            try:
-                observer.frames(progress.get(timeout=0.1))
-            except queue.Empty:
-                continue
-
-    relay_thread = threading.Thread(target=relay, daemon=True)
-    relay_thread.start()
-    threads = max(1, (os.cpu_count() or 1) // count)
-    try:
-        with ProcessPoolExecutor(count, mp_context=context, initializer=_init_worker,
-                                 initargs=(options, features, progress, threads)) as pool:
-            pending: set[Future] = {pool.submit(_pool_task, v, t) for v, t in todo}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-    finally:
-        stop.set()
-        relay_thread.join()
+    work = functools.partial(task, options=options, features=features)
+    for (video, target), result in run_jobs(todo, work, functools.partial(_init_worker, options, features), count,
+                                            observer.frames):
+        if isinstance(result, Died):
+            result = VideoOutcome(video, target, "failed", error=(
+                f"{video}: the extraction process died while reading it ({result.describe()}); "
+                f"the other videos went on"))
+        yield result
