@@ -6,6 +6,10 @@
 2. wall time of `extract_videos` over the same videos with 2 worker processes against 1
    (clips written to a temporary folder each time), alternating. A ratio above 1 is a speed-up;
    it is bounded by the free CPU cores (MediaPipe itself uses more than one thread per process).
+3. what the worker process of `--workers 1` costs: wall time of `extract_videos` with one worker
+   (a spawned process that imports slr, OpenCV and MediaPipe before its first video) against the
+   same videos extracted in this process by `extract_one` (how `--workers 1` ran before a video
+   that kills its process was survivable), alternating. The difference is the price of protection.
 
 The load average is printed beside the numbers: on a shared machine wall-clock rates move with
 it, so the first comparison is also given per CPU second of the process (all its threads), which
@@ -13,6 +17,7 @@ other processes disturb much less.
 
     python benchmarks/extraction.py                 # the two videos of shared/data/videos, 3 rounds
     python benchmarks/extraction.py --rounds 1 --copies 1
+    python benchmarks/extraction.py --parts process   # only the third comparison
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from slr.extract.backend import import_cv2, import_mediapipe, native_logs_filtered  # noqa: E402
 from slr.extract.clip import ExtractOptions, extract_clip  # noqa: E402
-from slr.extract.runner import extract_videos  # noqa: E402
+from slr.extract.runner import extract_one, extract_videos  # noqa: E402
+from slr.extract.writer import clip_path  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
@@ -70,21 +76,55 @@ def run_workers(videos: list[Path], workers: int) -> float:
     return seconds
 
 
+def in_process(videos: list[Path]) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        outcomes = [extract_one(v, clip_path(Path(out), v), ExtractOptions(), None) for v in videos]
+        seconds = time.perf_counter() - started
+    assert all(o.status == "written" for o in outcomes)
+    return seconds
+
+
+def compare_process(videos: list[Path], rounds: int) -> None:
+    in_process(videos[:1])  # this process's imports and first graph, outside the comparison (slr extract
+    costs = []              # imports mediapipe and OpenCV before it starts any worker)
+    for round_ in range(rounds):
+        times = {}
+        for which in (("here", "worker") if round_ % 2 == 0 else ("worker", "here")):
+            times[which] = in_process(videos) if which == "here" else run_workers(videos, 1)
+        costs.append(times["worker"] - times["here"])
+        print(f"  round {round_ + 1}: {len(videos)} videos, in this process {times['here']:.1f}s, in one worker "
+              f"process {times['worker']:.1f}s, cost {costs[-1]:+.1f}s (load {os.getloadavg()[0]:.1f})")
+    print(f"--workers 1 in a worker process / in this process: median cost {statistics.median(costs):+.1f}s per run "
+          f"(min {min(costs):+.1f}, max {max(costs):+.1f}); load average now {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=VIDEOS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--copies", type=int, default=2, help="copies of each video in the workers comparison")
+    parser.add_argument("--parts", default="bare,workers,process", help="which comparisons (1, 2, 3 above)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     videos = sorted(args.videos.glob("*.mp4"))
     if not videos:
         raise SystemExit(f"no .mp4 videos in {args.videos}")
     print(f"videos: {', '.join(v.name for v in videos)}; cpus usable: {len(os.sched_getaffinity(0))}; "
           f"load average at start: {os.getloadavg()[0]:.1f}")
 
+    if "bare" in parts:
+        compare_bare(videos, args.rounds)
+    if "workers" in parts:
+        compare_workers(videos, args.rounds, args.copies)
+    if "process" in parts:
+        compare_process(videos, args.rounds)
+
+
+def compare_bare(videos: list[Path], rounds: int) -> None:
     bare_loop(videos[0])  # imports and first-graph costs, outside the comparison
     ratios, cpu_ratios = [], []
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for video in videos:
             wall, cpu = {}, {}
             order = ("bare", "slr") if round_ % 2 == 0 else ("slr", "bare")
@@ -100,15 +140,17 @@ def main() -> None:
           f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target >= 0.9); frames per CPU second: median "
           f"{statistics.median(cpu_ratios):.2f} (min {min(cpu_ratios):.2f}, max {max(cpu_ratios):.2f})")
 
+
+def compare_workers(videos: list[Path], rounds: int, copies_each: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         copies = []
         for video in videos:
-            for i in range(args.copies):
+            for i in range(copies_each):
                 target = Path(folder) / f"{video.stem}_{i}{video.suffix}"
                 shutil.copy(video, target)
                 copies.append(target)
         speedups = []
-        for round_ in range(args.rounds):
+        for round_ in range(rounds):
             times = {}
             for workers in ((1, 2) if round_ % 2 == 0 else (2, 1)):
                 times[workers] = run_workers(copies, workers)

@@ -3,10 +3,11 @@
 MediaPipe and OpenCV are native code: a strange video can segfault the process reading it, and the
 kernel's OOM killer ends processes without asking. ProcessPoolExecutor gives up its whole pool when
 one worker dies; here each worker holds one video at a time over its own pipe, so a death names
-exactly that video and the other workers go on. The video is then tried once more alone in a fresh
-process (an innocent one killed for the memory another used is extracted then), and only when it
-dies alone is it reported as `Died`. Many different videos dying in a row with nothing finishing in
-between means the install, not the videos, is broken: that stops the run with one error.
+exactly that video and the other workers go on. With other workers beside it, the video is tried
+once more at the end, alone in a fresh process (an innocent one killed for the memory another used
+is extracted then); a video that dies alone (or with one worker) is reported as `Died`. Many
+different videos dying in a row with nothing finishing in between means the install or the machine,
+not the videos, is broken: that stops the run with one error.
 """
 
 from __future__ import annotations
