@@ -5,6 +5,9 @@ the other videos go through the real MediaPipe extraction."""
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 import importlib.util
 import multiprocessing
 from pathlib import Path
@@ -122,3 +125,25 @@ def test_when_every_video_kills_its_process_the_run_stops_with_one_error(tmp_pat
     assert len(tried) == len(set(tried)) < len(names)  # each at most once, and not all of them
     assert multiprocessing.active_children() == []
     assert seen.done == []
+
+
+@pytest.mark.slow  # `slr extract` in a child process, two worker processes
+def test_slr_extract_names_a_video_whose_process_is_killed_while_writing_and_goes_on(tmp_path):
+    """Through the command line, with the real extraction: the worker is killed (SIGKILL, as by the OOM
+    killer) each time it is about to put one video's clip in place (slr.atomic's test kill point)."""
+    names = ["clip_0001_one", "clip_0002_two", "clip_0003_three"]
+    small_videos(tmp_path / "videos", names)
+    (tmp_path / "classes.csv").write_text("gloss,name,cat,cat_name\n0,one,0,t\n1,two,0,t\n2,three,0,t\n")
+    out = tmp_path / "clips"
+    env = {**os.environ, "SLR_TEST_KILL_DURING_WRITE": "clip_0002_two.npz"}
+    proc = subprocess.run([sys.executable, "-m", "slr", "extract", tmp_path / "videos", "--output-dir", out,
+                           "--classes-csv", tmp_path / "classes.csv", "--workers", "1"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (f"{tmp_path / 'videos' / 'clip_0002_two.mp4'}: the extraction process died while reading it "
+            f"(signal 9, SIGKILL") in proc.stderr
+    assert "2 clip(s) written, 0 already complete, 1 failed" in proc.stdout
+    # the other clips are complete, labelled, and the killed worker's temporary file is gone
+    assert sorted(p.name for p in out.iterdir()) == ["clip_0001_one.npz", "clip_0003_three.npz", "labels.csv"]
+    assert (out / "labels.csv").read_text().splitlines()[1:] == ["clip_0001_one,0,0", "clip_0003_three,2,0"]

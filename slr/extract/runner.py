@@ -141,6 +141,7 @@ def extract_videos(
         result.outcomes.append(outcome)
         observer.video_done(outcome)
     observer.finish()
+    remove_stale_temporaries(output_dir)  # a worker killed while writing a clip left its temporary file
     order = {v: i for i, v in enumerate(videos)}
     result.outcomes.sort(key=lambda o: order.get(o.video, len(order)))
     result.seconds = time.perf_counter() - started
