@@ -138,7 +138,7 @@ def run_jobs(jobs: list[Job], work: Callable[..., Any], setup: Callable[[int], N
                         dead_in_a_row.append(job)
                     if len(dead_in_a_row) >= limit:
                         raise SlrError(_stopped(dead_in_a_row, died))
-                    if alone or width == 1:
+                    if width == 1:
                         yield job, died  # no other video was being extracted: no doubt
                     else:
                         suspects.append(job)
