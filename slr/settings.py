@@ -226,6 +226,14 @@ class TransformerSettings(Settings):
     dropout: float = Field(
         0.1, ge=0, lt=1, description="Dropout of both models: transformer encoder, between GRU layers, and the heads."
     )
+    attention_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Transformer: dropout of the attention weights (the guide's model: its --dropout, 0.1). At 0 "
+        "training runs PyTorch's fused attention, which keeps no frames x frames maps: on a CPU a quarter less "
+        "time and about 250 MiB less memory per long batch, within a point on signers never seen (docs/results.md).",
+    )
     pooling: Literal["mean", "max", "cls"] = Field(
         "mean",
         description="How frames are pooled into one clip vector, padding left out: mean, max, or a CLS token "
@@ -799,10 +807,17 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "keypoint_layout": None,  # layouts were known from the clips' width only
 }
 
+#: Settings added later whose earlier value was another setting's: attention weights were dropped
+#: at the model's one --dropout.
+TOOK_THE_VALUE_OF: dict[str, str] = {"attention_dropout": "dropout"}
+
 
 def stored_train_settings(stored: dict[str, Any]) -> dict[str, Any]:
     """Settings stored with a run, completed for this slr: missing fields take their old value."""
     missing = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items() if k not in stored}
+    for name, source in TOOK_THE_VALUE_OF.items():
+        if name not in stored and source in stored:
+            missing[name] = stored[source]
     return {**missing, **stored}
 
 
@@ -820,4 +835,5 @@ GUIDE_VALUES: dict[str, Any] = {
     "num_layers": 4,
     "ff_dim": 1024,
     "mirror_left_handed": "off",  # the guide fed every clip as recorded
+    "attention_dropout": 0.1,  # the guide's transformer dropped attention weights at its --dropout
 }

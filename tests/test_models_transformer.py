@@ -133,3 +133,38 @@ def test_it_overfits_a_tiny_batch(pooling, variant):
     first, last = model_checks.overfit_tiny_batch(model, DIM, GLOSS, CAT, lr=3e-3)
     assert first > 1.5  # it starts near chance (ln 5 + ln 3 = 2.7)...
     assert last < 0.05  # ...and memorises 8 clips
+
+
+def frames_by_frames_kept(model: SignTransformer, x: torch.Tensor, mask: torch.Tensor) -> list[tuple[int, ...]]:
+    """Shapes of the tensors autograd keeps for the backward that are [..., T, T] over the clip's frames."""
+    kept: list[tuple[int, ...]] = []
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        kept.append(tuple(tensor.shape))
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        model(x, mask)
+    frames = x.shape[1]
+    return [shape for shape in kept if len(shape) >= 2 and shape[-2:] == (frames, frames)]
+
+
+@variants
+@pytest.mark.parametrize("attention_dropout, keeps_maps", [(0.0, False), (0.1, True)])
+def test_training_keeps_no_attention_maps_without_attention_dropout(variant, attention_dropout, keeps_maps):
+    """With the attention weights' dropout at 0 (slr's default) training runs the fused attention
+    kernel, which keeps no [B, heads, T, T] maps: most of a long batch's step memory on a CPU.
+    With it on, PyTorch's CPU has only the plain path, and the maps are kept."""
+    model = small_model("mean", variant, dropout=0.1, attention_dropout=attention_dropout).train()
+    x, mask = padded_batch([29, 17, 23])
+    assert bool(frames_by_frames_kept(model, x, mask)) == keeps_maps
+
+
+def test_attention_dropout_is_its_own_setting_and_defaults_to_the_dropout():
+    # Train mode, every other dropout off: only the attention weights' dropout can make two passes differ.
+    x, mask = padded_batch([9, 6])
+    for attention_dropout, random in ((0.5, True), (0.0, False), (None, False)):
+        model = small_model("mean", dropout=0.0, attention_dropout=attention_dropout).train()
+        assert (not torch.equal(model(x, mask)[0], model(x, mask)[0])) == random, attention_dropout
+    # Not given: as nn.TransformerEncoderLayer has it, the model's one dropout.
+    assert {layer.self_attn.dropout for layer in small_model("mean", dropout=0.3).encoder.layers} == {0.3}

@@ -16,7 +16,7 @@ from slr.engine import checkpoint as ckpt
 from slr.engine.run import resume, train
 from slr.engine.schedules import warmup_cosine_factor
 from slr.models.transformer import SignTransformer
-from slr.settings import VALUE_BEFORE_SETTING_EXISTED, AugmentSettings, ResumeSettings, TrainSettings
+from slr.settings import TOOK_THE_VALUE_OF, VALUE_BEFORE_SETTING_EXISTED, AugmentSettings, ResumeSettings, TrainSettings
 
 from test_training import assert_same_history, settings
 
@@ -180,20 +180,24 @@ def test_a_checkpoint_from_before_the_new_settings_loads_and_predicts_as_before(
     whatever today's defaults are."""
     from slr.analysis.inference import load_model
 
-    old_values = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items()}
+    # attention_dropout took the value of the one --dropout (TOOK_THE_VALUE_OF): 0.3 shows it is
+    # read from the checkpoint's own dropout, not from a constant.
+    took = {name: 0.3 for name in TOOK_THE_VALUE_OF.values()}
+    old_values = {**VALUE_BEFORE_SETTING_EXISTED, **took, **{name: 0.3 for name in TOOK_THE_VALUE_OF}}
     train(settings(clips, tmp_path, epochs=1, **old_values))
     path = tmp_path / "SignTransformer_best.pt"
     state = ckpt.load_checkpoint(path)
     x = torch.randn(3, 9, state["input_dim"])
     before = load_model(path).model(x)[0]
-    for name in VALUE_BEFORE_SETTING_EXISTED:
+    for name in [*VALUE_BEFORE_SETTING_EXISTED, *TOOK_THE_VALUE_OF]:
         state["settings"].pop(name)
     state.pop("ema_state", None)
     old = tmp_path / "old.pt"
     torch.save(state, old)
     loaded = load_model(old)
-    for name, value in VALUE_BEFORE_SETTING_EXISTED.items():
-        assert getattr(loaded.settings, name) == value
+    for name, value in old_values.items():
+        assert getattr(loaded.settings, name) == value, name
+    assert {layer.self_attn.dropout for layer in loaded.model.encoder.layers} == {0.3}
     assert torch.equal(loaded.model(x)[0], before)
 
 

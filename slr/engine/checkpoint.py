@@ -210,7 +210,7 @@ def _mismatches(expected: Mapping[str, torch.Tensor], weights: Mapping[str, torc
 
 
 #: Model settings that change no weight's name or size; left out of the hint.
-_NOT_SIZES = {"dropout", "pretrained_backbone", "backbone_weights", "finetune_backbone"}
+_NOT_SIZES = {"dropout", "attention_dropout", "pretrained_backbone", "backbone_weights", "finetune_backbone"}
 
 
 def _settings_hint(state: Mapping[str, Any], settings: Any | None, input_dim: int | None) -> str:

@@ -74,6 +74,7 @@ def _build_transformer(settings: BaseModel, input_dim: int, num_gloss: int, num_
         num_layers=sizes.num_layers,
         ff_dim=sizes.ff_dim,
         dropout=sizes.dropout,
+        attention_dropout=sizes.attention_dropout,
         pooling=sizes.pooling,
         motion_features=sizes.motion_features,
         conv_kernel=sizes.conv_kernel,

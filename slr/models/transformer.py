@@ -44,6 +44,7 @@ class SignTransformer(nn.Module):
         conv_kernel: int = 0,
         conv_blocks: int = 1,
         late_dropout: float = 0.0,
+        attention_dropout: Optional[float] = None,
     ):
         super().__init__()
         if pooling not in POOLING_MODES:
@@ -71,6 +72,10 @@ class SignTransformer(nn.Module):
             batch_first=True,
             norm_first=True,
         )
+        # The attention weights' own dropout (None: `dropout`, as nn.TransformerEncoderLayer has it).
+        # At 0, PyTorch's fused attention kernel runs in training too; with dropout > 0 a CPU has
+        # only the plain path, which keeps every layer's [B, heads, T, T] maps for the backward.
+        layer.self_attn.dropout = dropout if attention_dropout is None else float(attention_dropout)
         # Nested tensors (the eval fast path) drop padded frames and change the numerics of real
         # ones. norm_first already rules them out in today's PyTorch; saying so keeps them off
         # (and a clip's logits the same alone or in a padded batch) whatever the layer becomes.
