@@ -241,3 +241,49 @@ def test_missing_onnx_packages_are_named_at_once_with_the_extra_that_brings_them
     for name in ("onnx", "onnxscript", "onnxruntime"):
         assert (f"'{name}'" in done.stderr) == (name in blocked), done.stderr
     assert not out.exists()
+
+
+def left_handed_clip(frames: int = 30, seed: int = 3) -> np.ndarray:
+    """A hands-only (84-wide) clip whose left hand signs (moves) while the right one rests."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 2 * np.pi, frames)[:, None]
+    left = np.stack([0.3 + 0.1 * np.sin(t + rng.uniform(0, 1, 21)), 0.5 + 0.1 * np.cos(2 * t + rng.uniform(0, 1, 21))], -1)
+    right = np.stack([0.7 + rng.uniform(-0.02, 0.02, (1, 21)).repeat(frames, 0),
+                      0.6 + rng.uniform(-0.02, 0.02, (1, 21)).repeat(frames, 0)], -1)
+    return np.concatenate([left, right], axis=1).reshape(frames, 84).astype(np.float32)
+
+
+def test_an_export_fed_as_its_metadata_says_answers_as_slr_predict_for_a_left_handed_clip(tmp_path):
+    """The metadata names every step `slr predict` applies (here the left-hand mirror of a hands-only
+    layout): the exported model, fed through `prepare_clip(x, metadata)`, gives predict's probabilities."""
+    from slr.analysis.predict import predict_clips
+    from slr.data.augment import keypoint_layout, mirror_clip, normalize_clip
+    from slr.data.prepare import prepare_clip
+
+    ckpt = write_checkpoint(tmp_path / "SignTransformer_best.pt", "transformer", 84, num_gloss=6)
+    target = tmp_path / "model.ts.pt"
+    result = runner.invoke(app, ["export", str(ckpt), "--format", "torchscript", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    extra = {"slr.json": ""}
+    module = torch.jit.load(str(target), _extra_files=extra)
+    meta = json.loads(extra["slr.json"])
+    prep = meta["preprocessing"]
+    assert prep["mirror_left_handed"] is True and prep["layout"] == "two-hands-42x2"  # auto, resolved
+    assert [s["step"] for s in prep["steps"]] == ["shorten", "normalize", "mirror_left_handed"]
+
+    clip = left_handed_clip()
+    # the clip is one the mirror changes: fed only normalised, it would be another input
+    layout = keypoint_layout(84)
+    assert not np.allclose(prepare_clip(clip, meta), normalize_clip(clip, layout))
+    assert np.allclose(prepare_clip(clip, meta), mirror_clip(normalize_clip(clip, layout), layout))
+    path = tmp_path / "clip.npz"
+    np.savez(path, X=clip)
+    predicted = predict_clips(ckpt, [path], top_k=6)[0]
+
+    x = torch.from_numpy(prepare_clip(clip, meta))[None]
+    gloss_logits, cat_logits = module(x, torch.ones(x.shape[:2], dtype=torch.bool))
+    gloss = torch.softmax(gloss_logits, -1)[0]
+    for gloss_id, _, prob in predicted.glosses:
+        assert abs(float(gloss[gloss_id]) - prob) <= 1e-5
+    cat_id, _, cat_prob = predicted.category
+    assert abs(float(torch.softmax(cat_logits, -1)[0, cat_id]) - cat_prob) <= 1e-5

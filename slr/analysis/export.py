@@ -1,7 +1,8 @@
 """`slr export`: a checkpoint's model as a TorchScript or ONNX file that runs without slr.
 
-The exported model takes `x` float32 `[B, T, D]` (clips already normalised as in training, padded
-with zeros) and `mask` bool `[B, T]` (True on real frames), any B and T, and returns
+The exported model takes `x` float32 `[B, T, D]` (clips prepared as `slr predict` prepares them:
+`slr.data.prepare.prepare_clip(x, metadata)` with the file's metadata; padded with zeros) and `mask`
+bool `[B, T]` (True on real frames), any B and T, and returns
 `(gloss_logits [B, num_gloss], cat_logits [B, num_cat])`.
 
 Every export is checked before it is kept: the file is loaded back (`torch.jit.load` /
@@ -134,7 +135,7 @@ def metadata(loaded) -> dict[str, Any]:
     from slr.analysis.classes import from_checkpoint
 
     names = from_checkpoint(loaded.state)
-    s = loaded.settings
+    prep = loaded.preprocessing
     return {
         "slr_checkpoint": str(loaded.path),
         "model": loaded.name,
@@ -145,10 +146,13 @@ def metadata(loaded) -> dict[str, Any]:
         "input_dim": loaded.input_dim,
         "num_gloss": loaded.num_gloss,
         "num_cat": loaded.num_cat,
-        "normalize": bool(s.normalize) and loaded.input_kind == "keypoints",
-        "keypoint_layout": loaded.state.get("keypoint_layout"),  # declared by a layout file, else None
-        "max_frames": s.max_frames,
-        "long_clips": s.long_clips,
+        # kept for readers of earlier exports; "preprocessing" is the whole pipeline, resolved and in order
+        "normalize": prep["normalize"],
+        "keypoint_layout": prep["keypoint_layout"],  # declared by a layout file, else None
+        "max_frames": prep["max_frames"],
+        "long_clips": prep["long_clips"],
+        "preprocessing": prep,
+        "prepare_with": "slr.data.prepare.prepare_clip(x, metadata)",
         "inputs": {"x": "float32 [batch, time, input_dim]", "mask": "bool [batch, time], True = real frame"},
         "outputs": {"gloss_logits": "[batch, num_gloss]", "cat_logits": "[batch, num_cat]"},
         "gloss_names": {str(k): v for k, v in sorted(names.gloss.items())},

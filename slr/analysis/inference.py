@@ -2,7 +2,8 @@
 
 The clips go through exactly what training's validation split went through: the same npz key
 (and fallback), the same width, the same `--max-frames` / `--long-clips` policy (centred, never
-random) and the same per-clip normalisation (`build_transform(..., train=False)`), then padding
+random) and the same per-clip normalisation, left-hand mirror and hand centring
+(`slr.data.prepare`, the description an export's metadata carries too), then padding
 with a mask, so a clip gives the same answer alone or inside a batch.
 """
 
@@ -15,7 +16,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from slr.data.augment import build_transform, declared_layout
+from slr.data.augment import declared_layout
+from slr.data.prepare import preprocessing, transform_for
 from slr.data.layout_file import check_declaration
 from slr.data.dataset import ClipBatch, ClipDataset
 from slr.engine import checkpoint as ckpt
@@ -48,20 +50,26 @@ class LoadedModel:
     def model_class(self) -> str:
         return self.state.get("model_class", self.name)
 
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """What a clip goes through before this model sees it, resolved for it (slr.data.prepare): the
+        one description evaluation, prediction and an export's metadata all follow."""
+        # a layout file's declaration travels in the checkpoint: the file itself is not needed
+        return preprocessing(self.settings, self.input_kind, self.input_dim, self.state.get("keypoint_layout"))
+
     def dataset_options(self) -> dict[str, Any]:
         """ClipDataset options for evaluation-time reading of this model's clips."""
-        s = self.settings
+        prep = self.preprocessing
         return dict(
             key=self.key,
             fallback_key=self.fallback_key,
             dim=self.input_dim,
-            max_frames=s.max_frames,
-            long_clips=s.long_clips,
+            # shortening, then the transform: the order slr.data.prepare.prepare_clip applies them in
+            max_frames=prep["max_frames"],
+            long_clips=prep["long_clips"],
             train=False,
-            seed=s.seed,
-            # a layout file's declaration travels in the checkpoint: the file itself is not needed
-            transform=build_transform(s, self.input_kind, self.input_dim, train=False,
-                                      declared=self.state.get("keypoint_layout")),
+            seed=self.settings.seed,
+            transform=transform_for(prep),
         )
 
     @torch.no_grad()
