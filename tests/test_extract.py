@@ -24,7 +24,8 @@ cv2 = pytest.importorskip("cv2")
 from slr.data.augment import keypoint_layout  # noqa: E402
 from slr.extract import layout  # noqa: E402
 from slr.extract.labels import compile_pattern, name_in  # noqa: E402
-from slr.extract.video import FrameSelector  # noqa: E402
+from slr.errors import DataError  # noqa: E402
+from slr.extract.video import FrameSelector, VideoReader, frame_time  # noqa: E402
 from slr.settings import DEFAULT_NAME_PATTERN, ExtractSettings  # noqa: E402
 
 VIDEOS = Path(os.environ.get("SLR_VIDEOS", Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"))
@@ -69,6 +70,30 @@ def test_frames_are_chosen_by_timestamp(fps, stamps, kept):
     select = FrameSelector(fps)
     chosen = [t for t in stamps if select.keep(t)]
     assert chosen == kept
+
+
+def still_images(folder: Path) -> list[Path]:
+    """A PNG and a JPEG written by OpenCV, and the JPEG again under a video's name."""
+    picture = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    png, jpg = folder / "still.png", folder / "still.jpg"
+    assert cv2.imwrite(str(png), picture) and cv2.imwrite(str(jpg), picture)
+    disguised = folder / "clip_0001_still.mp4"
+    shutil.copy(jpg, disguised)
+    return [png, jpg, disguised]
+
+
+def test_a_still_image_is_named_as_one_not_read_as_a_video(tmp_path):
+    for image in still_images(tmp_path):
+        with pytest.raises(DataError, match="still image, not a video") as caught:
+            VideoReader(image)
+        assert str(image) in str(caught.value)
+
+
+@pytest.mark.parametrize("reported", [float("nan"), float("inf"), -3.68934881474191e20, -1.0, 1e30, 2.0**63])
+def test_frame_times_that_cannot_be_real_are_counted_from_the_previous_frame(reported):
+    assert frame_time(reported, None, 40.0) == 0.0
+    assert frame_time(reported, 120.0, 40.0) == 160.0
+    assert frame_time(80.0, 40.0, 40.0) == 80.0  # a real one is kept
 
 
 def test_names_from_file_names():
@@ -378,6 +403,17 @@ def test_a_video_without_frames_is_named_and_nothing_is_written(tmp_path):
     assert proc.returncode == 1
     assert str(empty) in proc.stderr and "Traceback" not in proc.stderr
     assert not list((tmp_path / "clips").iterdir())
+
+
+@pytest.mark.slow  # starts slr in a child process
+def test_a_still_image_given_to_extract_is_one_message(tmp_path):
+    png, _, disguised = still_images(tmp_path)
+    proc = slr("extract", png, disguised, "--output-dir", tmp_path / "clips", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Overflow" not in proc.stderr
+    for image in (png, disguised):
+        assert f"{image.name}: is a still image, not a video" in proc.stderr
+    assert not list((tmp_path / "clips").glob("*.npz"))
 
 
 @pytest.mark.slow

@@ -55,13 +55,20 @@ class VideoReader:
             self._cap.release()
             raise DataError("cannot be read as a video (not a video file, or damaged)", self.path)
         get = self._cap.get
-        fps = get(cv2.CAP_PROP_FPS)
+        fps, count = get(cv2.CAP_PROP_FPS), get(cv2.CAP_PROP_FRAME_COUNT)
+        # FFmpeg opens a PNG or JPEG (whatever its name) as a one-frame "video" with a frame count
+        # of -2**63 and frame times near -3.7e20 ms; an image's file signature, which is what
+        # OpenCV's image readers go by, says what it is. (An animated image with frames to count is
+        # let through: its frames are a clip like any other.)
+        if not (_plausible(count) and count > 1) and cv2.haveImageReader(str(self.path)):
+            self._cap.release()
+            raise DataError("is a still image, not a video", self.path)
         self.info = VideoInfo(
             path=self.path,
-            fps=float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0,
+            fps=float(fps) if _plausible(fps) and fps > 0 else 0.0,
             width=int(get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(get(cv2.CAP_PROP_FRAME_HEIGHT)),
-            frame_count=max(0, int(get(cv2.CAP_PROP_FRAME_COUNT))),
+            frame_count=int(count) if _plausible(count) else 0,
         )
 
     def __enter__(self) -> "VideoReader":
@@ -82,12 +89,32 @@ class VideoReader:
             ok, bgr = self._cap.read()
             if not ok or bgr is None:
                 return
-            ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
-            if not math.isfinite(ms) or (last is not None and ms <= last):
-                ms = (last + step) if last is not None else 0.0
+            ms = frame_time(self._cap.get(cv2.CAP_PROP_POS_MSEC), last, step)
             last = ms
             yield Frame(index, int(round(ms)), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             index += 1
+
+
+#: The latest frame time taken as the container's word: 10**12 ms is 31 years. Beyond it (or
+#: negative, or not a number) the time is garbage, and as a whole number of milliseconds it would
+#: not even fit the clip's int64 timestamps.
+MAX_FRAME_MS = 1e12
+
+
+def _plausible(value: float) -> bool:
+    """A frame time, rate or count OpenCV reports that can be a real one (not NaN, negative, or the
+    -2**63 and ~1e20 that stand for "unknown")."""
+    return math.isfinite(value) and 0 <= value <= MAX_FRAME_MS
+
+
+def frame_time(reported: float, last: Optional[float], step: float) -> float:
+    """The time (ms) of a frame the container says is at ``reported``: that, unless it is not a
+    plausible time or does not come after the previous frame's (``last``); then the previous one
+    plus a frame interval (``step``), or 0 for the first frame."""
+    ms = float(reported)
+    if not _plausible(ms) or (last is not None and ms <= last):
+        ms = (last + step) if last is not None else 0.0
+    return ms
 
 
 class FrameSelector:
