@@ -416,6 +416,38 @@ def test_a_still_image_given_to_extract_is_one_message(tmp_path):
     assert not list((tmp_path / "clips").glob("*.npz"))
 
 
+@pytest.mark.parametrize("inputs, named", [
+    (["emptydir"], ["emptydir: no video files"]),
+    (["nofile.mp4"], ["nofile.mp4: not found"]),
+    (["nofile.mp4", "emptydir"], ["nofile.mp4: not found", "emptydir: no video files"]),
+])
+def test_nothing_to_extract_is_one_error_and_no_output_folder(tmp_path, inputs, named):
+    from slr.extract.command import extract_from_settings
+
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "emptydir" / "notes.txt").write_text("not a video\n")
+    out = tmp_path / "ex" / "none"
+    settings = ExtractSettings(videos=[tmp_path / name for name in inputs], output_dir=out, workers=1)
+    with pytest.raises(DataError) as caught:
+        extract_from_settings(settings)
+    assert caught.value.exit_code == 2
+    message = str(caught.value)
+    for needle in named:
+        assert str(tmp_path / needle) in message
+    assert not (tmp_path / "ex").exists()
+
+
+@pytest.mark.slow  # starts slr in a child process
+def test_a_missing_input_beside_a_video_is_reported_once_and_the_video_extracted(small_video, tmp_path):
+    missing = tmp_path / "nofile.mp4"
+    proc = slr("extract", missing, small_video, "--output-dir", tmp_path / "clips", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert output.count("nofile.mp4") == 1 and f"{missing}: not found" in proc.stderr
+    assert [p.name for p in (tmp_path / "clips").glob("*.npz")] == [small_video.with_suffix(".npz").name]
+
+
 @pytest.mark.slow
 def test_a_features_model_predicts_a_video_as_its_extracted_clip(small_video, random_weights, tmp_path):
     """iv3_gru on X2048: predict computes the video's features as `slr extract --features` does. The

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from slr.errors import ConfigError
+from slr.errors import ConfigError, DataError
 from slr.extract.backend import import_cv2, import_mediapipe
 from slr.extract.clip import ExtractOptions
 from slr.extract.keypoints import HolisticOptions
@@ -40,6 +40,8 @@ def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractO
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError("the output folder is a file", output_dir)
     videos, problems = find_videos(list(settings.videos))
+    if not videos:  # nothing to do at all: one error (exit 2), before the output folder is made
+        raise DataError("nothing to extract: " + "; ".join(f"{path}: {why}" for path, why in problems))
     labels = None
     if settings.classes_csv is not None:  # read before extracting: a bad classes file stops nothing late
         labels = label_rows(videos, Path(settings.classes_csv), settings.name_pattern)

@@ -149,8 +149,12 @@ class FrameSelector:
 def find_videos(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The videos named: files as given, and the video files (by suffix) directly in each folder.
 
-    Returns (videos, problems); a path that does not exist is a problem named at the end, not a stop.
+    Returns (videos, problems): a path that does not exist (or is no file or folder) and a folder
+    without videos are problems, each named once, not videos to try; files that exist are videos,
+    whatever their suffix (a file that is not one is reported when it is read).
     """
+    from slr.data.files import describe_non_file
+
     videos: list[Path] = []
     problems: list[tuple[Path, str]] = []
     for path in paths:
@@ -160,8 +164,11 @@ def find_videos(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
             if not found:
                 problems.append((path, f"no video files ({', '.join(VIDEO_SUFFIXES)}) in this folder"))
             videos += found
-        else:
-            videos.append(path)  # read errors (missing, not a video) are reported per video
+        elif path.is_file():
+            videos.append(path)
+        else:  # "not found", "a broken symbolic link (to ...)", "a FIFO", ...
+            what = describe_non_file(path)
+            problems.append((path, what if what.startswith("not ") else f"is {what}, not a video"))
     seen: set[Path] = set()
     unique = []
     for video in videos:
