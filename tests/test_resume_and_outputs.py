@@ -248,3 +248,44 @@ def test_the_guides_local_then_multi_gpu_sequence_moves_the_whole_earlier_run(cl
     now = set(digests(tmp_path / "runs"))
     assert "log.csv" not in now and "log.png" not in now  # no stale log beside the new checkpoints
     assert (tmp_path / "logs" / "transformer_multi_gpu.csv").is_file()
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """sha256 of every file below ``folder`` by its path there, outside earlier/ and tensorboard/ (whose
+    event files keep their own earlier/, tensorboard_log.py)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).parts[0] not in ("earlier", "tensorboard")}
+
+
+@pytest.mark.slow
+def test_a_new_run_moves_the_earlier_runs_exports_and_reports_with_it(clips, tmp_path):
+    """What slr export, evaluate and compare wrote into a run's folder by default describes that run's
+    checkpoints: a new run into the folder moves it to earlier/<time>/ with them, and leaves files
+    that are not slr's where they are."""
+    out = tmp_path / "keep"
+    train(settings(clips, out, epochs=1))
+    best, last = out / "SignTransformer_best.pt", out / "SignTransformer_last.pt"
+    for args in (["export", str(best), "--format", "torchscript"], ["export", str(last), "--format", "onnx"],
+                 ["evaluate", str(best), "--keypoints", str(clips / "val")],
+                 ["compare", str(best), str(last), "--keypoints", str(clips / "val")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+    mine = {"notes.txt": "the user's own\n", "evaluation/my-remarks.txt": "also the user's\n"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    first = tree(out)
+    for name in ("SignTransformer_best.ts.pt", "SignTransformer_last.onnx", "evaluation/metrics.json",
+                 "evaluation/predictions.csv", "comparison/comparison.json"):
+        assert name in first  # what the commands write by default, where they write it
+
+    train(settings(clips, out, epochs=1, seed=7))
+    kept = list((out / "earlier").iterdir())
+    assert len(kept) == 1
+    moved = {name: digest for name, digest in first.items() if name not in mine}
+    assert tree(kept[0]) == moved  # all of the first run, unchanged
+    now = tree(out)
+    assert not set(now) & (set(moved) - {"SignTransformer_best.pt", "SignTransformer_last.pt", "log.csv",
+                                          "settings.json"})  # no export or report of the first run is left
+    for name, text in mine.items():
+        assert (out / name).read_text() == text  # not slr's: stays where the user put it
+    assert not (out / "comparison").exists()  # emptied by the move

@@ -30,6 +30,7 @@ import numpy as np
 from slr.analysis.metrics import TaskMetrics
 from slr.atomic import write_atomically
 from slr.errors import CheckpointError, ConfigError, DataError, setting
+from slr.engine.report_files import COMPARISON_DIR, COMPARISON_FILES
 from slr.output_paths import check_output_dir, clashing_input
 from slr.settings import CompareSettings
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from slr.analysis.inference import LoadedModel
 
-OUTPUT_FILES = ("comparison.json", "per_class.csv", "curves.png")
+OUTPUT_FILES = COMPARISON_FILES  # named with the run's other files: a new run moves them to earlier/
 #: Significance level named in the plain-language reading of a p-value.
 ALPHA = 0.05
 #: Clip names shown per directory in a notice (all of them are in comparison.json).
@@ -161,7 +162,7 @@ def compare(settings: CompareSettings) -> Comparison:
 
     checkpoints = [Path(c) for c in settings.checkpoints]
     labels_csv = Path(settings.labels_csv) if settings.labels_csv else _first_dir(settings) / "labels.csv"
-    output_dir = Path(settings.output_dir) if settings.output_dir else checkpoints[0].parent / "comparison"
+    output_dir = Path(settings.output_dir) if settings.output_dir else checkpoints[0].parent / COMPARISON_DIR
     check_output_dir(output_dir, setting("output_dir"))
     clash = clashing_input([output_dir / name for name in OUTPUT_FILES], [*checkpoints, labels_csv, settings.classes])
     if clash:

@@ -27,6 +27,7 @@ from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
 from slr.output_paths import check_output_dir, clashing_input
 from slr.atomic import removed_on_failure, write_atomically
+from slr.engine.report_files import EVALUATION_DIR, EVALUATION_FILES, EVALUATION_GROUP_FILE
 from slr.errors import ConfigError, DataError, setting
 from slr.settings import EvaluateSettings
 
@@ -36,13 +37,11 @@ if TYPE_CHECKING:
     from slr.analysis.groups import GroupResult
     from slr.analysis.inference import LoadedModel
 
-#: What `write_outputs` writes into the output directory.
-OUTPUT_FILES = (
-    "confusion_gloss.csv", "confusion_gloss.png", "confusion_cat.csv", "confusion_cat.png",
-    "predictions.csv", "metrics.json",
-)
+#: What `write_outputs` writes into the output directory (named with the run's other files: a new
+#: run into the checkpoint's folder moves them to earlier/).
+OUTPUT_FILES = EVALUATION_FILES
 #: Written as well when results are split by a labels column.
-GROUP_FILE = "per_group.csv"
+GROUP_FILE = EVALUATION_GROUP_FILE
 
 
 @dataclass
@@ -97,7 +96,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
 
     directory = Path(settings.directory)
     labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
-    output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / "evaluation"
+    output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / EVALUATION_DIR
     check_output_dir(output_dir, setting("output_dir"))
     inputs = [settings.checkpoint, labels_csv, settings.classes]
     outputs = OUTPUT_FILES + ((GROUP_FILE,) if settings.group_by else ())

@@ -30,11 +30,12 @@ from typing import Any, Callable
 import numpy as np
 
 from slr.atomic import raise_if_disk_full, temporary_name
+from slr.engine.report_files import EXPORT_SUFFIXES
 from slr.errors import ConfigError, SlrError, setting
 from slr.models.registry import model_spec
 from slr.settings import ExportSettings
 
-SUFFIXES = {"torchscript": ".ts.pt", "onnx": ".onnx"}
+SUFFIXES = EXPORT_SUFFIXES  # named with the run's other files: a new run moves exports to earlier/
 INPUT_NAMES = ["x", "mask"]
 OUTPUT_NAMES = ["gloss_logits", "cat_logits"]
 SAMPLE_LENGTHS = (1, 8, 20, 57)

@@ -1,12 +1,14 @@
 """The files of a run: checked before any work starts, and an earlier run's kept, never overwritten.
 
 Every guide example writes to the default --output-dir, so a second run there is normal use, not
-a mistake: the earlier run's files (checkpoints, log, curves, settings.json) are moved into
-``earlier/<time>/`` beside them first, and the run says so.
+a mistake: the earlier run's files (checkpoints, log, curves, settings.json, and what slr export,
+evaluate and compare wrote there by default: report_files.py) are moved into ``earlier/<time>/``
+beside them first, and the run says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import shutil
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from slr.engine.logbook import GUIDE_COLUMNS
+from slr.engine.report_files import default_reports, exports_of
 from slr.engine.trainer import RunPaths
 from slr.errors import ConfigError, setting
 from slr.output_paths import check_output_dir, check_output_file, same_file
@@ -50,7 +53,9 @@ def keep_earlier_run(paths: RunPaths, model: str, resume_path: Optional[Path] = 
     they went to (empty when nothing moved).
 
     A folder holds one run: the checkpoints of every model, the log, its curves and settings.json
-    move together (a log left beside another model's checkpoints would be overwritten by a resume
+    move together, and with them the files slr wrote about them by default (the checkpoints'
+    exports, the evaluation/ and comparison/ reports, which would describe checkpoints they are
+    not; into the same folders under earlier/<time>/, other files in those folders stay) (a log left beside another model's checkpoints would be overwritten by a resume
     of that model). Each file goes to ``earlier/<time>/`` beside it, so a --log-csv kept outside
     the output folder stays near where its run's settings point. A run resumed from its own
     ``_last.pt`` (or an identical copy) continues in place and moves nothing; the checkpoint a run
@@ -63,16 +68,26 @@ def keep_earlier_run(paths: RunPaths, model: str, resume_path: Optional[Path] = 
     # be elsewhere than this run's: a stale one beside new checkpoints would pass for theirs).
     targets = [*checkpoints, paths.log_csv, paths.log_csv.with_suffix(".png"), paths.settings_json,
                *_earlier_log_files(paths)]
+    targets += [export for checkpoint in checkpoints for export in exports_of(checkpoint)]
     source = resume_path.resolve() if resume_path is not None else None
-    present = [p for p in dict.fromkeys(targets) if p.is_file() and p.resolve() != source]
+    # (file, the folder whose earlier/<time>/ it goes to, its name there)
+    present = [(p, p.parent, p.name) for p in dict.fromkeys(targets) if p.is_file() and p.resolve() != source]
+    present += [(p, paths.output_dir, f"{p.parent.name}/{p.name}")
+                for p in default_reports(paths.output_dir) if p.is_file() and p.resolve() != source]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     moved: dict[Path, tuple[list[str], Path]] = {}
-    for path in present:
-        if path.parent not in moved:
-            moved[path.parent] = ([], _fresh_folder(path.parent / "earlier", stamp))
-        names, folder = moved[path.parent]
-        shutil.move(path, folder / path.name)  # a --log-csv elsewhere may sit on another file system
-        names.append(path.name)
+    for path, home, name in present:
+        if home not in moved:
+            moved[home] = ([], _fresh_folder(home / "earlier", stamp))
+        names, folder = moved[home]
+        (folder / name).parent.mkdir(exist_ok=True)
+        shutil.move(path, folder / name)  # a --log-csv elsewhere may sit on another file system
+        shown = name.split("/", 1)[0] + "/" if "/" in name else name  # a report folder is named once
+        if shown not in names:
+            names.append(shown)
+    for report_dir in {path.parent for path, home, name in present if "/" in name}:
+        with contextlib.suppress(OSError):  # left in place where it holds other files
+            report_dir.rmdir()
     return list(moved.values())
 
 
