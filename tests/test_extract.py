@@ -25,7 +25,7 @@ from slr.data.augment import keypoint_layout  # noqa: E402
 from slr.extract import layout  # noqa: E402
 from slr.extract.labels import compile_pattern, name_in  # noqa: E402
 from slr.errors import DataError  # noqa: E402
-from slr.extract.video import FrameSelector, VideoReader, frame_time  # noqa: E402
+from slr.extract.video import FrameSelector, VideoReader, find_videos, frame_time  # noqa: E402
 from slr.settings import DEFAULT_NAME_PATTERN, ExtractSettings  # noqa: E402
 
 VIDEOS = Path(os.environ.get("SLR_VIDEOS", Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"))
@@ -83,10 +83,12 @@ def still_images(folder: Path) -> list[Path]:
 
 
 def test_a_still_image_is_named_as_one_not_read_as_a_video(tmp_path):
-    for image in still_images(tmp_path):
+    for image in still_images(tmp_path):  # as slr predict reads a video
         with pytest.raises(DataError, match="still image, not a video") as caught:
             VideoReader(image)
         assert str(image) in str(caught.value)
+    videos, problems = find_videos([tmp_path])  # as slr extract finds its videos: by content, not name
+    assert videos == [] and problems == [(tmp_path / "clip_0001_still.mp4", "is a still image, not a video")]
 
 
 @pytest.mark.parametrize("reported", [float("nan"), float("inf"), -3.68934881474191e20, -1.0, 1e30, 2.0**63])
@@ -406,14 +408,18 @@ def test_a_video_without_frames_is_named_and_nothing_is_written(tmp_path):
 
 
 @pytest.mark.slow  # starts slr in a child process
-def test_a_still_image_given_to_extract_is_one_message(tmp_path):
+def test_a_still_image_given_to_extract_is_one_message(small_video, tmp_path):
     png, _, disguised = still_images(tmp_path)
-    proc = slr("extract", png, disguised, "--output-dir", tmp_path / "clips", "--workers", "1")
-    assert proc.returncode == 1, proc.stderr
+    proc = slr("extract", png, disguised, small_video, "--output-dir", tmp_path / "clips", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr  # the video is extracted, the images named
     assert "Traceback" not in proc.stderr and "Overflow" not in proc.stderr
     for image in (png, disguised):
-        assert f"{image.name}: is a still image, not a video" in proc.stderr
-    assert not list((tmp_path / "clips").glob("*.npz"))
+        assert f"{image}: is a still image, not a video" in proc.stderr
+    assert [p.name for p in (tmp_path / "clips").glob("*.npz")] == [small_video.with_suffix(".npz").name]
+
+    alone = slr("extract", disguised, "--output-dir", tmp_path / "none")  # nothing else: nothing to do
+    assert alone.returncode == 2 and f"{disguised}: is a still image, not a video" in alone.stderr
+    assert "Traceback" not in alone.stderr and not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize("inputs, named", [

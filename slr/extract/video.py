@@ -38,6 +38,30 @@ class Frame:
     rgb: np.ndarray  # uint8 [H, W, 3], the frame as decoded (never resized)
 
 
+STILL_IMAGE = "is a still image, not a video"
+
+
+def _still(cv2, path: Path, frame_count: float) -> bool:
+    """FFmpeg opens a PNG or JPEG (whatever its name) as a one-frame "video" with a frame count of
+    -2**63 and frame times near -3.7e20 ms; an image's file signature, which is what OpenCV's image
+    readers go by, says what it is. An animated image with frames to count is let through: its
+    frames are a clip like any other."""
+    return not (_plausible(frame_count) and frame_count > 1) and cv2.haveImageReader(str(path))
+
+
+def is_still_image(path: Path) -> bool:
+    """Whether the file is a still image (by its signature, not its name), which OpenCV would open
+    as a one-frame video."""
+    cv2 = import_cv2()
+    if not cv2.haveImageReader(str(path)):  # reads the first bytes only: cheap for every video
+        return False
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return _still(cv2, path, cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else 0.0)
+    finally:
+        cap.release()
+
+
 class VideoReader:
     """Frames of one video, in order; a context manager that releases the decoder."""
 
@@ -56,13 +80,9 @@ class VideoReader:
             raise DataError("cannot be read as a video (not a video file, or damaged)", self.path)
         get = self._cap.get
         fps, count = get(cv2.CAP_PROP_FPS), get(cv2.CAP_PROP_FRAME_COUNT)
-        # FFmpeg opens a PNG or JPEG (whatever its name) as a one-frame "video" with a frame count
-        # of -2**63 and frame times near -3.7e20 ms; an image's file signature, which is what
-        # OpenCV's image readers go by, says what it is. (An animated image with frames to count is
-        # let through: its frames are a clip like any other.)
-        if not (_plausible(count) and count > 1) and cv2.haveImageReader(str(self.path)):
+        if _still(cv2, self.path, count):
             self._cap.release()
-            raise DataError("is a still image, not a video", self.path)
+            raise DataError(STILL_IMAGE, self.path)
         self.info = VideoInfo(
             path=self.path,
             fps=float(fps) if _plausible(fps) and fps > 0 else 0.0,
@@ -149,9 +169,9 @@ class FrameSelector:
 def find_videos(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The videos named: files as given, and the video files (by suffix) directly in each folder.
 
-    Returns (videos, problems): a path that does not exist (or is no file or folder) and a folder
-    without videos are problems, each named once, not videos to try; files that exist are videos,
-    whatever their suffix (a file that is not one is reported when it is read).
+    Returns (videos, problems): a path that does not exist (or is no file or folder), a still image
+    and a folder without videos are problems, each named once, not videos to try; other files are
+    videos, whatever their suffix (one that is not is reported when it is read).
     """
     from slr.data.files import describe_non_file
 
@@ -173,7 +193,11 @@ def find_videos(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     unique = []
     for video in videos:
         key = video.resolve()
-        if key not in seen:
-            seen.add(key)
+        if key in seen:
+            continue
+        seen.add(key)
+        if is_still_image(video):  # a PNG named .mp4 too: one message, not a one-frame "clip"
+            problems.append((video, STILL_IMAGE))
+        else:
             unique.append(video)
     return unique, problems
