@@ -287,3 +287,29 @@ def test_an_export_fed_as_its_metadata_says_answers_as_slr_predict_for_a_left_ha
         assert abs(float(gloss[gloss_id]) - prob) <= 1e-5
     cat_id, _, cat_prob = predicted.category
     assert abs(float(torch.softmax(cat_logits, -1)[0, cat_id]) - cat_prob) <= 1e-5
+
+
+@pytest.mark.parametrize("dim, options, steps", [
+    (84, {}, ["shorten", "normalize", "mirror_left_handed"]),
+    (84, {"mirror_left_handed": "off", "hand_centred": True, "max_frames": 12}, ["shorten", "normalize", "hand_centred"]),
+    (156, {}, ["shorten", "normalize"]),  # auto: no mirror where there is a body
+    (156, {"mirror_left_handed": "on", "hand_centred": True, "long_clips": "crop", "max_frames": 12},
+     ["shorten", "normalize", "mirror_left_handed", "hand_centred"]),
+    (84, {"normalize": False, "mirror_left_handed": "on"}, ["shorten", "mirror_left_handed"]),
+])
+def test_the_metadata_names_each_step_and_prepare_clip_is_what_predict_feeds(tmp_path, dim, options, steps):
+    from slr.analysis.export import metadata
+    from slr.analysis.inference import dataset_from_arrays, load_model
+    from slr.data.prepare import prepare_clip
+
+    ckpt = write_checkpoint(tmp_path / "SignTransformer_best.pt", "transformer", dim, **options)
+    loaded = load_model(ckpt)
+    meta = json.loads(json.dumps(metadata(loaded)))  # as a deployment reads it back
+    prep = meta["preprocessing"]
+    assert [s["step"] for s in prep["steps"]] == steps
+    assert prep["mirror_left_handed"] == ("mirror_left_handed" in steps)
+    assert prep["hand_centred"] == ("hand_centred" in steps)
+    rng = np.random.default_rng(dim)
+    clip = left_handed_clip(30) if dim == 84 else rng.uniform(0.2, 0.8, (30, dim)).astype(np.float32)
+    fed = dataset_from_arrays(loaded, [clip], ["c"])[0].x.numpy()  # what slr predict and evaluate feed
+    assert np.array_equal(prepare_clip(clip, meta), fed)
