@@ -102,7 +102,7 @@ def warning_notice(split: CheckedSplit, skip_kinds: Iterable[str] = ()) -> Optio
         more = f", ... ({len(found) - NAMED_PER_KIND} more)" if len(found) > NAMED_PER_KIND else ""
         parts.append(f"{KINDS[kind].title}: {len(found)} ({files}{more}); e.g. {found[0].message}")
     count = f"{len(shown)} warning{'s' if len(shown) > 1 else ''}"
-    return f"{split.directory}: {count} in the data: " + "; ".join(parts) + f" (`{split.validate_hint}` lists them)"
+    return f"{split.directory}: {count} in the data: " + "; ".join(parts) + f" ({split.validate_hint} lists them)"
 
 
 def training_data_notices(splits: list[CheckedSplit], num_gloss: int, num_cat: int) -> list[str]:

@@ -130,6 +130,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
     datasets, frames, notices, labels, checked = [], [], [], [], []
+    fallbacks: dict[Path, Any] = {}  # directory -> width, for one notice even when train and val are one folder
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
             raise DataError(f"{src.flag}: clip directory not found", src.directory)
@@ -143,14 +144,12 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
             limits=clip_limits(settings),
+            role=f"the {'training' if train else 'validation'} data ({src.flag})",
         )
         checked.append(CheckedSplit(src.directory, report.class_counts, report.warnings,
                                     validate_command(settings, src)))
         if fallback is not None and not _first_clip_has(src.directory, key):
-            notices.append(
-                f"{src.directory}: clips without '{key}' ({setting('feature_key')}): {settings.model} reads "
-                f"'{fallback}' from them ({report.widths.get(key, '?')} values per frame)"
-            )
+            fallbacks.setdefault(src.directory, report.widths.get(key, "?"))
         dim = width or report.widths.get(key) or None
         datasets.append(
             ClipDataset(
@@ -170,6 +169,9 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         )
         frames += report.frames
         labels.append(report.labels)
+    for directory, dims in fallbacks.items():
+        notices.append(f"{directory}: clips without '{key}' ({setting('feature_key')}): {settings.model} reads "
+                       f"'{fallback}' from them ({dims} values per frame)")
     # the class counts and the warnings, in words (slr/data/notices.py), before the other notices
     notices = training_data_notices(checked, settings.num_gloss, settings.num_cat) + notices
     train_ds, val_ds = datasets

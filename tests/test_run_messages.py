@@ -1,0 +1,62 @@
+"""What a run says about its data, as a new user reads it: which directory a problem is in, one
+notice per fact, and hints that print as commands (no doubled quoting)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from shown import shown
+
+from slr.data.synthetic import write_synthetic_dataset
+from slr.engine.data_setup import build_data
+from slr.engine.distributed import DistInfo
+from slr.errors import DataError
+from slr.settings import TrainSettings
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def data_of(settings: TrainSettings):
+    return build_data(settings, DistInfo(), torch.device("cpu"))
+
+
+def test_a_problem_in_the_validation_directory_is_said_to_be_there(clips, tmp_path):
+    val = tmp_path / "val"
+    shutil.copytree(clips / "val", val)
+    next(val.glob("*.npz")).write_bytes(b"not an archive")
+    s = TrainSettings(model="transformer", keypoints_train=clips / "train", keypoints_val=val,
+                      num_gloss=4, num_cat=2, output_dir=tmp_path / "run")
+    with pytest.raises(DataError) as caught:
+        data_of(s)
+    text = shown(caught.value)
+    assert "problem(s) in the validation data (--keypoints-val)" in text, text
+    assert "training data" not in text
+
+
+def test_features_read_from_x_are_told_once_per_folder(tmp_path):
+    # The guide's layout: iv3_gru may read keypoint clips' X; one folder for both splits is one notice.
+    write_synthetic_dataset(tmp_path / "kp", 8, num_gloss=2, num_cat=2, feature_dim=32, with_features=False)
+    s = TrainSettings(model="iv3_gru", features_train=tmp_path / "kp", features_val=tmp_path / "kp",
+                      num_gloss=2, num_cat=2, output_dir=tmp_path / "run")
+    told = [n for n in map(shown, data_of(s).notices) if "clips without 'X2048'" in n]
+    assert len(told) == 1 and told[0].startswith(str(tmp_path / "kp")), told
+
+
+def test_the_data_warning_names_its_validate_command_once_quoted(tmp_path):
+    options = dict(num_gloss=2, num_cat=2, feature_dim=32, min_frames=8, max_frames=12)
+    write_synthetic_dataset(tmp_path / "train", 8, seed=1, **options)
+    write_synthetic_dataset(tmp_path / "val", 4, seed=2, **options)
+    first = next((tmp_path / "train").glob("*.npz"))
+    with np.load(first) as archive:
+        arrays = dict(archive)
+    arrays["X"][:] = 0  # nothing detected in any frame: a warning, not an error
+    np.savez(first, **arrays)
+    s = TrainSettings(model="transformer", keypoints_train=tmp_path / "train", keypoints_val=tmp_path / "val",
+                      num_gloss=2, num_cat=2, output_dir=tmp_path / "run")
+    warned = [n for n in map(shown, data_of(s).notices) if "in the data" in n]
+    assert warned and "`slr validate " in warned[0], warned
+    assert "``" not in warned[0], warned[0]
