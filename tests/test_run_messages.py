@@ -60,3 +60,17 @@ def test_the_data_warning_names_its_validate_command_once_quoted(tmp_path):
     warned = [n for n in map(shown, data_of(s).notices) if "in the data" in n]
     assert warned and "`slr validate " in warned[0], warned
     assert "``" not in warned[0], warned[0]
+
+
+def test_validation_glosses_without_training_clips_are_named_with_the_ceiling_they_set(tmp_path):
+    options = dict(num_cat=2, feature_dim=32, min_frames=8, max_frames=12)
+    write_synthetic_dataset(tmp_path / "train", 12, seed=1, num_gloss=3, **options)
+    write_synthetic_dataset(tmp_path / "val", 16, seed=2, num_gloss=4, **options)  # gloss 3: 4 clips
+    s = TrainSettings(model="transformer", keypoints_train=tmp_path / "train", keypoints_val=tmp_path / "val",
+                      num_gloss=4, num_cat=2, output_dir=tmp_path / "run")
+    told = [n for n in map(shown, data_of(s).notices) if "no training clip" in n]
+    assert told == [f"{tmp_path / 'val'}: 4 of 16 validation clips are of glosses with no training clip "
+                    "(1 gloss: id 3); the model cannot learn them, so val_gloss_acc is at most 75.0%"], told
+    same = TrainSettings(model="transformer", keypoints_train=tmp_path / "val", keypoints_val=tmp_path / "val",
+                         num_gloss=4, num_cat=2, output_dir=tmp_path / "run2")
+    assert not [n for n in data_of(same).notices if "no training clip" in n]
