@@ -74,3 +74,26 @@ def test_validation_glosses_without_training_clips_are_named_with_the_ceiling_th
     same = TrainSettings(model="transformer", keypoints_train=tmp_path / "val", keypoints_val=tmp_path / "val",
                          num_gloss=4, num_cat=2, output_dir=tmp_path / "run2")
     assert not [n for n in data_of(same).notices if "no training clip" in n]
+
+
+@pytest.mark.parametrize("width, options, inert", [
+    (42, {"hand_drop_prob": 0.3}, ["--hand-drop-prob does nothing here: it needs two hands; this layout has one"]),
+    (100, {"hand_drop_prob": 0.3, "hand_centred": True},
+     ["--hand-drop-prob does nothing here: it needs two hands; this layout has none",
+      "--hand-centred does nothing here: this layout has no hands"]),
+    (84, {"hand_drop_prob": 0.3, "mirror_left_handed": "on"}, []),  # two hands: both act
+])
+def test_an_option_the_clips_layout_cannot_use_is_said_to_do_nothing(tmp_path, width, options, inert):
+    data = dict(num_gloss=2, num_cat=2, kp_dim=width, feature_dim=8, min_frames=8, max_frames=12)
+    write_synthetic_dataset(tmp_path / "train", 8, seed=1, **data)
+    write_synthetic_dataset(tmp_path / "val", 4, seed=2, **data)
+    s = TrainSettings(model="transformer", keypoints_train=tmp_path / "train", keypoints_val=tmp_path / "val",
+                      num_gloss=2, num_cat=2, output_dir=tmp_path / "run", **options)
+    assert [n for n in map(shown, data_of(s).notices) if "does nothing here" in n] == inert
+
+
+def test_keypoint_options_on_feature_clips_are_said_to_do_nothing(clips, tmp_path):
+    s = TrainSettings(model="iv3_gru", features_train=clips / "train", features_val=clips / "val",
+                      num_gloss=4, num_cat=2, output_dir=tmp_path / "run", rotate_deg=10)
+    told = [n for n in map(shown, data_of(s).notices) if "does nothing here" in n]
+    assert told == ["--rotate-deg does nothing here: it acts on keypoints, and these clips are features"]

@@ -279,6 +279,31 @@ def mirrors_left_handed(choice: str, layout: Layout) -> bool:
     return choice == "on" or layout.shoulders is None
 
 
+#: Settings that act on keypoints one by one (read through a layout), and their "off" value.
+_POINT_OPTIONS = {"mirror_prob": 0.0, "rotate_deg": 0.0, "scale_jitter": 0.0, "shift": 0.0, "shear": 0.0,
+                  "noise_std": 0.0, "hand_drop_prob": 0.0, "point_drop_prob": 0.0, "hand_centred": False}
+
+
+def inert_options(settings: AugmentSettings, input_kind: str, layout: Optional[Layout]) -> list[tuple[str, str]]:
+    """(setting, why) for each option set away from off that changes nothing in these clips, so a
+    run can say so instead of silently training without it."""
+    wanted = [name for name, off in _POINT_OPTIONS.items() if getattr(settings, name, off) != off]
+    if settings.mirror_left_handed == "on":
+        wanted.append("mirror_left_handed")
+    if input_kind != "keypoints":
+        return [(name, "it acts on keypoints, and these clips are features") for name in wanted]
+    if layout is None:
+        return [(name, "the clips' layout is not known from their width (declare it with a layout file)")
+                for name in wanted]
+    inert = []
+    for name in wanted:
+        if name in ("hand_drop_prob", "mirror_left_handed") and len(layout.hands) != 2:
+            inert.append((name, f"it needs two hands; this layout has {('none', 'one')[len(layout.hands)]}"))
+        elif name == "hand_centred" and not layout.hands:
+            inert.append((name, "this layout has no hands"))
+    return inert
+
+
 def _hand_centred(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:
     """Each hand on its own: centred on where its wrist was over the clip and scaled by its own size
     (mean wrist to middle-finger knuckle distance), so the hand's shape and motion no longer carry

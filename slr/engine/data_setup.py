@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slr.data.augment import build_transform, clip_layout, declared_layout, mirrors_left_handed
+from slr.data.augment import build_transform, clip_layout, declared_layout, inert_options, mirrors_left_handed
 from slr.data.layout_file import read_layout_file
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
@@ -189,6 +189,9 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train, declared=declared)
         ds.length_buckets = buckets_for(settings, frames, train)
     notices += _mirror_notice(settings, spec.input_kind, input_dim, declared)
+    layout = clip_layout(input_dim, declared) if spec.input_kind == "keypoints" else None
+    notices += [f"{setting(name)} does nothing here: {why}"
+                for name, why in inert_options(settings, spec.input_kind, layout)]
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
