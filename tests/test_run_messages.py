@@ -97,3 +97,20 @@ def test_keypoint_options_on_feature_clips_are_said_to_do_nothing(clips, tmp_pat
                       num_gloss=4, num_cat=2, output_dir=tmp_path / "run", rotate_deg=10)
     told = [n for n in map(shown, data_of(s).notices) if "does nothing here" in n]
     assert told == ["--rotate-deg does nothing here: it acts on keypoints, and these clips are features"]
+
+
+def test_a_classes_file_that_disagrees_with_the_labels_is_named(clips, tmp_path):
+    """`clips`: 4 glosses; gloss g is in category g % 2 (synthetic labels)."""
+    import csv
+
+    with open(clips / "train" / "labels.csv", newline="") as handle:
+        cat_of = {int(r["gloss"]): int(r["cat"]) for r in csv.DictReader(handle)}
+    classes = tmp_path / "classes.csv"
+    rows = [f"{g},word{g},{cat_of[g] if g != 1 else 1 - cat_of[1]},c" for g in (0, 1, 2)]  # no 3; 1 moved
+    classes.write_text("gloss,name,cat,cat_name\n" + "\n".join(rows) + "\n")
+    s = TrainSettings(model="transformer", keypoints_train=clips / "train", keypoints_val=clips / "val",
+                      num_gloss=4, num_cat=2, output_dir=tmp_path / "run", classes_csv=classes)
+    told = [n for n in map(shown, data_of(s).notices) if n.startswith(str(classes))]
+    assert len(told) == 2, told
+    assert "names 3 of the 4 glosses the labels use; gloss id(s) 3 have no name there" in told[0]
+    assert f"gloss 1 (word1): cat {1 - cat_of[1]} there, {cat_of[1]} in the labels" in told[1]

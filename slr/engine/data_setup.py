@@ -16,7 +16,7 @@ from slr.data.augment import build_transform, clip_layout, declared_layout, iner
 from slr.data.layout_file import read_layout_file
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
-from slr.data.classes import read_class_names
+from slr.data.classes import classes_file_notices, read_class_names
 from slr.data.buckets import buckets_for
 from slr.data.notices import CheckedSplit, training_data_notices
 from slr.data.clip_limits import clip_limits
@@ -196,7 +196,10 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
     notices += train_val_group_notices(*labels)  # signers / sessions in both splits
-    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices,
+    class_names = _class_names(settings, train_ds)
+    if settings.classes_csv is not None:
+        notices += classes_file_notices(Path(settings.classes_csv), class_names, labels[0].rows, labels[0].path)
+    return RunData(train_ds, val_ds, input_dim, longest, class_names, notices,
                    extraction_of(train_src.directory), declared)
 
 
