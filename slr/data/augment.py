@@ -38,6 +38,7 @@ import numpy as np
 
 from slr.data.layout_file import declaration_points
 from slr.settings import AugmentSettings
+from slr.errors import setting
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -293,12 +294,13 @@ def inert_options(settings: AugmentSettings, input_kind: str, layout: Optional[L
     if input_kind != "keypoints":
         return [(name, "it acts on keypoints, and these clips are features") for name in wanted]
     if layout is None:
-        return [(name, "the clips' layout is not known from their width (declare it with a layout file)")
+        return [(name, f"the clips' layout is not known from their width (declare it: {setting('keypoint_layout')})")
                 for name in wanted]
     inert = []
     for name in wanted:
         if name in ("hand_drop_prob", "mirror_left_handed") and len(layout.hands) != 2:
-            inert.append((name, f"it needs two hands; this layout has {('none', 'one')[len(layout.hands)]}"))
+            has = {0: "none", 1: "one"}.get(len(layout.hands), str(len(layout.hands)))
+            inert.append((name, f"it needs two hands; this layout has {has}"))
         elif name == "hand_centred" and not layout.hands:
             inert.append((name, "this layout has no hands"))
     return inert
