@@ -37,8 +37,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from slr.data.layout_file import declaration_points
-from slr.settings import AugmentSettings
 from slr.errors import setting
+from slr.settings import AugmentSettings
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
