@@ -31,9 +31,9 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def _metavar(annotation: Any) -> str:
-    inner, _ = _unwrap_optional(annotation)
-    if typing.get_origin(inner) is typing.Literal:
-        return "[" + "|".join(str(a) for a in typing.get_args(inner)) + "]"
+    inner, optional = _unwrap_optional(annotation)
+    if typing.get_origin(inner) is typing.Literal:  # an optional word also takes "none" (no value)
+        return "[" + "|".join([*map(str, typing.get_args(inner)), *(["none"] if optional else [])]) + "]"
     choices = [a for a in typing.get_args(inner) if a is not type(None)]
     if choices and all(a is Path or typing.get_origin(a) is typing.Literal for a in choices):
         # A path or a word (--resume CKPT|auto)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import reprlib
 import stat
+import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -232,6 +233,11 @@ def _flag_of(model: type[BaseModel], name: str) -> str:
     return f"--{field_key(model, name).replace('_', '-')}"
 
 
+def _takes_none(model: type[BaseModel], name: str) -> bool:
+    info = model.model_fields.get(name)
+    return info is not None and type(None) in typing.get_args(info.annotation)
+
+
 def format_validation_error(
     error: ValidationError, model: type[BaseModel], source: str | Path | None = None
 ) -> str:
@@ -242,6 +248,8 @@ def format_validation_error(
             lines.append(f"{flag} is required")
             continue
         msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "literal_error" and item["loc"] and _takes_none(model, str(item["loc"][0])):
+            msg += ", or none"  # pydantic lists the words only; "none" (no value) is taken as well
         given = item.get("input")
         shown = f" (got {quote_value(given)})" if item["loc"] and not isinstance(given, (dict, BaseModel)) else ""
         lines.append(f"{flag}: {msg}{shown}" if item["loc"] else msg)

@@ -63,6 +63,18 @@ def test_pickled_objects_are_refused_and_never_run(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED_MARKER").exists()
 
 
+def test_a_pickled_module_is_refused_in_plain_words(tmp_path):
+    """torch's own text offers options (weights_only=False, allow-lists) slr never takes, with
+    terminal colour codes; the message names the object instead."""
+    path = tmp_path / "module.pt"
+    torch.save({"format": ckpt.FORMAT, "model": torch.nn.Linear(2, 2)}, path)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_checkpoint(path)
+    text = str(info.value)
+    assert "an object of torch.nn.modules.linear.Linear" in text, text
+    assert "\x1b" not in text and "two options" not in text
+
+
 def test_plain_pickle_file_is_refused(tmp_path):
     path = tmp_path / "plain.pt"
     path.write_bytes(pickle.dumps({"format": ckpt.FORMAT, "x": _Payload()}))

@@ -180,3 +180,14 @@ def test_a_yaml_key_given_twice_and_a_directory_as_config_are_refused(tmp_path):
     assert result.exit_code == 2 and "setting 'epochs' is given twice" in result.output
     result = runner.invoke(app, ["train", "transformer", "--config", str(tmp_path)])
     assert result.exit_code == 2 and "is a directory, not a config file" in result.output
+
+
+def test_a_word_setting_that_also_takes_none_says_so_in_help_and_errors():
+    # `--scheduler none` is the guide's constant rate (the table of changed defaults names it).
+    with pytest.raises(ConfigError) as caught:
+        resolve_settings(TrainSettings, {"scheduler": "bogus"})
+    assert "or none" in str(caught.value) and "'bogus'" in str(caught.value)
+    from slr.cli_params import _metavar
+
+    assert _metavar(TrainSettings.model_fields["scheduler"].annotation) == "[plateau|cosine|warmup_cosine|none]"
+    assert _metavar(TrainSettings.model_fields["pooling"].annotation) == "[mean|max|cls]"  # no none to take

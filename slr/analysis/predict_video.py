@@ -86,4 +86,33 @@ def extract_video_arrays(
             problems.append((str(video), str(exc)))
             continue
         arrays.append(clip.X2048 if features else clip.X)
+        told = aspect_notice(video, clip.meta.get("frame_size"), (stored or {}).get("frame_size"))
+        if told is not None:
+            notices.append(told)
     return arrays, problems, notices
+
+
+#: Aspect ratios closer than this (as a ratio) count as the same frame shape.
+ASPECT_TOLERANCE = 1.15
+
+
+def aspect_notice(video: Path, frame_size: Any, trained_frame_size: Any) -> Optional[str]:
+    """A notice where the video's frame shape differs from the training clips' videos' (known from
+    the checkpoint's extraction record): keypoints are fractions of the frame's width and height
+    (and InceptionV3 sees the frame squeezed to a square), so at another aspect ratio a sign's
+    proportions are not those the model learnt."""
+    def aspect(size: Any) -> Optional[float]:
+        try:
+            width, height = float(size["width"]), float(size["height"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return width / height if width > 0 and height > 0 else None
+
+    here, trained = aspect(frame_size), aspect(trained_frame_size)
+    if here is None or trained is None or max(here, trained) / min(here, trained) < ASPECT_TOLERANCE:
+        return None
+    return (f"{video}: {frame_size['width']}x{frame_size['height']} frames (aspect {here:.2f}); the training "
+            f"clips came from {trained_frame_size['width']}x{trained_frame_size['height']} videos "
+            f"({trained:.2f}). Keypoints are fractions of the frame's width and height, so the sign's "
+            f"height against its width is {here / trained:.2f}x what the model learnt: crop or pad the video "
+            f"to the training videos' shape for a fair answer")

@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from slr.data.layout_file import declaration_points
+from slr.errors import setting
 from slr.settings import AugmentSettings
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -277,6 +278,32 @@ def mirrors_left_handed(choice: str, layout: Layout) -> bool:
     if len(layout.hands) != 2 or choice == "off":
         return False
     return choice == "on" or layout.shoulders is None
+
+
+#: Settings that act on keypoints one by one (read through a layout), and their "off" value.
+_POINT_OPTIONS = {"mirror_prob": 0.0, "rotate_deg": 0.0, "scale_jitter": 0.0, "shift": 0.0, "shear": 0.0,
+                  "noise_std": 0.0, "hand_drop_prob": 0.0, "point_drop_prob": 0.0, "hand_centred": False}
+
+
+def inert_options(settings: AugmentSettings, input_kind: str, layout: Optional[Layout]) -> list[tuple[str, str]]:
+    """(setting, why) for each option set away from off that changes nothing in these clips, so a
+    run can say so instead of silently training without it."""
+    wanted = [name for name, off in _POINT_OPTIONS.items() if getattr(settings, name, off) != off]
+    if settings.mirror_left_handed == "on":
+        wanted.append("mirror_left_handed")
+    if input_kind != "keypoints":
+        return [(name, "it acts on keypoints, and these clips are features") for name in wanted]
+    if layout is None:
+        return [(name, f"the clips' layout is not known from their width (declare it: {setting('keypoint_layout')})")
+                for name in wanted]
+    inert = []
+    for name in wanted:
+        if name in ("hand_drop_prob", "mirror_left_handed") and len(layout.hands) != 2:
+            has = {0: "none", 1: "one"}.get(len(layout.hands), str(len(layout.hands)))
+            inert.append((name, f"it needs two hands; this layout has {has}"))
+        elif name == "hand_centred" and not layout.hands:
+            inert.append((name, "this layout has no hands"))
+    return inert
 
 
 def _hand_centred(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:

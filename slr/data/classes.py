@@ -75,3 +75,44 @@ def _add(
             f"line {line}: cat {class_id} is named {name!r} here but {names[column][class_id]!r} on line {seen}",
             path,
         )
+
+
+def gloss_categories(path: Path) -> dict[int, int]:
+    """{gloss id: cat id} where the classes file gives a gloss its category (read after
+    `read_class_names` has checked the file)."""
+    table = read_table(Path(path), ("gloss", "name"), _LAYOUT)
+    if "cat" not in table.columns:
+        return {}
+    rows = table[table["cat"].str.strip() != ""]
+    gloss, cat = integer_ids(rows["gloss"]), integer_ids(rows["cat"])
+    return {int(gloss[line]): int(cat[line]) for line in rows.index if pd.notna(gloss[line]) and pd.notna(cat[line])}
+
+
+#: Glosses and disagreements named per notice; the count says how many more.
+_NAMED = 5
+
+
+def classes_file_notices(path: Path, names: dict[str, dict[int, str]], labels: "pd.DataFrame",
+                         labels_path: Path) -> list[str]:
+    """Where the classes file and the labels disagree: glosses the labels use that the file does not
+    name (they are shown as "gloss N"), and glosses the file puts in another category than the
+    labels do (training follows the labels)."""
+    notices = []
+    used = labels[labels["gloss"].notna()]
+    glosses = sorted({int(g) for g in used["gloss"]})
+    unnamed = [g for g in glosses if g not in names["gloss"]]
+    if unnamed:
+        more = f", ... ({len(unnamed) - _NAMED} more)" if len(unnamed) > _NAMED else ""
+        notices.append(f"{path}: names {len(glosses) - len(unnamed)} of the {len(glosses)} glosses the labels "
+                       f"use; gloss id(s) {', '.join(map(str, unnamed[:_NAMED]))}{more} have no name there "
+                       f"(shown as 'gloss N')")
+    filed = gloss_categories(path)
+    pairs = used[used["cat"].notna()].groupby("gloss")["cat"].agg(lambda c: int(c.mode().iloc[0]))
+    differ = [(int(g), filed[int(g)], int(c)) for g, c in pairs.items() if int(g) in filed and filed[int(g)] != int(c)]
+    if differ:
+        shown = "; ".join(f"gloss {g} ({names['gloss'].get(g, g)}): cat {f} there, {c} in the labels"
+                          for g, f, c in differ[:_NAMED])
+        more = f"; ... ({len(differ) - _NAMED} more)" if len(differ) > _NAMED else ""
+        notices.append(f"{path}: {len(differ)} gloss(es) in another category than in {labels_path}: {shown}{more}; "
+                       f"training uses the labels' categories")
+    return notices

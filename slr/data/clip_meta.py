@@ -15,7 +15,7 @@ import numpy as np
 
 #: The meta entries that describe the extraction, not one video (its name, size, frame count).
 EXTRACTION_KEYS = ("extractor", "extractor_version", "layout", "order", "coordinates", "settings", "features",
-                   "slr_version")
+                   "slr_version", "frame_size")
 
 
 def read_meta(path: Path) -> Optional[dict[str, Any]]:

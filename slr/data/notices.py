@@ -102,7 +102,23 @@ def warning_notice(split: CheckedSplit, skip_kinds: Iterable[str] = ()) -> Optio
         more = f", ... ({len(found) - NAMED_PER_KIND} more)" if len(found) > NAMED_PER_KIND else ""
         parts.append(f"{KINDS[kind].title}: {len(found)} ({files}{more}); e.g. {found[0].message}")
     count = f"{len(shown)} warning{'s' if len(shown) > 1 else ''}"
-    return f"{split.directory}: {count} in the data: " + "; ".join(parts) + f" (`{split.validate_hint}` lists them)"
+    return f"{split.directory}: {count} in the data: " + "; ".join(parts) + f" ({split.validate_hint} lists them)"
+
+
+def unlearnable_validation_notice(train: CheckedSplit, val: CheckedSplit) -> Optional[str]:
+    """Validation clips of glosses no training clip has: no model can get them right, so the
+    validation accuracy has a ceiling the user should know before reading the log."""
+    seen = _ids([train], "gloss")
+    counts = val.class_counts.get("gloss", {})
+    unseen = sorted(i for i, n in counts.items() if n and i not in seen)
+    if not unseen:
+        return None
+    clips, total = sum(counts[i] for i in unseen), sum(counts.values())
+    ids = ", ".join(map(str, unseen[:NAMED_PER_KIND])) + (f", ... ({len(unseen) - NAMED_PER_KIND} more)"
+                                                         if len(unseen) > NAMED_PER_KIND else "")
+    return (f"{val.directory}: {clips} of {total} validation clips are of glosses with no training clip "
+            f"({len(unseen)} gloss{'es' if len(unseen) > 1 else ''}: id {ids}); the model cannot learn them, "
+            f"so val_gloss_acc is at most {(total - clips) / total:.1%}")
 
 
 def training_data_notices(splits: list[CheckedSplit], num_gloss: int, num_cat: int) -> list[str]:
@@ -115,6 +131,10 @@ def training_data_notices(splits: list[CheckedSplit], num_gloss: int, num_cat: i
     counts = class_count_notice(splits, num_gloss, num_cat)
     if counts is not None:
         notices.append(counts)
+    if len(splits) == 2:  # (training, validation)
+        unseen = unlearnable_validation_notice(*splits)
+        if unseen is not None:
+            notices.append(unseen)
     for split in splits:
         # Repeat "class without clips" only where this split also lacks classes the labels use.
         covered = all(_ids([split], c) == _ids(splits, c) for c in ("gloss", "cat"))

@@ -324,8 +324,11 @@ def check_training_data(
     keep_clips: bool = True,
     validate_hint: Optional[str] = None,
     limits: Optional[ClipLimits] = None,
+    role: str = "the training data",
 ) -> ValidationReport:
     """Run the `slr validate` checks for training; raise `DataError` with a short summary on errors.
+
+    ``role`` names the directory in that summary ("the validation data (--keypoints-val)").
 
     Warnings stay in the returned report for the caller to show. With `keep_clips` the report's
     `clips` feed `ClipDataset(..., preloaded=report.clips)`, so every file is read once.
@@ -344,12 +347,12 @@ def check_training_data(
         limits=limits,
     )
     if report.errors:
-        raise DataError(_error_summary(report, validate_hint), directory)
+        raise DataError(_error_summary(report, validate_hint, role), directory)
     return report
 
 
-def _error_summary(report: ValidationReport, hint: Optional[str] = None) -> str:
-    lines = [f"{len(report.errors)} problem(s) in the training data:"]
+def _error_summary(report: ValidationReport, hint: Optional[str] = None, role: str = "the training data") -> str:
+    lines = [f"{len(report.errors)} problem(s) in {role}:"]
     for kind, found in group_by_kind(report.errors).items():
         files = ", ".join(p.file for p in found[:_FILES_NAMED_PER_KIND])
         more = f", ... ({len(found) - _FILES_NAMED_PER_KIND} more)" if len(found) > _FILES_NAMED_PER_KIND else ""

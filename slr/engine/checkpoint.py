@@ -7,6 +7,7 @@ docs/architecture.md), so loading it never runs code from the file.
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -64,7 +65,7 @@ def load_checkpoint(path: Path, need: Need = "weights") -> dict[str, Any]:
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = str(exc).split("\n")[0][:200]
+        detail = _refused_object(exc)
         raise CheckpointError(
             "refused: the file holds pickled Python objects that are not plain tensors and containers "
             f"({detail}). slr loads checkpoints with weights_only=True and never runs code from them",
@@ -211,6 +212,16 @@ def _mismatches(expected: Mapping[str, torch.Tensor], weights: Mapping[str, torc
 
 #: Model settings that change no weight's name or size; left out of the hint.
 _NOT_SIZES = {"dropout", "attention_dropout", "pretrained_backbone", "backbone_weights", "finetune_backbone"}
+
+
+def _refused_object(exc: Exception) -> str:
+    """What torch refused to unpickle ("GLOBAL torch.nn.modules.linear.Linear"), from its long message
+    whose first line (with terminal colour codes) offers options slr does not take."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"Unsupported global: (GLOBAL \S+)", text)
+    if found:
+        return f"an object of {found.group(1).removeprefix('GLOBAL ')}"
+    return text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
 
 
 def _settings_hint(state: Mapping[str, Any], settings: Any | None, input_dim: int | None) -> str:

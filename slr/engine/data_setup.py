@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slr.data.augment import build_transform, clip_layout, declared_layout, mirrors_left_handed
+from slr.data.augment import build_transform, clip_layout, declared_layout, inert_options, mirrors_left_handed
 from slr.data.layout_file import read_layout_file
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
-from slr.data.classes import read_class_names
+from slr.data.classes import classes_file_notices, read_class_names
 from slr.data.buckets import buckets_for
 from slr.data.notices import CheckedSplit, training_data_notices
 from slr.data.clip_limits import clip_limits
@@ -130,6 +130,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
     datasets, frames, notices, labels, checked = [], [], [], [], []
+    fallbacks: dict[Path, Any] = {}  # directory -> width, for one notice even when train and val are one folder
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
             raise DataError(f"{src.flag}: clip directory not found", src.directory)
@@ -143,14 +144,12 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             num_cat=settings.num_cat,
             validate_hint=validate_command(settings, src),
             limits=clip_limits(settings),
+            role=f"the {'training' if train else 'validation'} data ({src.flag})",
         )
         checked.append(CheckedSplit(src.directory, report.class_counts, report.warnings,
                                     validate_command(settings, src)))
         if fallback is not None and not _first_clip_has(src.directory, key):
-            notices.append(
-                f"{src.directory}: clips without '{key}' ({setting('feature_key')}): {settings.model} reads "
-                f"'{fallback}' from them ({report.widths.get(key, '?')} values per frame)"
-            )
+            fallbacks.setdefault(src.directory, report.widths.get(key, "?"))
         dim = width or report.widths.get(key) or None
         datasets.append(
             ClipDataset(
@@ -170,6 +169,9 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         )
         frames += report.frames
         labels.append(report.labels)
+    for directory, dims in fallbacks.items():
+        notices.append(f"{directory}: clips without '{key}' ({setting('feature_key')}): {settings.model} reads "
+                       f"'{fallback}' from them ({dims} values per frame)")
     # the class counts and the warnings, in words (slr/data/notices.py), before the other notices
     notices = training_data_notices(checked, settings.num_gloss, settings.num_cat) + notices
     train_ds, val_ds = datasets
@@ -187,11 +189,17 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train, declared=declared)
         ds.length_buckets = buckets_for(settings, frames, train)
     notices += _mirror_notice(settings, spec.input_kind, input_dim, declared)
+    layout = clip_layout(input_dim, declared) if spec.input_kind == "keypoints" else None
+    notices += [f"{setting(name)} does nothing here: {why}"
+                for name, why in inert_options(settings, spec.input_kind, layout)]
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
     if settings.max_frames:
         longest = min(longest, settings.max_frames)
     notices += train_val_group_notices(*labels)  # signers / sessions in both splits
-    return RunData(train_ds, val_ds, input_dim, longest, _class_names(settings, train_ds), notices,
+    class_names = _class_names(settings, train_ds)
+    if settings.classes_csv is not None:
+        notices += classes_file_notices(Path(settings.classes_csv), class_names, labels[0].rows, labels[0].path)
+    return RunData(train_ds, val_ds, input_dim, longest, class_names, notices,
                    extraction_of(train_src.directory), declared)
 
 
