@@ -253,6 +253,7 @@ def left_handed_clip(frames: int = 30, seed: int = 3) -> np.ndarray:
     return np.concatenate([left, right], axis=1).reshape(frames, 84).astype(np.float32)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load's deprecation notice
 def test_an_export_fed_as_its_metadata_says_answers_as_slr_predict_for_a_left_handed_clip(tmp_path):
     """The metadata names every step `slr predict` applies (here the left-hand mirror of a hands-only
     layout): the exported model, fed through `prepare_clip(x, metadata)`, gives predict's probabilities."""
@@ -281,7 +282,8 @@ def test_an_export_fed_as_its_metadata_says_answers_as_slr_predict_for_a_left_ha
     predicted = predict_clips(ckpt, [path], top_k=6)[0]
 
     x = torch.from_numpy(prepare_clip(clip, meta))[None]
-    gloss_logits, cat_logits = module(x, torch.ones(x.shape[:2], dtype=torch.bool))
+    with torch.no_grad():
+        gloss_logits, cat_logits = module(x, torch.ones(x.shape[:2], dtype=torch.bool))
     gloss = torch.softmax(gloss_logits, -1)[0]
     for gloss_id, _, prob in predicted.glosses:
         assert abs(float(gloss[gloss_id]) - prob) <= 1e-5
