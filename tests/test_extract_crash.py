@@ -147,3 +147,16 @@ def test_slr_extract_names_a_video_whose_process_is_killed_while_writing_and_goe
     # the other clips are complete, labelled, and the killed worker's temporary file is gone
     assert sorted(p.name for p in out.iterdir()) == ["clip_0001_one.npz", "clip_0003_three.npz", "labels.csv"]
     assert (out / "labels.csv").read_text().splitlines()[1:] == ["clip_0001_one,0,0", "clip_0003_three,2,0"]
+
+
+@pytest.mark.slow  # a worker process starts MediaPipe
+def test_slr_predict_names_a_video_that_kills_the_extractor_and_reads_the_others(tmp_path):
+    """`slr predict` on videos goes through the same worker processes: the crash is one problem."""
+    from slr.analysis.predict_video import extract_video_arrays
+
+    other = small_videos(tmp_path / "elsewhere", ["clip_0001_one"])  # the same name in two folders
+    videos = small_videos(tmp_path / "videos", ["clip_0001_one", "clip_0002_segv"]) + other
+    arrays, problems, _ = extract_video_arrays(videos, {}, "keypoints", {}, None, task=crash_on_marked)
+    assert arrays[0].shape == arrays[2].shape == (8, 156) and arrays[1] is None
+    ((video, message),) = problems
+    assert video == str(videos[1]) and "SIGSEGV" in message

@@ -2,8 +2,9 @@
 classified like a clip.
 
 The extraction settings come from the checkpoint (`extraction`, recorded from the training clips'
-meta); settings given to predict replace them one by one. The video goes through `extract_clip`,
-the function `slr extract` writes clips with, so a video's answer is the answer for its clip.
+meta); settings given to predict replace them one by one. The videos go through `slr extract`'s
+runner (`extract_videos`, in a worker process, into a temporary folder), so a video's answer is
+the answer for its clip, and a video that crashes the extractor is named, not fatal.
 """
 
 from __future__ import annotations
@@ -51,45 +52,72 @@ def extract_video_arrays(
     input_kind: str,
     overrides: Mapping[str, Any],
     backbone_weights: Optional[Path],
+    task: Optional[Any] = None,
 ) -> tuple[list[Optional[np.ndarray]], list[tuple[str, str]], list[str]]:
     """For each video its model input `[T, D]` (keypoints X, or X2048 for a features model), or
-    None with a problem (video, message) when it cannot be read; and notices."""
-    from slr.errors import SlrError
+    None with a problem (video, message) when it cannot be read; and notices.
+
+    The videos go through `slr extract`'s own runner, into a temporary folder: each in a worker
+    process, so a video that crashes MediaPipe or OpenCV is a problem named like any other, not
+    the end of `slr predict`. `task`: as `extract_videos`' (tests make it crash)."""
+    import tempfile
+
+    from slr.data.clip_meta import read_meta
     from slr.extract.backend import import_cv2, import_mediapipe
-    from slr.extract.clip import extract_clip
+    from slr.extract.runner import FeatureSource, extract_videos
 
     import_mediapipe()
     import_cv2()
     features = input_kind == "features"
     options, stored, notices = video_options(state, overrides, features)
-    extractor = info = None
+    source = None
     if features:
-        from slr.extract.features import PREPROCESSING, FeatureExtractor
+        from slr.extract.features import resolve_weights
 
         stored_features = (stored or {}).get("features") or {}
         batch = int(stored_features.get("batch_size", 16)) if isinstance(stored_features, dict) else 16
-        extractor = FeatureExtractor(backbone_weights, batch_size=batch)
+        weights = resolve_weights(backbone_weights)
+        source = FeatureSource(weights, batch_size=batch)
         trained_on = stored_features.get("weights") if isinstance(stored_features, dict) else None
-        if trained_on and trained_on != extractor.weights_file.name:
+        if trained_on and trained_on != weights.name:
             notices.append(
                 f"the training clips' features came from InceptionV3 weights {trained_on!r}; these videos' come "
-                f"from {extractor.weights_file} ({setting('backbone_weights')})"
+                f"from {weights} ({setting('backbone_weights')})"
             )
-        info = {"key": "X2048", "weights": extractor.weights_file.name, "preprocessing": PREPROCESSING}
-    arrays: list[Optional[np.ndarray]] = []
+    arrays: list[Optional[np.ndarray]] = [None] * len(videos)
     problems: list[tuple[str, str]] = []
-    for video in videos:
-        try:
-            clip = extract_clip(video, options, features=extractor, feature_info=info)
-        except SlrError as exc:
-            arrays.append(None)
-            problems.append((str(video), str(exc)))
-            continue
-        arrays.append(clip.X2048 if features else clip.X)
-        told = aspect_notice(video, clip.meta.get("frame_size"), (stored or {}).get("frame_size"))
-        if told is not None:
-            notices.append(told)
+    with tempfile.TemporaryDirectory(prefix="slr-predict-") as tmp:
+        # one clip name per folder: videos of the same name (from other folders) go in rounds
+        for round_number, members in enumerate(_rounds_of_distinct_names(videos)):
+            result = extract_videos([videos[i] for i in members], Path(tmp) / str(round_number), options,
+                                    features=source, workers=1, task=task)
+            for i, outcome in zip(members, result.outcomes):  # outcomes come in the order given
+                if outcome.status == "failed":
+                    problems.append((str(videos[i]), outcome.error or f"{videos[i]}: could not be extracted"))
+                    continue
+                with np.load(outcome.clip, allow_pickle=False) as clip:
+                    arrays[i] = np.array(clip["X2048" if features else "X"])
+                frame_size = (read_meta(outcome.clip) or {}).get("frame_size")
+                told = aspect_notice(videos[i], frame_size, (stored or {}).get("frame_size"))
+                if told is not None:
+                    notices.append(told)
     return arrays, problems, notices
+
+
+def _rounds_of_distinct_names(videos: list[Path]) -> list[list[int]]:
+    """Indices of `videos` in rounds whose clip names (the videos' stems) are all different."""
+    rounds: list[list[int]] = []
+    names: list[set[str]] = []
+    for i, video in enumerate(videos):
+        for members, taken in zip(rounds, names):
+            if video.stem not in taken:
+                members.append(i)
+                taken.add(video.stem)
+                break
+        else:
+            rounds.append([i])
+            names.append({video.stem})
+    return rounds
 
 
 #: Aspect ratios closer than this (as a ratio) count as the same frame shape.
