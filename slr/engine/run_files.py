@@ -53,10 +53,11 @@ def keep_earlier_run(paths: RunPaths, model: str, resume_path: Optional[Path] = 
     they went to (empty when nothing moved).
 
     A folder holds one run: the checkpoints of every model, the log, its curves and settings.json
-    move together, and with them the files slr wrote about them by default (the checkpoints'
-    exports, the evaluation/ and comparison/ reports, which would describe checkpoints they are
-    not; into the same folders under earlier/<time>/, other files in those folders stay) (a log left beside another model's checkpoints would be overwritten by a resume
-    of that model). Each file goes to ``earlier/<time>/`` beside it, so a --log-csv kept outside
+    move together (a log left beside another model's checkpoints would be overwritten by a resume
+    of that model). With them go the files slr wrote about them by default, which would otherwise
+    describe checkpoints they are not: the checkpoints' exports, and the evaluation/ and
+    comparison/ reports (into folders of those names under earlier/<time>/; a user's own files in
+    those folders stay). Each file goes to ``earlier/<time>/`` beside it, so a --log-csv kept outside
     the output folder stays near where its run's settings point. A run resumed from its own
     ``_last.pt`` (or an identical copy) continues in place and moves nothing; the checkpoint a run
     resumes from always stays where it is.
