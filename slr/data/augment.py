@@ -229,18 +229,19 @@ def _mask_span(x: np.ndarray, share: float, rng: np.random.Generator) -> np.ndar
     return x
 
 
+#: Settings that act on keypoints one by one (read through a layout), and their "off" value.
+_POINT_OPTIONS = {"mirror_prob": 0.0, "rotate_deg": 0.0, "scale_jitter": 0.0, "shift": 0.0, "shear": 0.0,
+                  "noise_std": 0.0, "hand_drop_prob": 0.0, "point_drop_prob": 0.0, "hand_centred": False}
+
+
 def _affine_augment(settings: AugmentSettings) -> bool:
     return bool(settings.rotate_deg or settings.scale_jitter or settings.shift or settings.shear)
 
 
 def _spatial_augment(settings: AugmentSettings) -> bool:
-    return bool(
-        settings.mirror_prob
-        or _affine_augment(settings)
-        or settings.noise_std
-        or settings.hand_drop_prob
-        or settings.point_drop_prob
-    )
+    """Any augmentation that moves or hides points (the table of inert_options, less hand centring,
+    which is not an augmentation: it applies in prediction too)."""
+    return any(getattr(settings, name) != off for name, off in _POINT_OPTIONS.items() if name != "hand_centred")
 
 
 def _drop_hand(detected: np.ndarray, layout: Layout, rng: np.random.Generator) -> np.ndarray:
@@ -278,11 +279,6 @@ def mirrors_left_handed(choice: str, layout: Layout) -> bool:
     if len(layout.hands) != 2 or choice == "off":
         return False
     return choice == "on" or layout.shoulders is None
-
-
-#: Settings that act on keypoints one by one (read through a layout), and their "off" value.
-_POINT_OPTIONS = {"mirror_prob": 0.0, "rotate_deg": 0.0, "scale_jitter": 0.0, "shift": 0.0, "shear": 0.0,
-                  "noise_std": 0.0, "hand_drop_prob": 0.0, "point_drop_prob": 0.0, "hand_centred": False}
 
 
 def inert_options(settings: AugmentSettings, input_kind: str, layout: Optional[Layout]) -> list[tuple[str, str]]:

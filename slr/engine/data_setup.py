@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slr.data.augment import build_transform, clip_layout, declared_layout, inert_options, mirrors_left_handed
+from slr.data.augment import Layout, build_transform, clip_layout, declared_layout, inert_options, mirrors_left_handed
 from slr.data.layout_file import read_layout_file
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
@@ -188,8 +188,8 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     for ds, train in ((train_ds, True), (val_ds, False)):
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train, declared=declared)
         ds.length_buckets = buckets_for(settings, frames, train)
-    notices += _mirror_notice(settings, spec.input_kind, input_dim, declared)
     layout = clip_layout(input_dim, declared) if spec.input_kind == "keypoints" else None
+    notices += _mirror_notice(settings, layout, input_dim)
     notices += [f"{setting(name)} does nothing here: {why}"
                 for name, why in inert_options(settings, spec.input_kind, layout)]
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
@@ -203,11 +203,11 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
                    extraction_of(train_src.directory), declared)
 
 
-def _mirror_notice(settings: TrainSettings, input_kind: str, width: int, declared: Optional[dict[str, Any]]) -> list[str]:
-    """Say so where the default mirrors clips: a change to the clips the user did not ask for by name."""
-    if input_kind != "keypoints" or settings.mirror_left_handed != "auto":
+def _mirror_notice(settings: TrainSettings, layout: Optional[Layout], width: int) -> list[str]:
+    """Say so where the default mirrors clips: a change to the clips the user did not ask for by name.
+    ``layout``: the keypoints' (None for features, or a width no layout reads)."""
+    if settings.mirror_left_handed != "auto":
         return []
-    layout = clip_layout(width, declared)
     if layout is None or not mirrors_left_handed("auto", layout):
         return []
     return [
