@@ -269,16 +269,19 @@ def evaluate(flags: dict, config: Optional[Path]) -> None:
                   extra=[CLIPS, CONFIG])
 @guarded
 def predict(flags: dict, clips: list[Path], config: Optional[Path]) -> None:
-    """The top-k glosses and the category of each clip or video, by name, with probabilities."""
+    """The top-k glosses and the category of each clip or video, by name, with probabilities; --window for sentences."""
     settings = resolve_settings(PredictSettings, {**flags, "clips": clips}, config)
     from slr.analysis.predict import run_predict
-    from slr.ui.evaluate_view import print_predictions, print_predictions_json
+    from slr.ui.predict_view import print_predictions, print_predictions_json
 
-    notices: list[str] = []  # about videos: how they were extracted
-    predictions = run_predict(settings, notices)
-    for notice in notices:
+    result = run_predict(settings)
+    for notice in result.notices:  # how videos were extracted, frame times taken
         print_notice(notice)
-    (print_predictions_json if settings.json_output else print_predictions)(predictions)
+    if result.predictions:
+        (print_predictions_json if settings.json_output else print_predictions)(result.predictions)
+    error = result.problem_error()  # the inputs that could not be used: named after the others' answers
+    if error is not None:
+        raise error
 
 
 @app.command()

@@ -511,7 +511,19 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
 # ---------------------------------------------------------------------------------------------
 
 
-class EvaluateSettings(ClipLimitSettings, ThreadSettings):
+class SanitySettings(Settings):
+    """When an answer should not be trusted (slr/analysis/sanity.py); predict, evaluate and live."""
+
+    uncertain_below: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="Call an answer uncertain when its top gloss probability is below this (chosen on "
+        "validation clips and signs outside the vocabulary: docs/predicting.md).",
+    )
+
+
+class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -595,7 +607,29 @@ class VideoPredictSettings(Settings):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
-class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
+#: `slr live`'s window when neither --window nor the checkpoint says how long the training clips were.
+LIVE_WINDOW_S = 2.0
+#: The frame rate `slr predict --window` takes for .npz clips that record no frame times, when
+#: neither --clip-fps nor the checkpoint's extraction record gives one (cameras' common rate).
+ASSUMED_CLIP_FPS = 30.0
+
+
+class WindowSettings(Settings):
+    """Sliding windows over a long clip or video (slr/analysis/windows.py)."""
+
+    window: Optional[float] = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Predict over sliding windows of this many seconds (a sentence, a long recording), with the "
+        "answers merged into segments; default: one answer for the whole clip.",
+    )
+    stride: Optional[float] = Field(
+        None, gt=0, le=3600, description="Seconds from one window's start to the next (default: a quarter of --window)."
+    )
+
+
+class PredictSettings(VideoPredictSettings, WindowSettings, SanitySettings, ClipLimitSettings, ThreadSettings):
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
@@ -608,9 +642,58 @@ class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
     )
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
+    clip_fps: Optional[float] = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="Frame rate of .npz clips that record no timestamps, to turn --window into frames (default: the "
+        "checkpoint's extraction fps, else 30).",
+    )
     json_output: bool = Field(False, description="Print the predictions as JSON.", alias="json")
 
     model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _stride_needs_window(self) -> "PredictSettings":
+        if self.stride is not None and self.window is None:  # live has a window of its own by default
+            raise ValueError("--stride needs --window SECONDS")
+        return self
+
+
+class LiveSettings(VideoPredictSettings, WindowSettings, SanitySettings, ThreadSettings):
+    """`slr live CKPT --source 0|FILE|URL`: the sign being made now, from a camera, a video file or a stream."""
+
+    checkpoint: Path = positional(description="Checkpoint to predict with (a keypoint model).")
+    source: str = Field(
+        "0",
+        min_length=1,
+        description="A camera (OpenCV device index: 0, 1, ...), a video file (played at its own speed) or a "
+        "stream URL (rtsp://, http://).",
+    )
+    realtime: bool = Field(
+        True,
+        description="Play a video file at its own speed, dropping frames the extraction cannot keep up with, as a "
+        "camera would; --no-realtime reads every frame as fast as it can (same answers as slr predict --window).",
+    )
+    window: Optional[float] = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Seconds of video each answer is about; default: the training clips' median length (the "
+        "checkpoint records it) at the extraction's frame rate, else 2.",
+    )
+    top_k: int = Field(3, ge=1, description="How many glosses to show per window.")
+    classes: Optional[Path] = Field(
+        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint."
+    )
+    show: bool = Field(False, description="Also show the video in an OpenCV window with the skeleton drawn.")
+    json_lines: bool = Field(False, description="Write one JSON record per window to standard output.")
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field("cpu", description="Where to run the model.")
+
+    @property
+    def camera(self) -> Optional[int]:
+        """The OpenCV device index when the source is a camera ("0", "1", ...)."""
+        return int(self.source) if self.source.strip().isdigit() else None
 
 
 class ExportSettings(Settings):

@@ -157,6 +157,6 @@ def test_slr_predict_names_a_video_that_kills_the_extractor_and_reads_the_others
     other = small_videos(tmp_path / "elsewhere", ["clip_0001_one"])  # the same name in two folders
     videos = small_videos(tmp_path / "videos", ["clip_0001_one", "clip_0002_segv"]) + other
     arrays, problems, _ = extract_video_arrays(videos, {}, "keypoints", {}, None, task=crash_on_marked)
-    assert arrays[0].shape == arrays[2].shape == (8, 156) and arrays[1] is None
+    assert arrays[0].x.shape == arrays[2].x.shape == (8, 156) and arrays[1] is None
     ((video, message),) = problems
     assert video == str(videos[1]) and "SIGSEGV" in message

@@ -149,7 +149,7 @@ def test_bad_inputs_are_one_message_and_exit_2(checkpoints, synthetic_dir, tmp_p
     text = tmp_path / "text.pt"
     text.write_text("not a checkpoint")
     cases = [
-        ([str(checkpoints["transformer"]), str(good), str(corrupt)], ["corrupt.npz", "truncated"]),
+        ([str(checkpoints["transformer"]), str(corrupt)], ["corrupt.npz", "truncated"]),
         ([str(checkpoints["transformer"]), str(wide)], ["wide.npz", "width 40, expected 156"]),
         ([str(checkpoints["transformer"]), str(nokey)], ["nokey.npz", "no key 'X'"]),
         ([str(checkpoints["transformer"]), str(tmp_path / "gone.npz")], ["gone.npz", "not found"]),
@@ -181,10 +181,34 @@ def test_clips_with_nan_or_inf_are_refused_and_all_named(checkpoints, synthetic_
         result = runner.invoke(app, ["predict", str(checkpoints["transformer"]), *clips, *extra])
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output and "NaN" not in result.output.replace("NaN or infinite", "")
-        assert result.output.startswith("error: 3 of 4 clips cannot be used")
+        assert result.stderr.startswith("error: 3 of 4 clips cannot be used")
         for clip in (nan_clip, inf_clip, huge_clip):
-            assert str(clip) in result.output
-        assert str(good) not in result.output and "RuntimeWarning" not in result.output
+            assert str(clip) in result.stderr and str(clip) not in result.stdout
+        assert str(good) not in result.stderr and "RuntimeWarning" not in result.output
+        if extra:  # the one good clip is still answered, and stdout stays JSON
+            assert [Path(a["clip"]) for a in json.loads(result.stdout)] == [good]
+        else:
+            assert result.stdout.startswith(f"{good} (")
+
+
+def test_a_bad_input_is_named_after_the_others_are_predicted(checkpoints, synthetic_dir, tmp_path):
+    """Issue 26 item 6: `slr predict CKPT broken.mp4 good.npz` predicts the good one, names the
+    broken one, and exits 2 (the broken video here is unreadable; one that crashes the extractor
+    is the same problem: tests/test_extract_crash.py)."""
+    good = clips_of_different_lengths(synthetic_dir, 1)[0]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"this is not a video\n")
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(good.read_bytes()[:64])
+    pytest.importorskip("mediapipe")
+    result = runner.invoke(app, ["predict", str(checkpoints["transformer"]), str(broken), str(good), str(corrupt),
+                                 "--json"])
+    assert result.exit_code == 2, result.output
+    assert [Path(a["clip"]) for a in json.loads(result.stdout)] == [good]
+    error = result.stderr[result.stderr.index("error: "):]  # after the notice that the clips' extraction is unknown
+    assert error.startswith("error: 2 of 3 clips cannot be used")
+    assert f"{broken}: cannot be read as a video" in result.stderr and "corrupt.npz" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_non_finite_model_outputs_name_the_checkpoint(synthetic_dir, tmp_path):

@@ -18,6 +18,7 @@ from slr.errors import DataError
 class ClassNames:
     gloss: dict[int, str] = field(default_factory=dict)
     cat: dict[int, str] = field(default_factory=dict)
+    gloss_cat: dict[int, int] = field(default_factory=dict)  # a gloss's category, where a classes file gives it
 
     def gloss_name(self, gloss_id: int) -> str:
         return self.gloss.get(int(gloss_id), f"gloss {int(gloss_id)}")
@@ -31,17 +32,23 @@ class ClassNames:
 
     def fill(self, other: "ClassNames") -> "ClassNames":
         """These names, with ids they lack taken from ``other``."""
-        return ClassNames({**other.gloss, **self.gloss}, {**other.cat, **self.cat})
+        return ClassNames({**other.gloss, **self.gloss}, {**other.cat, **self.cat}, {**other.gloss_cat, **self.gloss_cat})
+
+    def category_of(self, gloss_id: int) -> Optional[tuple[int, str]]:
+        """The category (id, name) the classes file puts a gloss in; None where it says none."""
+        cat = self.gloss_cat.get(int(gloss_id))
+        return None if cat is None else (cat, self.cat_name(cat))
 
 
 def read_classes_csv(path: Path) -> ClassNames:
-    """`gloss,name[,cat,cat_name]` rows -> names by id; `DataError` naming the file otherwise."""
-    from slr.data.classes import read_class_names
+    """`gloss,name[,cat,cat_name]` rows -> names by id, and each gloss's category; `DataError` naming the
+    file otherwise."""
+    from slr.data.classes import gloss_categories, read_class_names
 
     stored = read_class_names(Path(path))
     if not stored["gloss"]:
         raise DataError("the classes file has no rows", path)
-    return ClassNames(dict(stored["gloss"]), dict(stored["cat"]))
+    return ClassNames(dict(stored["gloss"]), dict(stored["cat"]), gloss_categories(Path(path)))
 
 
 def from_checkpoint(state: Mapping[str, Any]) -> ClassNames:

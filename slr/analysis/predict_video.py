@@ -9,6 +9,7 @@ the answer for its clip, and a video that crashes the extractor is named, not fa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -46,6 +47,15 @@ def video_options(state: Mapping[str, Any], overrides: Mapping[str, Any], featur
     return options_from(resolved, features), stored, notices
 
 
+@dataclass
+class VideoClip:
+    """A video as `slr extract` would write it: the model's input, the keypoints, the frame times."""
+
+    x: np.ndarray  # [T, D]: keypoints X, or X2048 for a features model
+    keypoints: np.ndarray  # [T, 156]
+    times_s: np.ndarray  # [T], seconds from the first frame
+
+
 def extract_video_arrays(
     videos: list[Path],
     state: Mapping[str, Any],
@@ -53,9 +63,9 @@ def extract_video_arrays(
     overrides: Mapping[str, Any],
     backbone_weights: Optional[Path],
     task: Optional[Any] = None,
-) -> tuple[list[Optional[np.ndarray]], list[tuple[str, str]], list[str]]:
-    """For each video its model input `[T, D]` (keypoints X, or X2048 for a features model), or
-    None with a problem (video, message) when it cannot be read; and notices.
+) -> tuple[list[Optional[VideoClip]], list[tuple[str, str]], list[str]]:
+    """For each video its clip (model input `[T, D]`, keypoints, frame times), or None with a
+    problem (video, message) when it cannot be read; and notices.
 
     The videos go through `slr extract`'s own runner, into a temporary folder: each in a worker
     process, so a video that crashes MediaPipe or OpenCV is a problem named like any other, not
@@ -84,7 +94,7 @@ def extract_video_arrays(
                 f"the training clips' features came from InceptionV3 weights {trained_on!r}; these videos' come "
                 f"from {weights} ({setting('backbone_weights')})"
             )
-    arrays: list[Optional[np.ndarray]] = [None] * len(videos)
+    arrays: list[Optional[VideoClip]] = [None] * len(videos)
     problems: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="slr-predict-") as tmp:
         # one clip name per folder: videos of the same name (from other folders) go in rounds
@@ -95,8 +105,10 @@ def extract_video_arrays(
                 if outcome.status == "failed":
                     problems.append((str(videos[i]), outcome.error or f"{videos[i]}: could not be extracted"))
                     continue
-                with np.load(outcome.clip, allow_pickle=False) as clip:
-                    arrays[i] = np.array(clip["X2048" if features else "X"])
+                with np.load(outcome.clip, allow_pickle=False) as clip:  # written just now by slr extract
+                    stamps = np.asarray(clip["timestamps_ms"], dtype=np.float64)
+                    arrays[i] = VideoClip(np.array(clip["X2048" if features else "X"]), np.array(clip["X"]),
+                                          (stamps - stamps[0]) / 1000.0)
                 frame_size = (read_meta(outcome.clip) or {}).get("frame_size")
                 told = aspect_notice(videos[i], frame_size, (stored or {}).get("frame_size"))
                 if told is not None:

@@ -47,6 +47,7 @@ class Checkpoint(TypedDict, total=False):
     frames: bool
     runtime: dict[str, Any]  # what the auto options picked, world size
     extraction: dict[str, Any]  # how the training clips were made from videos, when known
+    clip_frames: dict[str, Any]  # the training clips' frame counts: min, median, max (predict's length check)
     keypoint_layout: Optional[dict[str, Any]]  # a layout file's declaration (slr/data/layout_file.py), when given
     ema_state: Optional[dict[str, Any]]  # --ema-decay: training weights and update count (model_state is the average)
     optimizer_state: dict[str, Any]
@@ -139,6 +140,7 @@ ENTRIES: dict[str, Entry] = {
     "class_names": Entry(lambda v: isinstance(v, dict), "a dict", None),
     "frames": Entry(lambda v: isinstance(v, bool), "true or false", None),
     "extraction": Entry(*_OPTIONAL_DICT, None),
+    "clip_frames": Entry(*_OPTIONAL_DICT, None),
     "keypoint_layout": Entry(*_OPTIONAL_DICT, None),
     "ema_state": Entry(*_OPTIONAL_DICT, None),
     "best_metric": Entry(_is_number, "a number", None),

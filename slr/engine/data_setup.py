@@ -46,6 +46,7 @@ class RunData:
     notices: list[str]  # for the user, before training: warnings in the data, keys that fell back
     extraction: Optional[dict[str, Any]] = None  # how the training clips were made (their meta), for predict
     keypoint_layout: Optional[dict[str, Any]] = None  # a layout file's declaration, stored in checkpoints
+    clip_frames: Optional[dict[str, Any]] = None  # the training clips' frame counts (min, median, max), for predict
 
     @property
     def summary(self) -> str:
@@ -130,6 +131,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
     datasets, frames, notices, labels, checked = [], [], [], [], []
+    clip_frames: Optional[dict[str, Any]] = None
     fallbacks: dict[Path, Any] = {}  # directory -> width, for one notice even when train and val are one folder
     for src, train in ((train_src, True), (val_src, False)):
         if not src.directory.is_dir():
@@ -169,6 +171,8 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         )
         frames += report.frames
         labels.append(report.labels)
+        if train:
+            clip_frames = frame_range(report.frames)
     for directory, dims in fallbacks.items():
         notices.append(f"{directory}: clips without '{key}' ({setting('feature_key')}): {settings.model} reads "
                        f"'{fallback}' from them ({dims} values per frame)")
@@ -200,7 +204,15 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     if settings.classes_csv is not None:
         notices += classes_file_notices(Path(settings.classes_csv), class_names, labels[0].rows, labels[0].path)
     return RunData(train_ds, val_ds, input_dim, longest, class_names, notices,
-                   extraction_of(train_src.directory), declared)
+                   extraction_of(train_src.directory), declared, clip_frames)
+
+
+def frame_range(frames: list[int]) -> Optional[dict[str, Any]]:
+    """The training clips' frame counts as `slr predict` compares a clip or video with them."""
+    if not frames:
+        return None
+    ordered = sorted(frames)
+    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1]}
 
 
 def _mirror_notice(settings: TrainSettings, layout: Optional[Layout], width: int) -> list[str]:

@@ -219,6 +219,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         "num_cat": settings.num_cat,
         "class_names": data.class_names,
         "extraction": data.extraction,  # read by `slr predict` on videos (slr/analysis/predict.py)
+        "clip_frames": data.clip_frames,  # predict's "much longer than the training clips" (slr/analysis/windows.py)
         "keypoint_layout": data.keypoint_layout,  # --keypoint-layout's declaration: inference reads clips alike
         "runtime": runtime,
     }

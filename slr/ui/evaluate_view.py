@@ -1,4 +1,4 @@
-"""How `slr evaluate`, `slr predict` and `slr export` show results: rich tables on a terminal,
+"""How `slr evaluate` and `slr export` show results: rich tables on a terminal,
 plain lines in a pipe or a file, or JSON."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from slr.analysis.evaluate import EvaluationReport
     from slr.analysis.export import ExportResult
     from slr.analysis.metrics import TaskMetrics
-    from slr.analysis.predict import Prediction
 
 _TASK_LABEL = {"gloss": "gloss", "cat": "category"}
 #: Per-class rows shown on a terminal / in plain text (all of them are in metrics.json).
@@ -156,37 +155,6 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
     for name, path in report.files.items():
         files.add_row(name, Text(_n(path)))
     console.print(files)
-
-
-# --- predict ----------------------------------------------------------------------------------
-
-
-def print_predictions_json(predictions: Sequence["Prediction"]) -> None:
-    _json([p.to_dict() for p in predictions])
-
-
-def print_predictions(predictions: Sequence["Prediction"]) -> None:
-    if not interactive():
-        for p in predictions:
-            cat_id, cat_name, cat_prob = p.category
-            _line(f"{_n(p.clip)} ({p.frames} frames): category {_n(cat_name)} ({_pct(cat_prob)})")
-            for rank, (gloss_id, name, prob) in enumerate(p.glosses, start=1):
-                _line(f"  {rank}. {_n(name)} ({_pct(prob)}, gloss {gloss_id})")
-        return
-    console = out()
-    for p in predictions:
-        cat_id, cat_name, cat_prob = p.category
-        table = Table(
-            title=Text(f"{_n(p.clip)} ({p.frames} frames): category {_n(cat_name)} ({_pct(cat_prob)})"),
-            title_justify="left",
-        )
-        table.add_column("#", justify="right")
-        table.add_column("gloss")
-        table.add_column("id", justify="right")
-        table.add_column("probability", justify="right")
-        for rank, (gloss_id, name, prob) in enumerate(p.glosses, start=1):
-            table.add_row(str(rank), Text(_n(name)), str(gloss_id), _pct(prob), style="bold" if rank == 1 else None)
-        console.print(table)
 
 
 # --- export -----------------------------------------------------------------------------------
