@@ -29,6 +29,7 @@ from slr.settings import (
     ExportSettings,
     ExtractSettings,
     HwinfoSettings,
+    LiveSettings,
     PlotSettings,
     PredictSettings,
     ResumeSettings,
@@ -282,6 +283,19 @@ def predict(flags: dict, clips: list[Path], config: Optional[Path]) -> None:
     error = result.problem_error()  # the inputs that could not be used: named after the others' answers
     if error is not None:
         raise error
+
+
+@app.command()
+@settings_command(LiveSettings, fields=[n for n in LiveSettings.model_fields if n != "backbone_weights"],
+                  extra=[CONFIG])
+@guarded
+def live(flags: dict, config: Optional[Path]) -> None:
+    """The sign being made now, from a camera (--source 0), a video file or a stream; Ctrl-C stops."""
+    settings = resolve_settings(LiveSettings, flags, config)
+    from slr.analysis.live import run_live
+    from slr.ui.live_view import LiveView
+
+    run_live(settings, LiveView(json_lines=settings.json_lines, show=settings.show))
 
 
 @app.command()

@@ -57,6 +57,11 @@ class WindowClock:
         self._last_end: Optional[float] = None  # end of the last window given out (seconds from t0)
         self._interval = 0.0
 
+    @property
+    def first_needed(self) -> int:
+        """The first frame a window still to come can hold: a caller keeping frames drops those before it."""
+        return self._first
+
     def _bounds(self, k: int) -> tuple[float, float]:
         start = k * self.stride_s
         return start, start + self.window_s

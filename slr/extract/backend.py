@@ -61,7 +61,8 @@ def import_mediapipe() -> Any:
 #: Lines MediaPipe's native code writes to stderr that mean nothing to a user.
 _NATIVE_NOISE = re.compile(
     r"^(?:[IWE]\d{4} [\d:. ]+\S+\.cc:\d+\]|INFO: Created TensorFlow Lite|WARNING: All log messages before absl"
-    r"|\[[\w,]+ @ 0x[0-9a-f]+\])"  # FFmpeg's own lines ("moov atom not found"): slr says what failed
+    r"|\[[\w,]+ @ 0x[0-9a-f]+\]"  # FFmpeg's own lines ("moov atom not found"): slr says what failed
+    r"|\[ ?(?:WARN|ERROR):\d+@[\d.]+\] global )"  # OpenCV's ("can't open camera by index"): slr live says it
 )
 
 
