@@ -3,6 +3,8 @@ and the current answer written on top. OpenCV comes through slr.extract.backend,
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Optional
 
 import numpy as np
@@ -12,6 +14,8 @@ from slr.extract import layout
 from slr.extract.backend import import_cv2
 
 TITLE = "slr live"
+#: Where a Linux program finds a display (QT_QPA_PLATFORM: Qt told where to draw, e.g. offscreen).
+_DISPLAY_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
 #: MediaPipe's hand skeleton (wrist 0; thumb 1-4, index 5-8, middle 9-12, ring 13-16, little 17-20).
 HAND_LINKS = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
               (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20))
@@ -43,6 +47,11 @@ class VideoWindow:
     """The OpenCV window; `show` returns False once the user closes it or presses q or Esc."""
 
     def __init__(self) -> None:
+        if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in _DISPLAY_VARIABLES):
+            # OpenCV's Qt aborts the whole process (SIGABRT) when it finds no display: ask first
+            raise ConfigError(f"{setting('show')} needs a display to open a window on (DISPLAY is not set: a "
+                              f"server, or ssh without X forwarding); {setting('json_lines')} gives the answers "
+                              f"to another program instead")
         self._cv2 = import_cv2()
         self.caption: Optional[str] = None
         self._opened = False
