@@ -384,7 +384,7 @@ def test_validate_prints_hostile_names_escaped_and_short_but_json_keeps_them(cli
 
 def test_errors_and_predictions_escape_names(tmp_path, capsys):
     from slr.analysis.predict import Prediction
-    from slr.ui.evaluate_view import print_predictions
+    from slr.ui.predict_view import print_predictions
 
     result = runner.invoke(app, ["train", "--config", str(tmp_path / "\x1b[31mred.yaml")])
     assert result.exit_code == 2 and "\x1b" not in result.output and "\\x1b[31mred.yaml" in result.output

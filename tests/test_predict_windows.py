@@ -190,3 +190,35 @@ def test_training_records_the_training_clips_frame_counts(reference_runs, synthe
     lengths.sort()
     state = torch.load(reference_runs["transformer"].best, weights_only=True)
     assert state["clip_frames"] == {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]}
+
+
+def test_evaluate_counts_the_signals_and_how_right_answers_are_under_each(reference_runs, synthetic_dir, tmp_path):
+    import csv
+    import shutil
+
+    clips = tmp_path / "clips"
+    shutil.copytree(synthetic_dir, clips)
+    handless = sorted(clips.glob("*.npz"))[3]
+    with np.load(handless) as clip:
+        arrays = dict(clip)
+    arrays["X"][:, 2 * 25:2 * 67] = 0
+    np.savez(handless, **arrays)
+    classes = tmp_path / "classes.csv"
+    classes.write_text("gloss,name,cat,cat_name\n" + "".join(f"{g},G{g},{g % 2},c{g % 2}\n" for g in range(5)))
+    out = tmp_path / "evaluation"
+    result = runner.invoke(app, ["evaluate", str(reference_runs["transformer"].best), "--keypoints", str(clips),
+                                 "--classes", str(classes), "--uncertain-below", "0.3", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    sanity = json.loads((out / "metrics.json").read_text())["sanity"]
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    uncertain = [r for r in rows if float(r["pred_gloss_prob"]) < 0.3]
+    assert sanity["uncertain"] == {"clips": len(uncertain),
+                                   "gloss_correct": sum(r["gloss_correct"] == "True" for r in uncertain)}
+    assert sanity["certain"]["clips"] == len(rows) - len(uncertain)
+    disagree = [r for r in rows if int(r["pred_gloss"]) % 2 != int(r["pred_cat"])]
+    assert sanity["category_disagrees"] == {"checked": len(rows), "clips": len(disagree),
+                                            "gloss_correct": sum(r["gloss_correct"] == "True" for r in disagree)}
+    assert sanity["no_hand"] == {"checked": len(rows), "clips": [handless.stem]}
+    assert "uncertain (top probability below --uncertain-below 0.3)" in result.stdout
+    assert f"no hand found in any frame: 1 of {len(rows)} clips: {handless.stem}" in result.stdout

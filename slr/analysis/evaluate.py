@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from slr.analysis.groups import GroupResult
+    from slr.analysis.sanity import SanitySummary
     from slr.analysis.inference import LoadedModel
 
 #: What `write_outputs` writes into the output directory (named with the run's other files: a new
@@ -58,6 +59,7 @@ class EvaluationReport:
     files: dict[str, Path] = field(default_factory=dict)
     group_by: Optional[str] = None  # the labels column the clips were split by, if any
     groups: list["GroupResult"] = field(default_factory=list)
+    sanity: Optional["SanitySummary"] = None  # no hand found, uncertain answers, disagreeing heads
 
     def to_dict(self) -> dict[str, Any]:
         groups = {"group_by": self.group_by, "groups": [g.to_dict() for g in self.groups]} if self.group_by else {}
@@ -72,6 +74,7 @@ class EvaluationReport:
                 "gloss": self.gloss.to_dict(),
                 "cat": self.cat.to_dict(),
                 **groups,
+                **({"sanity": self.sanity.to_dict()} if self.sanity is not None else {}),
                 "files": {k: str(v) for k, v in self.files.items()},
             }
         )
@@ -92,6 +95,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """Run the checkpoint over the directory, compute the metrics and write the report files."""
     from slr.analysis.groups import check_group_column, group_results
     from slr.analysis.inference import load_model, pick_device
+    from slr.analysis.sanity import summarise_scored
     from slr.data.clip_limits import clip_limits
 
     directory = Path(settings.directory)
@@ -128,6 +132,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         names=scored.names,
         group_by=settings.group_by,
         groups=group_results(scored, settings.group_by) if settings.group_by else [],
+        sanity=summarise_scored(scored, settings.uncertain_below, clip_limits(settings)),
     )
     with removed_on_failure(output_dir):  # a full disk leaves no half report, nor an empty folder
         write_outputs(report, output_dir, scored, settings.confusion_top)

@@ -145,3 +145,22 @@ def summarise(gloss_probs: np.ndarray, cat_probs: np.ndarray, gloss_true: np.nda
         no_hand_clips=[clip for clip, d in zip(clips, detections) if no_hand(d)],
         detection_known=sum(d is not None for d in detections),
     )
+
+
+def summarise_scored(scored: Any, threshold: float, limits: Any = None) -> SanitySummary:
+    """`summarise` over `slr evaluate`'s scored clips (slr.analysis.evaluate.ScoredClips); the
+    detection shares come from the clips' own keypoints where they are in the 78-point layout."""
+    from slr.data.clips import read_clip
+    from slr.errors import DataError
+
+    loaded = scored.loaded
+    detections: list[Optional[dict[str, float]]] = [None] * scored.count
+    if loaded.input_kind == "keypoints" and loaded.input_dim == layout.WIDTH:
+        for i, name in enumerate(scored.clips):
+            path = scored.directory / (name if str(name).endswith(".npz") else f"{name}.npz")
+            try:  # already read once to be scored: this cannot fail unless the file changed meanwhile
+                detections[i] = detection_shares(read_clip(path, loaded.key, None, layout.WIDTH, limits))
+            except DataError:
+                continue
+    return summarise(scored.gloss_probs, scored.cat_probs, scored.gloss, scored.names, threshold,
+                     [str(c) for c in scored.clips], detections)

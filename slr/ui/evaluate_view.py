@@ -101,9 +101,20 @@ def _evaluation_lines(report: "EvaluationReport") -> None:
                 f"  {g.value}: {g.clips} clips, gloss top-1 {_pct(g.gloss_top1)}, top-{g.top5_k} "
                 f"{_pct(g.gloss_top5)}, category {_pct(g.cat_top1)}"
             )
+    _sanity(report)
     _line()
     for name, path in report.files.items():
         _line(f"{name}: {_n(path)}")
+
+
+def _sanity(report: "EvaluationReport") -> None:
+    """When answers should not be trusted (slr/analysis/sanity.py), and how right they are then."""
+    if report.sanity is not None:
+        from slr.ui.predict_view import sanity_summary_lines
+
+        _line()
+        for text in sanity_summary_lines(report.sanity):
+            _line(text)
 
 
 def _evaluation_tables(report: "EvaluationReport") -> None:
@@ -149,6 +160,7 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
         for g in report.groups:
             groups.add_row(Text(g.value), str(g.clips), _pct(g.gloss_top1), _pct(g.gloss_top5), _pct(g.cat_top1))
         console.print(groups)
+    _sanity(report)
     files = Table(title="written", title_justify="left", show_header=False)
     files.add_column("what")
     files.add_column("path")

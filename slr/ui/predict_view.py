@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from slr.errors import spell_settings
+from slr.errors import setting, spell_settings
 from slr.ui.console import interactive, out, shown_name as _n, shown_text
 
 if TYPE_CHECKING:
     from slr.analysis.predict import Prediction
-    from slr.analysis.sanity import Sanity
+    from slr.analysis.sanity import Sanity, SanitySummary
     from slr.analysis.windows import WindowAnswer
 
 _PART_LABEL = {"pose": "pose", "left_hand": "left hand", "right_hand": "right hand"}
@@ -125,3 +125,24 @@ def _print_windows(p: "Prediction") -> None:
     _line("  windows:")
     for w in p.windows:
         _line(f"  {window_text(w)}")
+
+
+def sanity_summary_lines(summary: "SanitySummary") -> list[str]:
+    """`slr evaluate`'s lines about the signals (settings as the flags that set them)."""
+    def share(part: int, whole: int) -> str:
+        return f"{100 * part / whole:.1f}%" if whole else "-"
+
+    below = spell_settings(setting("uncertain_below", summary.threshold))
+    lines = [f"uncertain (top probability below {below}): {summary.uncertain} of {summary.uncertain + summary.certain} "
+             f"clips, {share(summary.uncertain_correct, summary.uncertain)} of them right; the others "
+             f"{share(summary.certain_correct, summary.certain)} right"]
+    if summary.category_checked:
+        lines.append(f"category head against the classes file's category of the top gloss: disagrees on "
+                     f"{summary.category_disagree} of {summary.category_checked} clips (top gloss right on "
+                     f"{summary.category_disagree_correct} of them)")
+    if summary.detection_known:
+        named = ", ".join(_n(c) for c in summary.no_hand_clips[:5])
+        more = f" and {len(summary.no_hand_clips) - 5} more (metrics.json)" if len(summary.no_hand_clips) > 5 else ""
+        lines.append(f"no hand found in any frame: {len(summary.no_hand_clips)} of {summary.detection_known} clips"
+                     + (f": {named}{more}" if named else ""))
+    return lines
