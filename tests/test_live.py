@@ -14,12 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="mediapipe is not installed")
 cv2 = pytest.importorskip("cv2")
-
-from slr.engine.checkpoint import save_checkpoint  # noqa: E402
 
 from test_predict import NAMES, write_checkpoint  # noqa: E402
 

@@ -103,6 +103,10 @@ class FrameSource:
                     time.sleep(due - read_at)
                     read_at = time.perf_counter()
             yield LiveFrame(time_s, frame.rgb, read_at, decode_s)
+            if time_s == 0.0 and self.realtime:
+                # Holistic's first frame loads its models (a second or more): the video starts after it,
+                # or a whole second of frames would be dropped before the first is made into keypoints
+                started = time.perf_counter()
 
     def _capture_frames(self) -> Iterator[LiveFrame]:
         cv2 = import_cv2()
