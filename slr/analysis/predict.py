@@ -160,7 +160,6 @@ def predict_inputs(
         else:
             _predict_windows(classifier, item, times, window, stride, answer, prediction, result)
         result.predictions.append(prediction)
-    result.predictions.sort(key=lambda p: paths.index(p.clip))
     return result
 
 
