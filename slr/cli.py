@@ -295,7 +295,11 @@ def live(flags: dict, config: Optional[Path]) -> None:
     from slr.analysis.live import run_live
     from slr.ui.live_view import LiveView
 
-    run_live(settings, LiveView(json_lines=settings.json_lines, show=settings.show))
+    view = LiveView(json_lines=settings.json_lines, show=settings.show)
+    try:
+        run_live(settings, view)
+    finally:
+        view.close()
 
 
 @app.command()

@@ -98,11 +98,17 @@ class LiveView:
         title = f"slr live: {shown_text(_n(self._source))} [{answer.span.start_s:.1f}-{answer.span.end_s:.1f} s]"
         return Panel(Group(*parts), title=title, title_align="left")
 
-    def finish(self, summary: "LiveSummary") -> None:
+    def close(self) -> None:
+        """Stop the panel and close the window (also after an error: the terminal gets its cursor back)."""
         if self._live is not None:
             self._live.stop()
+            self._live = None
         if self._window is not None:
             self._window.close()
+            self._window = None
+
+    def finish(self, summary: "LiveSummary") -> None:
+        self.close()
         medians = summary.to_dict()["median_ms"]
         line = (f"stopped ({summary.stopped}): {summary.frames} frames in {summary.seconds:.1f} s "
                 f"({summary.fps:.1f} frames/s), {summary.windows} windows; median ms per frame: decode "
