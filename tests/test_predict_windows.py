@@ -132,7 +132,7 @@ def test_a_clip_much_longer_than_the_training_clips_says_so_and_suggests_windows
     result = runner.invoke(app, ["predict", str(checkpoint), str(long_clip), str(short_clip), str(fine), "--json"])
     assert result.exit_code == 0, result.output
     notes = [a["length_note"] for a in json.loads(result.stdout)]
-    assert f"{len(x)} frames" in notes[0] and "longest training clip (20)" in notes[0] and "{{window" in notes[0]
+    assert f"{len(x)} frames" in notes[0] and "longest training clip (20)" in notes[0] and "--window" in notes[0]
     assert notes[1].startswith("only 8 frames") and notes[2] is None
     text = runner.invoke(app, ["predict", str(checkpoint), str(long_clip)])
     assert "--window" in text.stdout and "{{" not in text.stdout  # the flag, as the user types it

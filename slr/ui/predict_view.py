@@ -30,9 +30,12 @@ def _pct(value: float) -> str:
 
 
 def print_predictions_json(predictions: Sequence["Prediction"]) -> None:
+    answers = [p.to_dict() for p in predictions]
+    for answer in answers:  # the note names a setting: as the flag the user would type, as on the terminal
+        if answer.get("length_note"):
+            answer["length_note"] = spell_settings(answer["length_note"])
     # allow_nan=False: predict refuses clips and models that would give NaN; raising here is a bug.
-    out().out(json.dumps([p.to_dict() for p in predictions], indent=2, ensure_ascii=False, allow_nan=False),
-              highlight=False)
+    out().out(json.dumps(answers, indent=2, ensure_ascii=False, allow_nan=False), highlight=False)
 
 
 def detection_text(detection: Optional[dict[str, float]]) -> str:
