@@ -45,17 +45,20 @@ def predict_clips(
     video: Optional[dict[str, Any]] = None,
     notices: Optional[list[str]] = None,
     limits: ClipLimits | None = None,
+    ensemble: Sequence[Path] = (),
 ) -> list[Prediction]:
     """`video`: extraction settings for the videos among `clips` (`overrides`, `backbone_weights`);
-    `notices` receives what the caller should tell the user."""
+    `notices` receives what the caller should tell the user; `ensemble`: more checkpoints whose
+    probabilities are averaged with `checkpoint`'s (slr.analysis.ensemble)."""
     from slr.analysis.classes import resolve_class_names
-    from slr.analysis.inference import dataset_from_arrays, load_model, pick_device
+    from slr.analysis.ensemble import load_models
+    from slr.analysis.inference import dataset_from_arrays, pick_device
     from slr.analysis.scoring import class_probabilities
     from slr.data.clips import clip_stem
 
     if not clips:
         raise ConfigError("give at least one CLIP.npz to predict")
-    loaded = load_model(checkpoint, pick_device(device))
+    loaded = load_models(checkpoint, ensemble, pick_device(device))
     names = resolve_class_names(loaded.state, classes)
     paths = [Path(c) for c in clips]
     arrays = read_inputs(paths, loaded, video or {}, notices, limits)
@@ -144,4 +147,5 @@ def run_predict(settings: PredictSettings, notices: Optional[list[str]] = None) 
         video={"overrides": settings.extraction_overrides(), "backbone_weights": settings.backbone_weights},
         notices=notices,
         limits=clip_limits(settings),
+        ensemble=settings.ensemble,
     )
