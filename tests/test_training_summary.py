@@ -42,6 +42,7 @@ def test_split_test_file_is_scored_once_and_stored_in_the_chosen_checkpoint(spli
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "chosen on the validation set" in text
+    assert f"test split: 10 clips of {split_dir / 'labels_test.csv'} (found beside" in text  # said before training
     assert text.count("test: gloss acc") == 1
 
     from slr.engine.checkpoint import load_checkpoint

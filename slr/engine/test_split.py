@@ -71,26 +71,19 @@ def prepare_test_split(settings: TrainSettings, val: ClipDataset) -> Optional[He
         return None
     spec = model_spec(settings.model)
     keypoints = spec.input_kind == "keypoints"
+    key, fallback = (settings.kp_key, None) if keypoints else (settings.feature_key, settings.kp_key)  # as training
     directory = Path(getattr(settings, f"{spec.input_kind}_val"))
     flag = setting("labels_test_csv")
-    check_training_data(
-        directory,
-        labels_csv,
-        key=settings.kp_key if keypoints else settings.feature_key,
-        fallback_key=None if keypoints else settings.kp_key,
-        require_dim=val.input_dim,
-        num_gloss=settings.num_gloss,
-        num_cat=settings.num_cat,
-        limits=clip_limits(settings),
-        role=f"the test data ({flag} {labels_csv})",
-    )
-    dataset = ClipDataset(
-        directory, labels_csv, key=settings.kp_key if keypoints else settings.feature_key,
-        fallback_key=None if keypoints else settings.kp_key, dim=val.input_dim, max_frames=settings.max_frames,
-        long_clips=settings.long_clips, train=False, seed=settings.seed, cache=False, limits=clip_limits(settings),
-    )
+    check_training_data(directory, labels_csv, key=key, fallback_key=fallback, require_dim=val.input_dim,
+                        num_gloss=settings.num_gloss, num_cat=settings.num_cat, keep_clips=False,
+                        limits=clip_limits(settings), role=f"the test data ({flag} {labels_csv})")
+    dataset = ClipDataset(directory, labels_csv, key=key, fallback_key=fallback, dim=val.input_dim,
+                          max_frames=settings.max_frames, long_clips=settings.long_clips, train=False,
+                          seed=settings.seed, cache=False, limits=clip_limits(settings))
     dataset.transform = val.transform  # exactly the validation clips' pipeline
-    notices = []
+    found = "" if settings.labels_test_csv is not None else f" (found beside {settings.labels_val_csv})"
+    notices = [f"test split: {len(dataset)} clips of {labels_csv}{found}, scored once with the checkpoint "
+               "validation chooses, after the last epoch"]
     shared = _shared_clips(labels_csv, _train_labels(settings, spec.input_kind))
     if shared:
         notices.append(f"{flag} {labels_csv}: {shared} of its clips are training clips too: its accuracy will not "
