@@ -107,3 +107,21 @@ def test_clips_of_another_width_are_refused(pretrained, tmp_path):
                     "--init-from", str(pretrained))
     assert result.exit_code == 2, result.output
     assert "reads 156 values per frame, this run's clips have 84" in " ".join(result.output.split())
+
+
+def test_a_resumed_run_continues_from_its_own_checkpoint(pretrained, synthetic_dir, tmp_path):
+    import shutil
+
+    start = tmp_path / "start.pt"
+    shutil.copy(pretrained, start)
+    out = tmp_path / "tuned"
+    result = _train(synthetic_dir, out, "--num-gloss", "5", "--num-cat", "2", "--epochs", "1", "--init-from", str(start))
+    assert result.exit_code == 0, result.output
+    start.unlink()  # the stored --init-from is not read again: the run's own _last.pt has everything
+    resumed = CliRunner().invoke(app, ["resume", str(out / "SignTransformer_last.pt"), "--epochs", "2"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "--init-from:" not in resumed.output
+
+    from slr.engine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out / "SignTransformer_last.pt", need="resume")["epoch"] == 2
