@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import itertools
 import shlex
 import shutil
 import sys
@@ -252,12 +253,30 @@ CLIPS = inspect.Parameter(
 )
 
 
+MORE_CHECKPOINTS = inspect.Parameter(
+    "more_checkpoints",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(None, metavar="[CKPT...]", show_default=False,
+                           help="More checkpoints with the same classes and clip layout: their probabilities are averaged."),
+    annotation=Optional[list[Path]],
+)
+
+
+def _with_ensemble(flags: dict, more: Optional[list[Path]]) -> dict:
+    """Checkpoints after the first make an ensemble (slr/analysis/ensemble.py)."""
+    return {**flags, "ensemble": list(more)} if more else flags
+
+
 @app.command()
-@settings_command(EvaluateSettings, extra=[CONFIG])
+@settings_command(EvaluateSettings, fields=[n for n in EvaluateSettings.model_fields if n != "ensemble"],
+                  extra=[MORE_CHECKPOINTS, CONFIG])
 @guarded
-def evaluate(flags: dict, config: Optional[Path]) -> None:
-    """Accuracy (top-1, top-5), macro F1, per-class results and confusion matrices of CKPT on labelled clips."""
-    settings = resolve_settings(EvaluateSettings, flags, config)
+def evaluate(flags: dict, more_checkpoints: Optional[list[Path]], config: Optional[Path]) -> None:
+    """Accuracy (top-1, top-5), macro F1, per-class results and confusion matrices of CKPT on labelled clips.
+
+    Several CKPTs are evaluated as one ensemble (the average of their probabilities).
+    """
+    settings = resolve_settings(EvaluateSettings, _with_ensemble(flags, more_checkpoints), config)
     from slr.analysis.evaluate import run_evaluate
     from slr.ui.evaluate_view import print_evaluation, print_evaluation_json
 
@@ -266,12 +285,17 @@ def evaluate(flags: dict, config: Optional[Path]) -> None:
 
 
 @app.command()
-@settings_command(PredictSettings, fields=[n for n in PredictSettings.model_fields if n != "clips"],
+@settings_command(PredictSettings, fields=[n for n in PredictSettings.model_fields if n not in ("clips", "ensemble")],
                   extra=[CLIPS, CONFIG])
 @guarded
 def predict(flags: dict, clips: list[Path], config: Optional[Path]) -> None:
-    """The top-k glosses and the category of each clip or video, by name, with probabilities; --window for sentences."""
-    settings = resolve_settings(PredictSettings, {**flags, "clips": clips}, config)
+    """The top-k glosses and the category of each clip or video, by name, with probabilities; --window for sentences.
+
+    `slr predict CKPT CKPT... CLIP...`: the .pt files right after CKPT join it in an ensemble.
+    """
+    more = list(itertools.takewhile(lambda p: p.suffix == ".pt", clips))  # clips are .npz, videos .mp4 etc.
+    flags = _with_ensemble(flags, more)
+    settings = resolve_settings(PredictSettings, {**flags, "clips": clips[len(more):]}, config)
     from slr.analysis.predict import run_predict
     from slr.ui.predict_view import print_predictions, print_predictions_json
 
@@ -303,11 +327,15 @@ def live(flags: dict, config: Optional[Path]) -> None:
 
 
 @app.command()
-@settings_command(ExportSettings, extra=[CONFIG])
+@settings_command(ExportSettings, fields=[n for n in ExportSettings.model_fields if n != "ensemble"],
+                  extra=[MORE_CHECKPOINTS, CONFIG])
 @guarded
-def export(flags: dict, config: Optional[Path]) -> None:
-    """Write CKPT's model as TorchScript or ONNX, checked against PyTorch on sample clips."""
-    settings = resolve_settings(ExportSettings, flags, config)
+def export(flags: dict, more_checkpoints: Optional[list[Path]], config: Optional[Path]) -> None:
+    """Write CKPT's model as TorchScript or ONNX, checked against PyTorch on sample clips.
+
+    Several CKPTs: one graph that averages their probabilities.
+    """
+    settings = resolve_settings(ExportSettings, _with_ensemble(flags, more_checkpoints), config)
     from slr.analysis.export import run_export
     from slr.ui.evaluate_view import print_export
 

@@ -139,6 +139,7 @@ def _panel_of(model: type[BaseModel], name: str) -> str | None:
                 "Augment": "Augmentation",
                 "KeypointLayout": "Data",
                 "Output": "Outputs",
+                "FineTune": "Training",
             }.get(label, None)
     return None
 

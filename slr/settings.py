@@ -98,6 +98,12 @@ class DataSettings(ClipKeySettings, ClipLimitSettings):
     labels_val_csv: Optional[Path] = Field(
         None, description="Validation labels CSV; default: labels.csv in the validation directory."
     )
+    labels_test_csv: Optional[Path] = Field(
+        None,
+        description="Test labels CSV (clips in the validation directory), scored once with the chosen checkpoint "
+        "at the end of training; default: the labels_test.csv that `slr split --test` wrote beside "
+        "--labels-val-csv, when that is its labels_val.csv.",
+    )
     classes_csv: Optional[Path] = Field(
         None, description="Class names (gloss,name,cat,cat_name); default: names taken from the clip file names."
     )
@@ -372,6 +378,17 @@ class OptimSettings(Settings):
         return self
 
 
+class FineTuneSettings(Settings):
+    init_from: Optional[Path] = Field(
+        None,
+        description="Start from this checkpoint's weights only (not its optimizer, schedule, epoch or random "
+        "state): the model and clip layout must match; a head with another class count starts afresh.",
+    )
+    freeze_encoder_epochs: int = Field(
+        0, ge=0, description="Train only the gloss and category heads for this many first epochs (0 = off)."
+    )
+
+
 class OutputSettings(Settings):
     output_dir: Path = Field(
         Path("runs"), description="Where checkpoints, settings.json and the training curves go."
@@ -446,6 +463,7 @@ class TrainSettings(
     LoaderSettings,
     OptimSettings,
     LateDropoutSettings,
+    FineTuneSettings,
     OutputSettings,
     DistributedSettings,
 ):
@@ -527,6 +545,10 @@ class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
+    ensemble: list[Path] = Field(
+        default_factory=list,
+        description="More checkpoints (same classes and clip layout) whose probabilities are averaged with CKPT's.",
+    )
     keypoints: Optional[Path] = Field(None, description="Directory of keypoint clips (transformer checkpoints).")
     features: Optional[Path] = Field(None, description="Directory of feature clips (iv3_gru checkpoints).")
     labels_csv: Optional[Path] = Field(None, description="Labels CSV (file,gloss,cat); default: labels.csv in the directory.")
@@ -537,7 +559,7 @@ class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings):
     output_dir: Optional[Path] = Field(
         None,
         description="Where metrics.json, predictions.csv and the confusion matrices go; "
-        "default: evaluation/ beside the checkpoint.",
+        "default: evaluation/ beside the checkpoint (several: ensemble_evaluation/ in the folder holding them).",
     )
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
@@ -633,6 +655,10 @@ class PredictSettings(VideoPredictSettings, WindowSettings, SanitySettings, Clip
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
+    ensemble: list[Path] = Field(
+        default_factory=list,
+        description="More checkpoints (same classes and clip layout) whose probabilities are averaged with CKPT's.",
+    )
     clips: list[Path] = Field(
         default_factory=list, description="Clip files (.npz) or videos (extracted as the training clips were)."
     )
@@ -700,11 +726,16 @@ class ExportSettings(Settings):
     """`slr export CKPT --format torchscript|onnx`: a model file that runs without slr, checked against PyTorch."""
 
     checkpoint: Path = positional(description="Checkpoint to export.")
+    ensemble: list[Path] = Field(
+        default_factory=list,
+        description="More checkpoints (same classes and clip layout): one graph that averages their probabilities.",
+    )
     format: Literal["torchscript", "onnx"] = Field(
         description="torchscript (load with torch.jit.load) or onnx (run with onnxruntime)."
     )
     output: Optional[Path] = Field(
-        None, description="Where the model file goes; default: beside the checkpoint, <stem>.ts.pt or <stem>.onnx."
+        None, description="Where the model file goes; default: beside the checkpoint, <stem>.ts.pt or <stem>.onnx "
+        "(several: <stem>_ensembleN.ts.pt / .onnx in the folder holding them)."
     )
     tolerance: float = Field(
         1e-4, gt=0, description="Largest allowed difference between the exported and the PyTorch model's logits."

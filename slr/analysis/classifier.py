@@ -64,7 +64,10 @@ class Classifier:
         return gloss.numpy(), cat.numpy()
 
 
-def load_classifier(checkpoint: Path, device: str = "cpu", batch_size: int = 64) -> Classifier:
-    from slr.analysis.inference import load_model, pick_device
+def load_classifier(checkpoint: Path, device: str = "cpu", batch_size: int = 64,
+                    ensemble: Sequence[Path] = ()) -> Classifier:
+    """`checkpoint`'s model, or with `ensemble` (more checkpoints) the average of them all."""
+    from slr.analysis.ensemble import load_models
+    from slr.analysis.inference import pick_device
 
-    return Classifier(load_model(checkpoint, pick_device(device)), batch_size)
+    return Classifier(load_models(checkpoint, ensemble, pick_device(device)), batch_size)

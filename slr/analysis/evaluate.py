@@ -60,12 +60,15 @@ class EvaluationReport:
     group_by: Optional[str] = None  # the labels column the clips were split by, if any
     groups: list["GroupResult"] = field(default_factory=list)
     sanity: Optional["SanitySummary"] = None  # no hand found, uncertain answers, disagreeing heads
+    ensemble: list[Path] = field(default_factory=list)  # every member, when probabilities were averaged
 
     def to_dict(self) -> dict[str, Any]:
         groups = {"group_by": self.group_by, "groups": [g.to_dict() for g in self.groups]} if self.group_by else {}
+        ensemble = {"ensemble": [str(p) for p in self.ensemble]} if self.ensemble else {}
         return _finite(
             {
                 "checkpoint": str(self.checkpoint),
+                **ensemble,
                 "model": self.model,
                 "model_class": self.model_class,
                 "directory": str(self.directory),
@@ -93,16 +96,18 @@ def _finite(value: Any) -> Any:
 
 def evaluate(settings: EvaluateSettings) -> EvaluationReport:
     """Run the checkpoint over the directory, compute the metrics and write the report files."""
+    from slr.analysis.ensemble import load_models
     from slr.analysis.groups import check_group_column, group_results
-    from slr.analysis.inference import load_model, pick_device
+    from slr.analysis.inference import pick_device
     from slr.analysis.sanity import summarise_scored
     from slr.data.clip_limits import clip_limits
 
     directory = Path(settings.directory)
     labels_csv = Path(settings.labels_csv) if settings.labels_csv else directory / "labels.csv"
-    output_dir = Path(settings.output_dir) if settings.output_dir else Path(settings.checkpoint).parent / EVALUATION_DIR
+    checkpoints = [Path(settings.checkpoint), *settings.ensemble]
+    output_dir = Path(settings.output_dir) if settings.output_dir else default_output_dir(checkpoints)
     check_output_dir(output_dir, setting("output_dir"))
-    inputs = [settings.checkpoint, labels_csv, settings.classes]
+    inputs = [*checkpoints, labels_csv, settings.classes]
     outputs = OUTPUT_FILES + ((GROUP_FILE,) if settings.group_by else ())
     clash = clashing_input([output_dir / name for name in outputs], inputs)
     if clash:
@@ -111,7 +116,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         from slr.data.labels import read_labels
 
         check_group_column(read_labels(labels_csv), settings.group_by, labels_csv)
-    loaded = load_model(settings.checkpoint, pick_device(settings.device))
+    loaded = load_models(settings.checkpoint, settings.ensemble, pick_device(settings.device))
     if settings.input_kind != loaded.input_kind:
         raise ConfigError(
             f"{settings.checkpoint} holds {_a(loaded.model_class)} ({loaded.name}) model, which reads "
@@ -133,10 +138,24 @@ def evaluate(settings: EvaluateSettings) -> EvaluationReport:
         group_by=settings.group_by,
         groups=group_results(scored, settings.group_by) if settings.group_by else [],
         sanity=summarise_scored(scored, settings.uncertain_below, clip_limits(settings)),
+        ensemble=checkpoints if settings.ensemble else [],
     )
     with removed_on_failure(output_dir):  # a full disk leaves no half report, nor an empty folder
         write_outputs(report, output_dir, scored, settings.confusion_top)
     return report
+
+
+#: The default output folder of an ensemble, in the folder that holds its members (the fold runs' parent).
+ENSEMBLE_EVALUATION_DIR = "ensemble_evaluation"
+
+
+def default_output_dir(checkpoints: list[Path]) -> Path:
+    """evaluation/ beside one checkpoint; ensemble_evaluation/ in the folder holding an ensemble's members."""
+    if len(checkpoints) == 1:
+        return checkpoints[0].parent / EVALUATION_DIR
+    from slr.analysis.ensemble import common_folder
+
+    return common_folder(checkpoints) / ENSEMBLE_EVALUATION_DIR
 
 
 @dataclass

@@ -3,7 +3,9 @@
 The exported model takes `x` float32 `[B, T, D]` (clips prepared as `slr predict` prepares them:
 `slr.data.prepare.prepare_clip(x, metadata)` with the file's metadata; padded with zeros) and `mask`
 bool `[B, T]` (True on real frames), any B and T, and returns
-`(gloss_logits [B, num_gloss], cat_logits [B, num_cat])`.
+`(gloss_logits [B, num_gloss], cat_logits [B, num_cat])`. An ensemble of checkpoints
+(slr.analysis.ensemble) is one graph whose outputs are the log of its members' mean
+probabilities: their softmax is that mean.
 
 Every export is checked before it is kept: the file is loaded back (`torch.jit.load` /
 onnxruntime) and run on sample clips of several lengths and on a padded batch; the logits must
@@ -25,7 +27,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -67,10 +69,15 @@ class ExportResult:
         }
 
 
-def default_output(checkpoint: Path, fmt: str) -> Path:
-    """`runs/SignTransformer_best.pt` -> `runs/SignTransformer_best.ts.pt` / `.onnx`."""
+def default_output(checkpoint: Path, fmt: str, ensemble: Sequence[Path] = ()) -> Path:
+    """`runs/SignTransformer_best.pt` -> `runs/SignTransformer_best.ts.pt` / `.onnx`; an ensemble of 5
+    fold runs' checkpoints -> `<the folder holding them>/SignTransformer_best_ensemble5.ts.pt`."""
     checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + SUFFIXES[fmt])
+    if not ensemble:
+        return checkpoint.with_name(checkpoint.stem + SUFFIXES[fmt])
+    from slr.analysis.ensemble import common_folder
+
+    return common_folder([checkpoint, *ensemble]) / f"{checkpoint.stem}_ensemble{1 + len(ensemble)}{SUFFIXES[fmt]}"
 
 
 def sample_inputs(input_dim: int, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -134,11 +141,18 @@ def _quiet():
 def metadata(loaded) -> dict[str, Any]:
     """What a user of the exported file needs to feed it and read its outputs."""
     from slr.analysis.classes import from_checkpoint
+    from slr.analysis.ensemble import members_of
 
     names = from_checkpoint(loaded.state)
     prep = loaded.preprocessing
+    members = members_of(loaded)
+    outputs = {"gloss_logits": "[batch, num_gloss]", "cat_logits": "[batch, num_cat]"}
+    if len(members) > 1:  # the outputs are log-probabilities: their softmax is the members' mean
+        outputs = {name: f"{shape}: log of the mean of the {len(members)} members' probabilities (softmax of it "
+                         "is that mean)" for name, shape in outputs.items()}
     return {
         "slr_checkpoint": str(loaded.path),
+        **({"ensemble": [str(p) for p in members]} if len(members) > 1 else {}),
         "model": loaded.name,
         "model_class": loaded.model_class,
         "input_kind": loaded.input_kind,
@@ -155,7 +169,7 @@ def metadata(loaded) -> dict[str, Any]:
         "preprocessing": prep,
         "prepare_with": "slr.data.prepare.prepare_clip(x, metadata)",
         "inputs": {"x": "float32 [batch, time, input_dim]", "mask": "bool [batch, time], True = real frame"},
-        "outputs": {"gloss_logits": "[batch, num_gloss]", "cat_logits": "[batch, num_cat]"},
+        "outputs": outputs,
         "gloss_names": {str(k): v for k, v in sorted(names.gloss.items())},
         "cat_names": {str(k): v for k, v in sorted(names.cat.items())},
     }
@@ -321,14 +335,14 @@ def check_onnx_packages() -> None:
 _FORMAT_NAMES = {"torchscript": "a TorchScript export", "onnx": "an ONNX model"}
 
 
-def check_output(output: Path, checkpoint: Path, fmt: str) -> None:
-    """Refuse an --output that would destroy something: the checkpoint being exported, or an existing
+def check_output(output: Path, checkpoint: Path, fmt: str, ensemble: Sequence[Path] = ()) -> None:
+    """Refuse an --output that would destroy something: a checkpoint being exported, or an existing
     file other than an earlier export of the same format (a training checkpoint, a log, anything)."""
     from slr.output_paths import check_output_file, same_file
 
     check_output_file(output, setting("output"))
-    if same_file(output, checkpoint):
-        raise ConfigError(f"{setting('output')} is the checkpoint being exported; give another file name", output)
+    if any(same_file(output, c) for c in (checkpoint, *ensemble)):
+        raise ConfigError(f"{setting('output')} is a checkpoint being exported; give another file name", output)
     if not (output.exists() or output.is_symlink()):
         return
     found = _export_format(output)
@@ -384,14 +398,15 @@ def export_model(settings: ExportSettings) -> ExportResult:
     """Export, check against PyTorch, and move into place; `ExportFailed` (exit 1) leaves no file."""
     import torch
 
-    from slr.analysis.inference import load_model
+    from slr.analysis.ensemble import load_models
 
     fmt = settings.format
     if fmt == "onnx":
         check_onnx_packages()
-    output = Path(settings.output) if settings.output else default_output(settings.checkpoint, fmt)
-    check_output(output, Path(settings.checkpoint), fmt)
-    loaded = load_model(settings.checkpoint, "cpu")
+    output = Path(settings.output) if settings.output else default_output(settings.checkpoint, fmt, settings.ensemble)
+    check_output(output, Path(settings.checkpoint), fmt, settings.ensemble)
+    # several checkpoints: one graph averaging their probabilities, or refused naming what differs
+    loaded = load_models(settings.checkpoint, settings.ensemble, "cpu")
     output.parent.mkdir(parents=True, exist_ok=True)
     wrapper = _wrapper(loaded.model)
     meta = metadata(loaded)

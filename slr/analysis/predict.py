@@ -100,13 +100,15 @@ def predict_clips(
     video: Optional[dict[str, Any]] = None,
     notices: Optional[list[str]] = None,
     limits: ClipLimits | None = None,
+    ensemble: Sequence[Path] = (),
 ) -> list[Prediction]:
     """Every clip's prediction, or one `DataError` naming every clip that cannot be used. `video`:
     extraction settings for the videos among `clips` (`overrides`, `backbone_weights`); `notices`
-    receives what the caller should tell the user."""
+    receives what the caller should tell the user; `ensemble`: more checkpoints whose probabilities
+    are averaged with `checkpoint`'s (slr.analysis.ensemble)."""
     from slr.analysis.classifier import load_classifier
 
-    result = predict_inputs(load_classifier(checkpoint, device, batch_size), clips, top_k=top_k, classes=classes,
+    result = predict_inputs(load_classifier(checkpoint, device, batch_size, ensemble), clips, top_k=top_k, classes=classes,
                             video=video, limits=limits)
     if notices is not None:
         notices.extend(result.notices)
@@ -304,7 +306,7 @@ def run_predict(settings: PredictSettings) -> PredictResult:
     from slr.engine.threads import apply_threads
 
     apply_threads(settings.threads)
-    classifier = load_classifier(settings.checkpoint, settings.device, settings.batch_size)
+    classifier = load_classifier(settings.checkpoint, settings.device, settings.batch_size, settings.ensemble)
     return predict_inputs(
         classifier,
         settings.clips,

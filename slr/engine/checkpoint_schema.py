@@ -60,6 +60,7 @@ class Checkpoint(TypedDict, total=False):
     history: list[dict[str, Any]]  # one row per epoch done: the log's columns
     best_metric: float  # derived from history; stored for people and other tools
     best_epoch: int
+    test: dict[str, Any]  # the test split's accuracy, in _best.pt only (slr/engine/test_split.py)
     early_stop: dict[str, Any]  # {"stale_epochs", "patience"}; stale_epochs derived from history
     rng: dict[str, Any]
     rng_ranks: list[dict[str, Any]]  # under torchrun: every rank's own streams
@@ -145,6 +146,8 @@ ENTRIES: dict[str, Entry] = {
     "ema_state": Entry(*_OPTIONAL_DICT, None),
     "best_metric": Entry(_is_number, "a number", None),
     "best_epoch": Entry(*_WHOLE, None),
+    # the chosen checkpoint's accuracy on the run's test split, scored once after training (slr/engine/test_split.py)
+    "test": Entry(*_OPTIONAL_DICT, None),
 }
 _PURPOSE = {"weights": "", "model": " to build its model", "resume": " to resume training"}
 

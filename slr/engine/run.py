@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import torch
 
@@ -41,6 +41,9 @@ from slr.errors import CheckpointError, DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
 from slr.settings import ResumeSettings, TrainSettings, stored_train_settings
 
+if TYPE_CHECKING:
+    from slr.engine.test_split import HeldOutAccuracy
+
 
 @dataclass
 class TrainOutcome:
@@ -52,6 +55,7 @@ class TrainOutcome:
     is_main: bool = True  # rank 0 (or the only process): the one that wrote the files
     trained: bool = True  # False when a resumed run had nothing left to do
     model: Optional[torch.nn.Module] = None  # the trained model, unwrapped (None when nothing trained)
+    test: Optional["HeldOutAccuracy"] = None  # the chosen checkpoint on the test split, when the run has one
 
 
 @dataclass
@@ -193,6 +197,10 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     data = build_data(settings, dist, device)
     if resume is not None:
         check_same_layout(state, data.keypoint_layout, resume.path)
+    from slr.engine.test_split import prepare_test_split, score_test_split  # scored once, after the last epoch
+
+    test = prepare_test_split(settings, data.val) if dist.is_main else None
+    data.notices.extend(test.notices if test is not None else ())
     for text in data.notices if dist.is_main else ():
         observer.notice(text)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
@@ -206,6 +214,12 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     from slr.models.registry import build_model, count_parameters
 
     model = build_model(settings.model, settings, data.input_dim, settings.num_gloss, settings.num_cat)
+    if settings.init_from is not None and resume is None:  # weights only; a resumed run has its own
+        from slr.engine.init_from import init_from_checkpoint
+
+        for text in init_from_checkpoint(model, settings.init_from, model_name=settings.model, input_dim=data.input_dim,
+                                         keypoint_layout=data.keypoint_layout, settings=settings):
+            observer.note(text)
     model = model.to(device)
     total_params, trainable = count_parameters(model)
     model = wrap_model(model, settings, device, dist)
@@ -239,8 +253,9 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
             at = f" step {trainer.progress.step}" if trainer.progress.step else ""
             observer.note(f"resuming {resume.path} after epoch {trainer.progress.epoch}{at}")
     progress = trainer.fit()
+    scored = score_test_split(test, paths.best, device, settings.batch_size) if test and paths.best.is_file() else None
     return TrainOutcome(paths, progress.best_metric, progress.best_epoch, progress.epoch, progress.history,
-                        is_main=dist.is_main, model=ckpt.unwrap_model(model))
+                        is_main=dist.is_main, model=ckpt.unwrap_model(model), test=scored)
 
 
 def _fix_mmap_threshold(settings: TrainSettings, observer: TrainingObserver) -> int:

@@ -23,6 +23,7 @@ from slr.engine import checkpoint as ckpt
 from slr.engine.checkpoint_schema import check_resume_values, make_checkpoint
 from slr.engine.distributed import DistInfo, broadcast_flag
 from slr.engine.hardware import memory_snapshot
+from slr.engine.init_from import drop_gradients, frozen_parameters
 from slr.engine.logbook import write_log_csv
 from slr.engine.ema import WeightAverage, averaged_weights
 from slr.engine.losses import gloss_and_category_loss
@@ -106,6 +107,7 @@ class Trainer:
         self._pending_rng: Optional[dict[str, Any]] = None
         self._stop = StopSignals()
         self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
+        self._frozen: list[torch.nn.Parameter] = []  # --freeze-encoder-epochs (slr/engine/init_from.py)
 
     # -- setup ------------------------------------------------------------------------------
     def _make_scheduler(self):
@@ -307,6 +309,7 @@ class Trainer:
         self.model.train()
         # from the epoch's number alone, so that a resumed run has it where a run straight through has
         switch_late_dropout(self.model, bool(s.late_dropout) and epoch >= s.late_dropout_epoch)
+        self._frozen = frozen_parameters(self.model, epoch, s.freeze_encoder_epochs)
         sampler = self.train_loader.sampler
         sampler.set_epoch(epoch, skip=p.step * s.batch_size)
         dataset = self.train_loader.dataset
@@ -387,6 +390,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def optimizer_step(self) -> None:
+        drop_gradients(self._frozen)  # the encoder's, in the first --freeze-encoder-epochs
         if self.s.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(

@@ -66,7 +66,10 @@ def print_evaluation(report: "EvaluationReport") -> None:
 
 
 def _evaluation_lines(report: "EvaluationReport") -> None:
-    _line(f"checkpoint: {_n(report.checkpoint)} ({report.model_class})")
+    if report.ensemble:
+        _line(_ensemble_line(report))
+    else:
+        _line(f"checkpoint: {_n(report.checkpoint)} ({report.model_class})")
     _line(f"clips: {report.clips} in {_n(report.directory)} (labels: {_n(report.labels_csv)})")
     for metrics in (report.gloss, report.cat):
         label = _TASK_LABEL[metrics.task]
@@ -117,9 +120,15 @@ def _sanity(report: "EvaluationReport") -> None:
             _line(text)
 
 
+def _ensemble_line(report: "EvaluationReport") -> str:
+    names = ", ".join(_n(p) for p in report.ensemble)
+    return f"ensemble of {len(report.ensemble)} checkpoints ({report.model_class}; probabilities averaged): {names}"
+
+
 def _evaluation_tables(report: "EvaluationReport") -> None:
     console = out()
-    summary = Table(title=Text(f"{report.model_class} on {_n(report.directory)} ({report.clips} clips)"), title_justify="left")
+    what = f"an ensemble of {len(report.ensemble)} {report.model_class}" if report.ensemble else report.model_class
+    summary = Table(title=Text(f"{what} on {_n(report.directory)} ({report.clips} clips)"), title_justify="left")
     summary.add_column("head")
     summary.add_column("top-1", justify="right")
     summary.add_column("top-5", justify="right")
@@ -130,6 +139,8 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
         f1_classes = _f1_classes(metrics, table=True)
         summary.add_row(_TASK_LABEL[metrics.task], _pct(metrics.top1), top5, _pct(metrics.macro_f1), f1_classes)
     console.print(summary)
+    if report.ensemble:
+        console.print(Text(_ensemble_line(report)))
     for metrics in (report.gloss, report.cat):
         label = _TASK_LABEL[metrics.task]
         worst = _worst_classes(metrics)

@@ -174,13 +174,31 @@ class TrainingView:
         return table
 
 def show_outcome(view: TrainingView, outcome, curves=None) -> None:
-    """The end of a run: the best and last accuracies, and where its files are."""
-    last = outcome.history[-1] if outcome.history else None
-    if last is not None:
-        view.note(
-            f"done: best val_gloss_acc {outcome.best_metric:.4f} at epoch {outcome.best_epoch} "
-            f"(last epoch: val_gloss_acc {last['val_gloss_acc']:.4f}, val_cat_acc {last['val_cat_acc']:.4f})"
-        )
+    """The end of a run: the epoch validation chose (said to be chosen there), the last epoch beside it,
+    the test split's accuracy when there is one, and where the files are."""
+    for line in outcome_lines(outcome):
+        view.note(line)
     view.note(f"checkpoints: {outcome.paths.best} (best), {outcome.paths.last} (last); log: {outcome.paths.log_csv}")
     if curves is not None:
         view.note(f"training curves: {curves}")
+
+
+def outcome_lines(outcome) -> list[str]:
+    """The run's accuracies in words: a best epoch's validation accuracy is never shown alone, since the
+    same clips chose it."""
+    last = outcome.history[-1] if outcome.history else None
+    if last is None:
+        return []
+    lines = [
+        f"done: epoch {outcome.best_epoch} chosen on the validation set (val_gloss_acc {outcome.best_metric:.4f}, "
+        f"optimistic: those clips chose it); last epoch {last['epoch']}: val_gloss_acc {last['val_gloss_acc']:.4f}, "
+        f"val_cat_acc {last['val_cat_acc']:.4f}"
+    ]
+    test = getattr(outcome, "test", None)
+    if test is not None:
+        lines.append(
+            f"test: gloss acc {test.gloss_acc:.4f}, cat acc {test.cat_acc:.4f} on {test.clips} clips of "
+            f"{test.labels_csv} (used neither to train nor to choose), with epoch {test.epoch}'s checkpoint; "
+            f"stored in {test.checkpoint}"
+        )
+    return lines
