@@ -32,6 +32,7 @@ def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractO
     import_mediapipe()  # refuse at once, with the install command, when the extra is missing
     import_cv2()
     from slr.extract.labels import label_rows, write_labels
+    from slr.extract.labels_file import read_labels_file
     from slr.extract.video import find_videos
 
     if not settings.videos:
@@ -45,6 +46,7 @@ def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractO
     labels = None
     if settings.classes_csv is not None:  # read before extracting: a bad classes file stops nothing late
         labels = label_rows(videos, Path(settings.classes_csv), settings.name_pattern)
+        read_labels_file(output_dir / "labels.csv")  # ... nor an earlier labels.csv that cannot be kept whole
     features = (
         FeatureSource(settings.backbone_weights, settings.feature_batch_size, feature_device(settings.device))
         if settings.features
