@@ -205,7 +205,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
 
     from slr.models.registry import build_model, count_parameters
 
-    model = build_model(settings.model, settings, data.input_dim, settings.num_gloss, settings.num_cat)
+    model = build_model(settings.model, settings, data.input_dim, settings.num_gloss, settings.num_cat, training=True)
     model = model.to(device)
     total_params, trainable = count_parameters(model)
     model = wrap_model(model, settings, device, dist)
