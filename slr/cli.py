@@ -360,11 +360,18 @@ def extract(flags: dict, videos: list[Path], config: Optional[Path]) -> None:
     """Make one clip per video (MediaPipe Holistic keypoints, optionally InceptionV3 features), as `slr train` reads them."""
     settings = resolve_settings(ExtractSettings, {**flags, "videos": videos}, config)
     from slr.extract.command import extract_from_settings
+    from slr.extract.stop import ExtractInterrupted, stop_signals_interrupt
     from slr.ui.extract_view import ExtractProgress, print_extraction
 
     view = ExtractProgress()
     try:
-        result = extract_from_settings(settings, view)
+        with stop_signals_interrupt():
+            result = extract_from_settings(settings, view)
+    except ExtractInterrupted as stop:  # SIGTERM or SIGHUP: exit 143 or 129 (Ctrl-C: 130, by `guarded`)
+        view.finish()
+        print_error(f"interrupted by {stop.signal_name}: the clips written so far are kept; the same command "
+                    f"again skips them")
+        raise typer.Exit(stop.exit_code) from None
     finally:
         view.finish()
     print_extraction(result, settings.flag_below)
