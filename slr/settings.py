@@ -38,7 +38,19 @@ class Settings(BaseModel):
         field = cls.model_fields.get(info.field_name) if info.field_name else None
         if isinstance(value, bool) and field is not None and _number_field(field.annotation):
             raise ValueError("expected a number")
+        if field is not None and _path_field(field.annotation) and _empty_path(value):
+            # Path("") is "." : `--output-dir ""` (an unset shell variable) would write into the current folder
+            raise ValueError("an empty path names no file or folder (write . for the current folder)")
         return value
+
+
+def _path_field(annotation: Any) -> bool:
+    return annotation is Path or any(_path_field(a) for a in typing.get_args(annotation))
+
+
+def _empty_path(value: Any) -> bool:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(v, str) and not v.strip() for v in values)
 
 
 def _number_field(annotation: Any) -> bool:
