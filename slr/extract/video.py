@@ -33,6 +33,7 @@ class VideoInfo:
     width: int
     height: int
     frame_count: int  # as the container states it; may be approximate
+    rotation: int = 0  # degrees clockwise the container says to turn the stored pixels (phone videos); applied
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,26 @@ def is_still_image(path: Path) -> bool:
     return head.startswith(_IMAGE_SIGNATURES)
 
 
+def _rotation(degrees: float) -> int:
+    """The container's rotation tag as 0, 90, 180 or 270 (OpenCV reports what the tag says)."""
+    return int(round(degrees)) % 360 if math.isfinite(degrees) else 0
+
+
+#: A video is incomplete when more of the frames its container declares than this share (and at
+#: least MIN_MISSING_FRAMES of them) could not be decoded: a half-copied file, a damaged middle.
+#: Containers that only estimate their frame count (from duration x rate) are off by a frame or two.
+MISSING_FRAMES_SHARE = 0.05
+MIN_MISSING_FRAMES = 3
+
+
+def missing_frames(declared: int, decoded: int) -> int:
+    """How many declared frames were not decoded, when that is beyond the threshold above; else 0."""
+    missing = declared - decoded
+    if declared <= 0 or missing < max(MIN_MISSING_FRAMES, MISSING_FRAMES_SHARE * declared):
+        return 0
+    return missing
+
+
 def opencv_name(path: Path) -> tuple[str, Optional[str]]:
     """A name OpenCV opens `path` by, and the temporary folder to remove afterwards (or None).
 
@@ -125,6 +146,9 @@ class VideoReader:
         if not self._cap.isOpened():
             self.close()
             raise DataError("cannot be read as a video (not a video file, or damaged)", self.path)
+        # A phone stores its pixels sideways and a rotation tag beside them; OpenCV leaves the frames
+        # as stored unless asked, and the signer would lie on their side in every keypoint.
+        self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         get = self._cap.get
         fps, count = get(cv2.CAP_PROP_FPS), get(cv2.CAP_PROP_FRAME_COUNT)
         if _still(cv2, Path(name), count):
@@ -136,6 +160,7 @@ class VideoReader:
             width=int(get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(get(cv2.CAP_PROP_FRAME_HEIGHT)),
             frame_count=int(count) if _plausible(count) else 0,
+            rotation=_rotation(get(cv2.CAP_PROP_ORIENTATION_META)),
         )
 
     def __enter__(self) -> "VideoReader":

@@ -48,6 +48,8 @@ def completed_settings(path: Path, features: bool) -> Optional[dict[str, Any]]:
     except Exception:
         return None
     meta = read_meta(path)
+    if meta and meta.get("incomplete"):  # from a damaged or half-copied video: tried again, it may be whole now
+        return None
     settings = meta.get("settings") if meta else None
     return settings if isinstance(settings, dict) else None
 
