@@ -118,8 +118,10 @@ def extract_videos(
     options.holistic.check()
     if options.features:
         from slr.extract.features import resolve_weights
+        from slr.models.backbone import read_state_dict
 
-        resolve_weights(features.weights if features else None)  # refuse before any work
+        # refuse a missing or unreadable file before any work, not once per video in the workers
+        read_state_dict(resolve_weights(features.weights if features else None))
     _check_distinct_targets([(video, clip_path(output_dir, video)) for video in videos])  # ... and any folder
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
