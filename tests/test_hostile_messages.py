@@ -36,3 +36,55 @@ def test_an_empty_output_dir_is_refused(command, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "--output-dir: an empty path names no file or folder (write . for the current folder)" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a non-UTF-8 locale: clip names read as labels.csv writes them ----------------------------------------
+
+
+def iso_8859_1_locale(tmp_path_factory) -> dict[str, str]:
+    """Environment for a child process under en_US.ISO-8859-1, built here with localedef (no root)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("localedef") is None:
+        pytest.skip("localedef (glibc's locale compiler) is not installed; it builds en_US.ISO-8859-1 here")
+    folder = tmp_path_factory.mktemp("locales")
+    made = subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(folder / "en_US.ISO-8859-1")],
+                          capture_output=True, text=True)
+    if not (folder / "en_US.ISO-8859-1").exists():
+        pytest.skip(f"localedef could not build en_US.ISO-8859-1 (glibc's locale sources missing?): {made.stderr}")
+    import os
+
+    return {**os.environ, "LOCPATH": str(folder), "LC_ALL": "en_US.ISO-8859-1", "PYTHONUTF8": "0"}
+
+
+@pytest.mark.slow  # starts slr in child processes
+def test_non_ascii_clip_names_are_found_under_a_latin1_locale(synthetic_dir, tmp_path, tmp_path_factory):
+    import shutil
+    import subprocess
+    import sys
+
+    env = iso_8859_1_locale(tmp_path_factory)
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"], env=env,
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "iso8859-1"  # the setting the test is about
+    clips = tmp_path / "clips"
+    shutil.copytree(synthetic_dir, clips)
+    labels = (clips / "labels.csv").read_text(encoding="utf-8").splitlines()
+    renamed = []
+    for i, line in enumerate(labels[1:6], start=1):  # five clips get names with é and ñ (UTF-8 on disk)
+        old = line.split(",")[0]
+        new = f"clip_{i:04d}_café_niño_{i}"
+        (clips / f"{old}.npz").rename(clips / f"{new}.npz")
+        labels[i] = line.replace(old, new, 1)
+        renamed.append(new)
+    (clips / "labels.csv").write_text("\n".join(labels) + "\n", encoding="utf-8")
+
+    validate = subprocess.run([sys.executable, "-m", "slr", "validate", str(clips), "--num-gloss", "5", "--num-cat",
+                               "2", "--json"], env=env, capture_output=True, timeout=300)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert b"missing_clip" not in validate.stdout and b"unlabelled_clip" not in validate.stdout
+    load = subprocess.run([sys.executable, "-c", "import sys; from slr.data.dataset import ClipDataset; "
+                           "d = ClipDataset(sys.argv[1]); print(len(d)); [d[i] for i in range(len(d))]", str(clips)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert load.returncode == 0 and load.stdout.strip() == "40", load.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from slr.data.classes import read_class_names
+from slr.data.clips import name_text
 from slr.atomic import write_atomically
 from slr.extract.labels_file import merged_labels, read_labels_file
 from slr.errors import ConfigError, setting
@@ -58,7 +59,11 @@ def label_rows(videos: list[Path], classes_csv: Path, pattern: str) -> LabelRows
     cats = _categories(Path(classes_csv))
     result = LabelRows()
     for video in videos:
-        stem = Path(video).stem
+        stem = clip_text_stem(video)
+        if not _utf8(stem):
+            result.unmatched.append((Path(video).name, "the name is not UTF-8 text, which labels.csv cannot hold: "
+                                                       "rename the video"))
+            continue
         name = name_in(stem, compiled)
         if name is None:
             result.unmatched.append((Path(video).name, f"the name does not match {setting('name_pattern')} {pattern!r}"))
@@ -72,6 +77,19 @@ def label_rows(videos: list[Path], classes_csv: Path, pattern: str) -> LabelRows
             continue
         result.rows[stem] = (gloss, cats[gloss])
     return result
+
+
+def clip_text_stem(video: Path) -> str:
+    """The clip name of a video as labels.csv writes it (UTF-8 text, whatever the locale)."""
+    return name_text(Path(video).stem)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes: bytes that are not UTF-8
+        return False
+    return True
 
 
 def _categories(classes_csv: Path) -> dict[int, int]:
