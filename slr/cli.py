@@ -49,9 +49,11 @@ from slr.ui.console import (
 )
 
 def _help_style() -> str | None:
-    """Rich panels from 100 columns; below that they cut long flag names (`--no-pretrained-bac…`)
-    so they can't be copied, and click's plain list, which never cuts them, reads better."""
-    return "rich" if shutil.get_terminal_size((120, 24)).columns >= 100 else None
+    """Rich panels on a terminal of 100 columns or more; below that, and when help goes to a file or
+    a pipe (where rich lays out 80 columns), they cut long flag names (`--gradient-accumulati…`) so
+    they can't be copied, and click's plain list, which never cuts them, reads better."""
+    on_terminal = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+    return "rich" if on_terminal and shutil.get_terminal_size((120, 24)).columns >= 100 else None
 
 
 app = typer.Typer(

@@ -88,3 +88,25 @@ def test_non_ascii_clip_names_are_found_under_a_latin1_locale(synthetic_dir, tmp
                            "d = ClipDataset(sys.argv[1]); print(len(d)); [d[i] for i in range(len(d))]", str(clips)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert load.returncode == 0 and load.stdout.strip() == "40", load.stderr
+
+
+@pytest.mark.slow  # starts slr in a child process
+def test_help_written_to_a_file_names_every_flag_in_full(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from slr.cli_params import flag_name
+    from slr.settings import TrainSettings
+
+    help_file = tmp_path / "help.txt"
+    with open(help_file, "w") as handle:  # `slr train --help > file`
+        done = subprocess.run([sys.executable, "-m", "slr", "train", "--help"], stdout=handle, stdin=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=120, env={k: v for k, v in os.environ.items()
+                                                                         if k not in ("COLUMNS", "LINES")})
+    assert done.returncode == 0
+    text = help_file.read_text()
+    assert "…" not in text
+    for name, info in TrainSettings.model_fields.items():
+        if not (info.json_schema_extra or {}).get("positional"):
+            assert flag_name(name, info) in text
