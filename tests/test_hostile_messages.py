@@ -110,3 +110,39 @@ def test_help_written_to_a_file_names_every_flag_in_full(tmp_path):
     for name, info in TrainSettings.model_fields.items():
         if not (info.json_schema_extra or {}).get("positional"):
             assert flag_name(name, info) in text
+
+
+def test_the_full_examples_link_command_points_at_the_data(tmp_path):
+    """The command examples/asl-words-full.yaml suggests, run in a checkout beside shared/, links the
+    data (it dangled: a link's target is read from the link's folder, data/, not the checkout)."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / "asl-words-full.yaml").read_text()
+    (suggested,) = re.findall(r"`((?:mkdir[^`]*&& )?ln -s [^`]+)`", text.replace("\n# ", " "))
+    checkout, data = tmp_path / "slr", tmp_path / "shared" / "data" / "asl-words"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "labels.csv").write_text("file,gloss,cat\n")
+    checkout.mkdir()
+    subprocess.run(suggested, shell=True, cwd=checkout, check=True)
+    assert (checkout / "data" / "asl-words" / "train" / "labels.csv").is_file()
+
+
+@pytest.mark.slow  # runs pytest in a child process
+def test_a_skip_for_missing_real_data_names_the_variable_to_set(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "SLR_VIDEOS": str(tmp_path / "no-videos"), "SLR_ASL_WORDS": str(tmp_path / "no-clips")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "0", "-q", "-rs", "-p", "no:cacheprovider",
+                           str(tests / "test_extract.py"), str(tests / "test_clips_validate.py"), "-k",
+                           "what_the_real_videos_show or real"], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=tests.parent)
+    skips = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skips, done.stdout
+    for line in skips:
+        assert "SLR_VIDEOS" in line or "SLR_ASL_WORDS" in line, line
