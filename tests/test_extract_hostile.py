@@ -77,6 +77,33 @@ def sideways_with_tag(source: Path, target: Path) -> Path:
     return target
 
 
+def _boxes(data: bytes):
+    """The top-level boxes of an MP4 file: (type, bytes)."""
+    at = 0
+    while at < len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        size = struct.unpack(">Q", data[at + 8:at + 16])[0] if size == 1 else (size or len(data) - at)
+        yield kind, data[at:at + size]
+        at += size
+
+
+def half_copied(source: Path, target: Path) -> Path:
+    """The first half of the video with its index (moov) moved to the front, as a web-ready
+    ("faststart") MP4 is laid out: a copy cut off halfway still opens and declares every frame."""
+    top = list(_boxes(source.read_bytes()))
+    moov = bytearray(next(b for k, b in top if k == b"moov"))
+    at = moov.find(b"stco")  # chunk offsets: everything after the index moves by its length
+    while at >= 0:
+        count = struct.unpack(">I", moov[at + 8:at + 12])[0]
+        for p in range(at + 12, at + 12 + 4 * count, 4):
+            moov[p:p + 4] = struct.pack(">I", struct.unpack(">I", moov[p:p + 4])[0] + len(moov))
+        at = moov.find(b"stco", at + 12 + 4 * count)
+    whole = b"".join(b for k, b in top if k == b"ftyp") + bytes(moov) + b"".join(
+        b for k, b in top if k not in (b"ftyp", b"moov"))
+    target.write_bytes(whole[: len(whole) // 2])
+    return target
+
+
 @pytest.fixture(scope="module")
 def rotated_run(tmp_path_factory) -> Path:
     needs_videos()
@@ -90,6 +117,7 @@ def rotated_run(tmp_path_factory) -> Path:
     third, fifth = len(damaged) // 3, len(damaged) // 5
     damaged[third:third + fifth] = bytes(fifth)
     (videos / "clip_0003_damaged.mp4").write_bytes(bytes(damaged))
+    half_copied(DOCTOR, videos / "clip_0004_half.mp4")
     result = slr("extract", videos, "--output-dir", root / "clips", "--fps", 5, "--workers", 1)
     (root / "result.json").write_text(json.dumps({"rc": result.returncode, "out": result.stdout, "err": result.stderr}))
     return root
@@ -115,10 +143,13 @@ def test_a_damaged_video_is_flagged_in_the_table_the_meta_and_the_exit_status(ro
     assert damaged["incomplete"] is True and damaged["declared_frames"] == 62 and damaged["source_frames"] < 59
     assert meta(rotated_run / "clips" / "clip_0001_upright.npz")["incomplete"] is False
     assert f"only {damaged['source_frames']} of the 62 frames its container declares" in result["err"]
+    half = meta(rotated_run / "clips" / "clip_0004_half.npz")
+    assert half["incomplete"] is True and half["declared_frames"] == 62 and 20 < half["source_frames"] < 40
+    assert "error: 2 video(s) incomplete:" in result["err"]
     assert "clip_0003_damaged.mp4: " in result["out"] and "FLAGGED: frames missing" in result["out"]
     # a re-run takes it again (the file may have been copied whole since); the whole ones are skipped
     again = slr("extract", rotated_run / "videos", "--output-dir", rotated_run / "clips", "--fps", 5, "--workers", 1)
-    assert "2 already complete" in again.stdout and again.returncode == 1
+    assert "2 already complete" in again.stdout and "2 clip(s) written" in again.stdout and again.returncode == 1
 
 
 # -- file names --------------------------------------------------------------------------------------
