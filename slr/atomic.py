@@ -30,10 +30,29 @@ def host_tag() -> str:
     return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')) & 0xFFFFFF:06x}"
 
 
+#: The longest file name most file systems take (ext4, XFS, btrfs, APFS: 255 bytes).
+MAX_NAME_BYTES = 255
+
+
 def temporary_name(path: Path, suffix: str = "") -> Path:
-    """A fresh temporary name beside ``path`` that names this host and process."""
+    """A fresh temporary name beside ``path`` that names this host and process.
+
+    The temporary adds about 30 bytes to the name; for a long name (a 244-byte video name) the part
+    taken from ``path`` is shortened, keeping its suffix (``.npz``), so that it stays under 255 bytes
+    and the file it becomes can be written at all."""
     path = Path(path)
-    return path.parent / f".{path.name}.{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}{TEMP_TAG}{suffix}"
+    tail = f".{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}{TEMP_TAG}{suffix}"
+    return path.parent / f".{_shortened(path.name, MAX_NAME_BYTES - 1 - len(tail))}{tail}"
+
+
+def _shortened(name: str, room: int) -> str:
+    if len(os.fsencode(name)) <= room:
+        return name
+    ext = Path(name).suffix if len(os.fsencode(Path(name).suffix)) < room // 2 else ""
+    stem = name[: len(name) - len(ext)]
+    while stem and len(os.fsencode(stem + ext)) > room:  # by characters: never half of a UTF-8 one
+        stem = stem[:-1]
+    return stem + ext
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:

@@ -51,9 +51,11 @@ from slr.ui.console import (
 )
 
 def _help_style() -> str | None:
-    """Rich panels from 100 columns; below that they cut long flag names (`--no-pretrained-bac…`)
-    so they can't be copied, and click's plain list, which never cuts them, reads better."""
-    return "rich" if shutil.get_terminal_size((120, 24)).columns >= 100 else None
+    """Rich panels on a terminal of 100 columns or more; below that, and when help goes to a file or
+    a pipe (where rich lays out 80 columns), they cut long flag names (`--gradient-accumulati…`) so
+    they can't be copied, and click's plain list, which never cuts them, reads better."""
+    on_terminal = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+    return "rich" if on_terminal and shutil.get_terminal_size((120, 24)).columns >= 100 else None
 
 
 app = typer.Typer(
@@ -409,11 +411,18 @@ def extract(flags: dict, videos: list[Path], config: Optional[Path]) -> None:
     """Make one clip per video (MediaPipe Holistic keypoints, optionally InceptionV3 features), as `slr train` reads them."""
     settings = resolve_settings(ExtractSettings, {**flags, "videos": videos}, config)
     from slr.extract.command import extract_from_settings
+    from slr.extract.stop import ExtractInterrupted, stop_signals_interrupt
     from slr.ui.extract_view import ExtractProgress, print_extraction
 
     view = ExtractProgress()
     try:
-        result = extract_from_settings(settings, view)
+        with stop_signals_interrupt():
+            result = extract_from_settings(settings, view)
+    except ExtractInterrupted as stop:  # SIGTERM or SIGHUP: exit 143 or 129 (Ctrl-C: 130, by `guarded`)
+        view.finish()
+        print_error(f"interrupted by {stop.signal_name}: the clips written so far are kept; the same command "
+                    f"again skips them")
+        raise typer.Exit(stop.exit_code) from None
     finally:
         view.finish()
     print_extraction(result, settings.flag_below)

@@ -38,7 +38,19 @@ class Settings(BaseModel):
         field = cls.model_fields.get(info.field_name) if info.field_name else None
         if isinstance(value, bool) and field is not None and _number_field(field.annotation):
             raise ValueError("expected a number")
+        if field is not None and _path_field(field.annotation) and _empty_path(value):
+            # Path("") is "." : `--output-dir ""` (an unset shell variable) would write into the current folder
+            raise ValueError("an empty path names no file or folder (write . for the current folder)")
         return value
+
+
+def _path_field(annotation: Any) -> bool:
+    return annotation is Path or any(_path_field(a) for a in typing.get_args(annotation))
+
+
+def _empty_path(value: Any) -> bool:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(v, str) and not v.strip() for v in values)
 
 
 def _number_field(annotation: Any) -> bool:
@@ -52,8 +64,8 @@ def _number_field(annotation: Any) -> bool:
 
 
 class ClassCountSettings(Settings):
-    num_gloss: int = Field(105, ge=2, description="Number of gloss classes; must match your dataset.")
-    num_cat: int = Field(10, ge=1, description="Number of category classes; must match your dataset.")
+    num_gloss: int = Field(105, ge=2, le=100_000, description="Number of gloss classes; must match your dataset.")
+    num_cat: int = Field(10, ge=1, le=100_000, description="Number of category classes; must match your dataset.")
 
 
 class ClipKeySettings(Settings):
@@ -64,10 +76,10 @@ class ClipKeySettings(Settings):
         description="NPZ key holding CNN features [T, 2048]; clips without it fall back to X.",
     )
     kp_dim: Optional[int] = Field(
-        None, ge=1, description="Keypoint width per frame; default: taken from the data (156 for FSL-105)."
+        None, ge=1, le=1_000_000, description="Keypoint width per frame; default: taken from the data (156 for FSL-105)."
     )
     feature_dim: Optional[int] = Field(
-        None, ge=1, description="Feature width per frame; default: taken from the data (2048 for InceptionV3)."
+        None, ge=1, le=1_000_000, description="Feature width per frame; default: taken from the data (2048 for InceptionV3)."
     )
 
 
@@ -225,10 +237,10 @@ class KeypointLayoutSettings(Settings):
 
 
 class TransformerSettings(Settings):
-    d_model: int = Field(128, ge=8, description="Transformer embedding width (the guide's: 256).")
-    num_heads: int = Field(4, ge=1, description="Attention heads (must divide --d-model; the guide's: 8).")
-    num_layers: int = Field(2, ge=1, description="Transformer encoder layers (the guide's: 4).")
-    ff_dim: int = Field(256, ge=8, description="Transformer feed-forward width (the guide's: 1024).")
+    d_model: int = Field(128, ge=8, le=16_384, description="Transformer embedding width (the guide's: 256).")
+    num_heads: int = Field(4, ge=1, le=1024, description="Attention heads (must divide --d-model; the guide's: 8).")
+    num_layers: int = Field(2, ge=1, le=1024, description="Transformer encoder layers (the guide's: 4).")
+    ff_dim: int = Field(256, ge=8, le=262_144, description="Transformer feed-forward width (the guide's: 1024).")
     dropout: float = Field(
         0.1, ge=0, lt=1, description="Dropout of both models: transformer encoder, between GRU layers, and the heads."
     )
@@ -285,9 +297,9 @@ class LateDropoutSettings(Settings):
 
 class IV3GRUSettings(Settings):
     gru_hidden: int = Field(
-        256, ge=1, description="GRU hidden size (the original's 16 is a bottleneck; see docs/models.md)."
+        256, ge=1, le=16_384, description="GRU hidden size (the original's 16 is a bottleneck; see docs/models.md)."
     )
-    gru_layers: int = Field(2, ge=1, description="GRU layers.")
+    gru_layers: int = Field(2, ge=1, le=1024, description="GRU layers.")
     gru_bidirectional: bool = Field(True, description="Run the GRU in both directions.")
     pretrained_backbone: bool = Field(
         True,

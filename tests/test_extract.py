@@ -40,7 +40,7 @@ def slr(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProce
 
 def needs_videos() -> None:
     if not (VIDEOS / f"{DOCTOR}.mp4").is_file():
-        pytest.skip(f"real videos not found at {VIDEOS}")
+        pytest.skip(f"real videos not found at {VIDEOS} (set SLR_VIDEOS to the shared data's videos folder)")
 
 
 # -- small pieces --------------------------------------------------------------------------------

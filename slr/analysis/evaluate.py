@@ -246,9 +246,9 @@ def _a(noun: str) -> str:
 
 def _clip_labels(directory: Path, names: list[str]) -> list[str]:
     """The file of each labels.csv entry, to name it in messages (labels.csv may leave out `.npz`)."""
-    from slr.data.clips import clip_stem, list_clip_files
+    from slr.data.clips import file_stem, list_clip_files
 
-    files = {clip_stem(p.name): p for p in list_clip_files(directory)}
+    files = {file_stem(p): p for p in list_clip_files(directory)}
     return [str(files.get(name, directory / f"{name}.npz")) for name in names]
 
 

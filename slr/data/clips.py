@@ -13,6 +13,7 @@ starts fast.
 from __future__ import annotations
 
 import collections
+import os
 import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -74,6 +75,19 @@ def clip_stem(name: str) -> str:
     return name[: -len(NPZ_SUFFIX)] if name.lower().endswith(NPZ_SUFFIX) else name
 
 
+def name_text(name: str) -> str:
+    """A file name as text spelled as labels.csv spells it: its bytes read as UTF-8, whatever the
+    locale. Under LC_ALL=en_US.ISO-8859-1 Python reads `café.npz` from the folder as `cafÃ©.npz`
+    while labels.csv (UTF-8) says `café`: compared as they come, the clip would be "missing". Bytes
+    that are not UTF-8 stay as Python's surrogate escapes. The identity under a UTF-8 locale."""
+    return os.fsencode(name).decode("utf-8", "surrogateescape")
+
+
+def file_stem(path: Path) -> str:
+    """The clip name a clip file answers to in labels.csv (`name_text` of its name, no `.npz`)."""
+    return clip_stem(name_text(Path(path).name))
+
+
 @dataclass(frozen=True)
 class ClipListing:
     """The entries of a clip directory named like clips (`*.npz`, any case).
@@ -90,14 +104,14 @@ class ClipListing:
     @cached_property
     def stems(self) -> set[str]:
         """Every clip name present, whether its entry is usable or not."""
-        return {clip_stem(p.name) for p in [*self.files, *self.not_files]}
+        return {file_stem(p) for p in [*self.files, *self.not_files]}
 
     @cached_property
     def clashes(self) -> dict[str, list[Path]]:
         """Clip names that more than one file answers to (`a.npz` and `a.NPZ`): labels.csv can't tell them apart."""
         by_stem: dict[str, list[Path]] = collections.defaultdict(list)
         for path in self.files:
-            by_stem[clip_stem(path.name)].append(path)
+            by_stem[file_stem(path)].append(path)
         return {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
 
 

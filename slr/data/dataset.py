@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from slr.data.buckets import bucket_length
 from slr.data.clip_limits import ClipLimits
-from slr.data.clips import ClipListing, clip_stem, map_files, most_common_width, read_clip, read_clip_width, scan_clip_dir
+from slr.data.clips import ClipListing, file_stem, map_files, most_common_width, read_clip, read_clip_width, scan_clip_dir
 from slr.data.frames import LongClipPolicy, fit_length
 from slr.data.labels import class_names_from_clips, read_labels
 from slr.errors import DataError
@@ -96,7 +96,7 @@ def collate_clips(samples: Sequence[ClipSample], buckets: Optional[Sequence[int]
 
 def _check_labelled_clips(listing: ClipListing, names: list[str], labels_csv: Path, directory: Path) -> None:
     """`DataError` unless every clip labels.csv names is exactly one regular file in the directory."""
-    not_files = {clip_stem(p.name): (p, what) for p, what in listing.not_files.items()}
+    not_files = {file_stem(p): (p, what) for p, what in listing.not_files.items()}
     for name in names:  # say what is in the way rather than "not in the directory"
         if name in not_files:
             path, what = not_files[name]
@@ -183,7 +183,7 @@ class ClipDataset(Dataset):
             self.rows = self.rows[self.rows["file"].isin(set(only))]
         listing = scan_clip_dir(directory)
         _check_labelled_clips(listing, list(self.rows["file"]), labels_csv, directory)
-        files = {clip_stem(p.name): p for p in listing.files}
+        files = {file_stem(p): p for p in listing.files}
         self.names = list(self.rows["file"])
         self.gloss = self.rows["gloss"].to_numpy(dtype=np.int64)
         self.cat = self.rows["cat"].to_numpy(dtype=np.int64)

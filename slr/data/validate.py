@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from slr.data.clip_limits import ClipLimits, clip_limits
-from slr.data.clips import ArraySpec, ClipListing, clip_stem, inspect_clip, map_files, most_common_width, scan_clip_dir
+from slr.data.clips import ArraySpec, ClipListing, file_stem, inspect_clip, map_files, most_common_width, scan_clip_dir
 from slr.data.files import describe_non_file
 from slr.data.labels import LabelTable, load_labels
 from slr.data.problems import KINDS, Problem, group_by_kind
@@ -184,7 +184,7 @@ def validate_directory(
         readable_clips=sum(1 for c in facts if c.path.name not in unusable),
         labels=labels,
         class_counts=class_counts,
-        clips={clip_stem(c.path.name): c.array for c in facts if c.array is not None},
+        clips={file_stem(c.path): c.array for c in facts if c.array is not None},
     )
 
 

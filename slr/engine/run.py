@@ -213,7 +213,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
 
     from slr.models.registry import build_model, count_parameters
 
-    model = build_model(settings.model, settings, data.input_dim, settings.num_gloss, settings.num_cat)
+    model = build_model(settings.model, settings, data.input_dim, settings.num_gloss, settings.num_cat, training=True)
     if settings.init_from is not None and resume is None:  # weights only; a resumed run has its own
         from slr.engine.init_from import init_from_checkpoint
 

@@ -19,7 +19,7 @@ from slr.errors import DataError
 from slr.extract import layout
 from slr.extract.backend import native_logs_filtered
 from slr.extract.keypoints import HolisticExtractor, HolisticOptions
-from slr.extract.video import FrameSelector, VideoReader
+from slr.extract.video import FrameSelector, VideoReader, missing_frames
 
 EXTRACTOR = "mediapipe.solutions.holistic"
 PARTS = ("pose", "left_hand", "right_hand", "face")
@@ -151,6 +151,9 @@ def clip_meta(path, info, decoded: int, kept: int, options: ExtractOptions, vers
         "source_fps": info.fps,
         "frame_size": {"width": info.width, "height": info.height},
         "source_frames": decoded,
+        "declared_frames": info.frame_count,  # what the container says it holds (0: it does not say)
+        "incomplete": bool(missing_frames(info.frame_count, decoded)),
+        "rotation": info.rotation,  # degrees clockwise applied to the stored pixels (the container's tag)
         "frames": kept,
         "target_fps": options.fps,
         "layout": layout.LAYOUT.name,

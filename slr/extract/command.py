@@ -31,7 +31,8 @@ def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractO
                           task: Optional[Callable[..., Any]] = None) -> ExtractionResult:
     import_mediapipe()  # refuse at once, with the install command, when the extra is missing
     import_cv2()
-    from slr.extract.labels import label_rows, write_labels
+    from slr.extract.labels import clip_text_stem, label_rows, write_labels
+    from slr.extract.labels_file import read_labels_file
     from slr.extract.video import find_videos
 
     if not settings.videos:
@@ -45,6 +46,7 @@ def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractO
     labels = None
     if settings.classes_csv is not None:  # read before extracting: a bad classes file stops nothing late
         labels = label_rows(videos, Path(settings.classes_csv), settings.name_pattern)
+        read_labels_file(output_dir / "labels.csv")  # ... nor an earlier labels.csv that cannot be kept whole
     features = (
         FeatureSource(settings.backbone_weights, settings.feature_batch_size, feature_device(settings.device))
         if settings.features
@@ -62,7 +64,7 @@ def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractO
         task=task,
     )
     if labels is not None:
-        usable = {o.clip.stem for o in result.outcomes if o.status != "failed"}
+        usable = {clip_text_stem(o.clip) for o in result.outcomes if o.status != "failed"}
         rows = {stem: ids for stem, ids in labels.rows.items() if stem in usable}
         target = output_dir / "labels.csv"
         if rows or target.is_file():  # a header without rows is no labels file (validate refuses it)

@@ -6,16 +6,15 @@ and surrounding spaces. A name that matches no class is listed for the user, nev
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from slr.data.classes import read_class_names
-from slr.data.clips import clip_stem
+from slr.data.clips import name_text
 from slr.atomic import write_atomically
+from slr.extract.labels_file import merged_labels, read_labels_file
 from slr.errors import ConfigError, setting
 
 
@@ -60,7 +59,11 @@ def label_rows(videos: list[Path], classes_csv: Path, pattern: str) -> LabelRows
     cats = _categories(Path(classes_csv))
     result = LabelRows()
     for video in videos:
-        stem = Path(video).stem
+        stem = clip_text_stem(video)
+        if not _utf8(stem):
+            result.unmatched.append((Path(video).name, "the name is not UTF-8 text, which labels.csv cannot hold: "
+                                                       "rename the video"))
+            continue
         name = name_in(stem, compiled)
         if name is None:
             result.unmatched.append((Path(video).name, f"the name does not match {setting('name_pattern')} {pattern!r}"))
@@ -76,6 +79,19 @@ def label_rows(videos: list[Path], classes_csv: Path, pattern: str) -> LabelRows
     return result
 
 
+def clip_text_stem(video: Path) -> str:
+    """The clip name of a video as labels.csv writes it (UTF-8 text, whatever the locale)."""
+    return name_text(Path(video).stem)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes: bytes that are not UTF-8
+        return False
+    return True
+
+
 def _categories(classes_csv: Path) -> dict[int, int]:
     """gloss id -> cat id, from the same file (read_class_names keeps only the names)."""
     from slr.data.csv_table import integer_ids, read_table
@@ -87,22 +103,13 @@ def _categories(classes_csv: Path) -> dict[int, int]:
     return {int(g): int(c) for g, c in zip(gloss, cat) if g == g and c == c}
 
 
-def write_labels(path: Path, rows: dict[str, tuple[int, int]]) -> None:
-    """labels.csv with `rows`, keeping the rows of an earlier labels.csv for other clips."""
-    merged: dict[str, tuple[str, str]] = {}
-    if Path(path).is_file():
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                for row in csv.DictReader(f):
-                    if row.get("file"):
-                        merged[clip_stem(row["file"])] = (row.get("gloss", ""), row.get("cat", ""))
-        except (OSError, UnicodeDecodeError, csv.Error):
-            merged = {}  # unreadable: replaced by this run's rows
-    for stem, (gloss, cat) in rows.items():
-        merged[stem] = (str(gloss), str(cat))
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["file", "gloss", "cat"])
-    for stem in sorted(merged):
-        writer.writerow([stem, *merged[stem]])
-    write_atomically(Path(path), lambda f: f.write(text.getvalue().encode("utf-8")))
+def write_labels(path: Path, rows: dict[str, tuple[int, int]]) -> bool:
+    """labels.csv with `rows`, keeping every byte of an earlier labels.csv but the ids of these clips
+    (slr/extract/labels_file.py); `LabelsFileRefused` when that file cannot be kept exactly.
+    Returns whether the file was written (an unchanged one is left alone)."""
+    existing = read_labels_file(path)
+    data = merged_labels(existing, rows)
+    if existing is not None and data == Path(path).read_bytes():
+        return False
+    write_atomically(Path(path), lambda f: f.write(data))
+    return True

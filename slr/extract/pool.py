@@ -43,11 +43,32 @@ class Died:
 
 
 def _serve(conn: Connection, setup: Callable[[int], None], threads: int, work: Callable[..., Any]) -> None:
-    """A worker: videos in, ("frames", n) messages and one ("done", result) per video out."""
+    """A worker: videos in, ("frames", n) messages and one ("done", result) per video out.
+
+    A worker whose parent is gone (killed, even by SIGKILL) ends at once and silently: there is no one
+    to tell, and a `BrokenPipeError` traceback would be printed under the parent's last words."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
-    setup(threads)
-    while (job := conn.recv()) is not None:
-        conn.send(("done", work(*job, on_frames=lambda n: conn.send(("frames", n)))))
+    _end_with_parent()
+    try:
+        setup(threads)
+        while (job := conn.recv()) is not None:
+            conn.send(("done", work(*job, on_frames=lambda n: conn.send(("frames", n)))))
+    except (EOFError, OSError):  # the pipe closed: the parent ended (a worker's own errors are results)
+        os._exit(0)
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent dies, instead of letting it finish a video nobody
+    waits for (elsewhere the closed pipe ends it at its next progress message)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent died before the call above: nobody to work for
+        os._exit(0)
 
 
 class _Worker:

@@ -51,6 +51,7 @@ class VideoOutcome:
     seconds: float = 0.0
     rates: dict[str, float] = field(default_factory=dict)  # pose, left_hand, right_hand, face
     error: Optional[str] = None
+    incomplete: Optional[str] = None  # written, but frames the container declares could not be decoded
 
 
 @dataclass
@@ -74,8 +75,12 @@ class ExtractionResult:
         return [o for o in self.outcomes if o.status == "written"]
 
     @property
+    def incomplete(self) -> list[VideoOutcome]:
+        return [o for o in self.outcomes if o.incomplete]
+
+    @property
     def ok(self) -> bool:
-        return not self.failed and not self.problems
+        return not self.failed and not self.problems and not self.incomplete
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,10 @@ def extract_videos(
     options.holistic.check()
     if options.features:
         from slr.extract.features import resolve_weights
+        from slr.models.backbone import read_state_dict
 
-        resolve_weights(features.weights if features else None)  # refuse before any work
+        # refuse a missing or unreadable file before any work, not once per video in the workers
+        read_state_dict(resolve_weights(features.weights if features else None))
     _check_distinct_targets([(video, clip_path(output_dir, video)) for video in videos])  # ... and any folder
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
@@ -217,7 +224,13 @@ def extract_one(video: Path, target: Path, options: ExtractOptions, features: Op
         else:
             message = f"{video}: {type(exc).__name__}: {exc}"
         return VideoOutcome(video, target, "failed", seconds=time.perf_counter() - started, error=message)
-    return VideoOutcome(video, target, "written", clip.frames, time.perf_counter() - started, clip.detection_rates())
+    outcome = VideoOutcome(video, target, "written", clip.frames, time.perf_counter() - started, clip.detection_rates())
+    if clip.meta["incomplete"]:
+        declared, decoded = clip.meta["declared_frames"], clip.meta["source_frames"]
+        outcome.incomplete = (f"{video}: only {decoded} of the {declared} frames its container declares could be "
+                              f"decoded (a half-copied or damaged file?); the clip holds those, and a re-run "
+                              f"extracts it again")
+    return outcome
 
 
 def _run_in_workers(todo, options, features, count, observer, task):

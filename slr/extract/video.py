@@ -9,6 +9,10 @@ last frames) gets the previous one plus a frame interval, so timestamps always i
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -29,6 +33,7 @@ class VideoInfo:
     width: int
     height: int
     frame_count: int  # as the container states it; may be approximate
+    rotation: int = 0  # degrees clockwise the container says to turn the stored pixels (phone videos); applied
 
 
 @dataclass(frozen=True)
@@ -49,17 +54,79 @@ def _still(cv2, path: Path, frame_count: float) -> bool:
     return not (_plausible(frame_count) and frame_count > 1) and cv2.haveImageReader(str(path))
 
 
+#: File signatures of the still-image formats OpenCV reads (imgcodecs), which FFmpeg would also open
+#: as a one-frame "video". GIF and WebP are not here: they may be animated, and whether they hold
+#: frames is for the worker's decoder to say (`_still`).
+_IMAGE_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"BM",  # BMP
+    b"II*\x00", b"MM\x00*",  # TIFF
+    b"\x00\x00\x00\x0cjP  ",  b"\xff\x4f\xff\x51",  # JPEG 2000
+    b"\x59\xa6\x6a\x95",  # Sun raster
+    b"\x76\x2f\x31\x01",  # OpenEXR
+    b"#?RADIANCE", b"#?RGBE",  # Radiance HDR
+)
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
 def is_still_image(path: Path) -> bool:
     """Whether the file is a still image (by its signature, not its name), which OpenCV would open
-    as a one-frame video."""
-    cv2 = import_cv2()
-    if not cv2.haveImageReader(str(path)):  # reads the first bytes only: cheap for every video
-        return False
-    cap = cv2.VideoCapture(str(path))
+    as a one-frame video.
+
+    Pure Python, no OpenCV: this runs in slr's own process on every named file, and OpenCV crashes
+    (SIGSEGV) on a file name that is not valid UTF-8; only the worker processes call OpenCV."""
     try:
-        return _still(cv2, path, cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else 0.0)
-    finally:
-        cap.release()
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+    except OSError:
+        return False  # the worker names what is wrong with it
+    if head.startswith(_PNG):  # an animated PNG (acTL before the image data) has frames to count
+        acTL, idat = head.find(b"acTL"), head.find(b"IDAT")
+        return not (0 <= acTL and (idat < 0 or acTL < idat))
+    if re.match(rb"P[1-7Ff]\s", head):  # PBM, PGM, PPM, PAM, PFM
+        return True
+    return head.startswith(_IMAGE_SIGNATURES)
+
+
+def _rotation(degrees: float) -> int:
+    """The container's rotation tag as 0, 90, 180 or 270 (OpenCV reports what the tag says)."""
+    return int(round(degrees)) % 360 if math.isfinite(degrees) else 0
+
+
+#: A video is incomplete when more of the frames its container declares than this share (and at
+#: least MIN_MISSING_FRAMES of them) could not be decoded: a half-copied file, a damaged middle.
+#: Containers that only estimate their frame count (from duration x rate) are off by a frame or two.
+MISSING_FRAMES_SHARE = 0.05
+MIN_MISSING_FRAMES = 3
+
+
+def missing_frames(declared: int, decoded: int) -> int:
+    """How many declared frames were not decoded, when that is beyond the threshold above; else 0."""
+    missing = declared - decoded
+    if declared <= 0 or missing < max(MIN_MISSING_FRAMES, MISSING_FRAMES_SHARE * declared):
+        return 0
+    return missing
+
+
+def opencv_name(path: Path) -> tuple[str, Optional[str]]:
+    """A name OpenCV opens `path` by, and the temporary folder to remove afterwards (or None).
+
+    OpenCV takes a file name as UTF-8 text: a name whose bytes are not UTF-8 (`clip_\\xff.mp4`)
+    crashes it (SIGSEGV), and under a non-UTF-8 locale (ISO-8859-1) Python's text of a name is
+    not its UTF-8 spelling, so OpenCV would look for another file. Such a video is opened through a
+    symbolic link with a plain ASCII name, in a temporary folder of its own."""
+    real = os.fsencode(path)
+    text = os.fsdecode(real)
+    try:
+        if text.encode("utf-8") == real:
+            return text, None
+    except UnicodeEncodeError:
+        pass
+    folder = tempfile.mkdtemp(prefix="slr-video-")
+    suffix = Path(path).suffix if Path(path).suffix.isascii() else ""
+    link = os.path.join(folder, "video" + suffix)
+    os.symlink(os.path.abspath(path), link)
+    return link, folder
 
 
 class VideoReader:
@@ -74,14 +141,18 @@ class VideoReader:
             what = describe_non_file(self.path)
             raise DataError(what if what.startswith("not ") else f"is {what}, not a video", self.path)
         self._cv2 = cv2
-        self._cap = cv2.VideoCapture(str(self.path))
+        name, self._link_dir = opencv_name(self.path)
+        self._cap = cv2.VideoCapture(name)
         if not self._cap.isOpened():
-            self._cap.release()
+            self.close()
             raise DataError("cannot be read as a video (not a video file, or damaged)", self.path)
+        # A phone stores its pixels sideways and a rotation tag beside them; OpenCV leaves the frames
+        # as stored unless asked, and the signer would lie on their side in every keypoint.
+        self._cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         get = self._cap.get
         fps, count = get(cv2.CAP_PROP_FPS), get(cv2.CAP_PROP_FRAME_COUNT)
-        if _still(cv2, self.path, count):
-            self._cap.release()
+        if _still(cv2, Path(name), count):
+            self.close()
             raise DataError(STILL_IMAGE, self.path)
         self.info = VideoInfo(
             path=self.path,
@@ -89,6 +160,7 @@ class VideoReader:
             width=int(get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(get(cv2.CAP_PROP_FRAME_HEIGHT)),
             frame_count=int(count) if _plausible(count) else 0,
+            rotation=_rotation(get(cv2.CAP_PROP_ORIENTATION_META)),
         )
 
     def __enter__(self) -> "VideoReader":
@@ -99,6 +171,9 @@ class VideoReader:
 
     def close(self) -> None:
         self._cap.release()
+        if self._link_dir is not None:
+            shutil.rmtree(self._link_dir, ignore_errors=True)
+            self._link_dir = None
 
     def frames(self) -> Iterator[Frame]:
         cv2 = self._cv2

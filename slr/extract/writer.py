@@ -8,6 +8,7 @@ killed mid-write leaves at most such a temporary file, which the next run into t
 from __future__ import annotations
 
 import contextlib
+import io
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +27,12 @@ def clip_path(output_dir: Path, video: Path) -> Path:
 
 
 def write_clip(path: Path, clip: Clip) -> None:
-    write_atomically(path, lambda f: np.savez_compressed(f, **clip.arrays()))
+    """The archive is built in memory and written in one call: when the disk (or `ulimit -f`) refuses
+    the write, numpy's ZipFile is not left half-closed on the file, to print `Exception ignored in
+    ZipFile.__del__` tracebacks when it is collected. A clip is a few MB at most (clip_limits.py)."""
+    archive = io.BytesIO()
+    np.savez_compressed(archive, **clip.arrays())
+    write_atomically(path, lambda f: f.write(archive.getbuffer()))
 
 
 def completed_settings(path: Path, features: bool) -> Optional[dict[str, Any]]:
@@ -42,6 +48,8 @@ def completed_settings(path: Path, features: bool) -> Optional[dict[str, Any]]:
     except Exception:
         return None
     meta = read_meta(path)
+    if meta and meta.get("incomplete"):  # from a damaged or half-copied video: tried again, it may be whole now
+        return None
     settings = meta.get("settings") if meta else None
     return settings if isinstance(settings, dict) else None
 

@@ -13,6 +13,9 @@ trained on. It is set for every source so one input convention holds whatever th
 
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -78,14 +81,30 @@ def download_imagenet_state() -> dict[str, Tensor]:
         ) from exc
 
 
+def _refused(exc: Exception) -> str:
+    """What torch refused to unpickle, from its long message (whose first lines offer weights_only=False)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"Unsupported (global: GLOBAL \S+|operand \d+|class \S+)", text)
+    return found.group(0).replace("global: GLOBAL ", "global ") if found else "not plain tensors and containers"
+
+
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """A state dict from a local file, read without unpickling code (``weights_only=True``)."""
     if not path.is_file():
         raise ConfigError("backbone weights file not found", path)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"cannot read backbone weights ({type(exc).__name__}: {exc})", path) from exc
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own message advises loading with weights_only=False: running the file's code, which
+        # slr never does; say what was refused instead.
+        raise ConfigError(f"cannot read backbone weights: the file holds pickled Python objects, not just "
+                          f"tensors ({_refused(exc)}); slr reads weights with weights_only=True and never runs "
+                          f"code from a file", path) from None
+    except Exception:  # noqa: BLE001 - a malformed file can make torch's reader fail in any way
+        raise ConfigError("cannot read backbone weights: not a PyTorch weights file (empty, text or truncated?)",
+                          path) from None
     # Accept a whole checkpoint too: its weights sit under one of these keys.
     for key in _NESTED_STATE_KEYS:
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):

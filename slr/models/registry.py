@@ -14,6 +14,7 @@ from torch import nn
 
 from slr.errors import ConfigError
 from slr.models.iv3_gru import InceptionV3GRU
+from slr.models.memory_estimate import check_fits_memory, gru_parameters, transformer_parameters
 from slr.models.transformer import SignTransformer
 from slr.settings import IV3GRUSettings, Settings, TransformerSettings, model_settings
 
@@ -37,6 +38,7 @@ class ModelSpec:
     fallback_key_setting: str | None  # the setting of the key read when clips lack the first one
     preview_width: int  # values per frame `slr hwinfo` assumes (FSL-105 keypoints, InceptionV3 features)
     bytes_per_sample: MemoryEstimate  # the memory rule of --auto-batch-size on CPU and MPS
+    parameter_count: Callable[..., int]  # (settings, input_dim, num_gloss, num_cat, frames): known before building
     onnx_exporters: tuple[str, ...]  # torch.onnx exporters, the one that works best first
     build: Builder
 
@@ -113,6 +115,7 @@ MODELS: dict[str, ModelSpec] = {
         fallback_key_setting=None,
         preview_width=156,
         bytes_per_sample=_transformer_bytes,
+        parameter_count=transformer_parameters,
         # dynamo handles the attention mask's shapes; the older exporter is the fallback
         onnx_exporters=("dynamo", "torchscript-based"),
         build=_build_transformer,
@@ -126,6 +129,7 @@ MODELS: dict[str, ModelSpec] = {
         fallback_key_setting="kp_key",  # the guide: features in X2048, or X
         preview_width=2048,
         bytes_per_sample=_iv3_gru_bytes,
+        parameter_count=gru_parameters,
         onnx_exporters=("torchscript-based", "dynamo"),
         build=_build_iv3_gru,
     ),
@@ -140,10 +144,16 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def build_model(
-    name: str, settings: BaseModel, input_dim: int, num_gloss: int, num_cat: int, frames: bool = False
+    name: str, settings: BaseModel, input_dim: int, num_gloss: int, num_cat: int, frames: bool = False,
+    training: bool = False,
 ) -> nn.Module:
-    """Build model ``name`` sized by ``settings`` (any settings holding that model's group fields)."""
-    return model_spec(name).build(settings, input_dim, num_gloss, num_cat, frames)
+    """Build model ``name`` sized by ``settings`` (any settings holding that model's group fields).
+
+    A model that cannot fit in the machine's memory (to run it, or with ``training`` to train it) is
+    refused before any of it is allocated (slr/models/memory_estimate.py)."""
+    spec = model_spec(name)
+    check_fits_memory(spec, settings, input_dim, num_gloss, num_cat, frames, training)
+    return spec.build(settings, input_dim, num_gloss, num_cat, frames)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

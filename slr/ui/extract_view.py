@@ -90,6 +90,8 @@ class ExtractProgress:
 
 
 def _flagged(outcome: "VideoOutcome", flag_below: float) -> Optional[str]:
+    if outcome.incomplete:
+        return "frames missing"
     rates = outcome.rates
     if not rates:
         return None
@@ -126,7 +128,7 @@ def print_extraction(result: "ExtractionResult", flag_below: float) -> None:
                 rates = "  ".join(f"{title} {outcome.rates[p]:.0%}" for p, title in PARTS)
                 line = f"  {outcome.video.name}: {outcome.frames} frames  {rates}" + (f"  FLAGGED: {flag}" if flag else "")
                 out().print(Text(line), soft_wrap=True)
-        flagged = sum(1 for o in written if _flagged(o, flag_below))
+        flagged = sum(1 for o in written if _flagged(o, flag_below) and not o.incomplete)
         if flagged:
             print_notice(
                 f"{flagged} video(s) flagged: pose or both hands found in under {flag_below:.0%} of frames "
@@ -146,6 +148,9 @@ def print_extraction(result: "ExtractionResult", flag_below: float) -> None:
         lines = "\n  ".join(f"{name}: {why}" for name, why in result.unmatched)
         print_notice(f"{len(result.unmatched)} video(s) got no label (fix the name, the classes file, or "
                      f"{{{{name_pattern}}}}):\n  {lines}")
+    if result.incomplete:
+        lines = "\n  ".join(o.incomplete for o in result.incomplete)
+        err().print(Text(f"error: {len(result.incomplete)} video(s) incomplete:\n  {lines}"), soft_wrap=True)
     problems = [(str(p), why) for p, why in result.problems] + [(str(o.video), o.error or "") for o in result.failed]
     if problems:
         lines = "\n  ".join(why if why.startswith(name) else f"{name}: {why}" for name, why in problems)
