@@ -72,3 +72,24 @@ def test_a_killed_cv_continues_where_it_stopped_and_ends_as_an_unbroken_run(tmp_
         assert [[row[m] for m in METRICS] for row in _log(ours)] == [[row[m] for m in METRICS] for row in _log(theirs)]
         a, b = (json.loads((d / "heldout.json").read_text()) for d in (ours, theirs))
         assert (a["gloss_top1"], a["best_epoch"], a["correct"]) == (b["gloss_top1"], b["best_epoch"], b["correct"])
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_fold_in_progress_and_says_how_to_continue(tmp_path):
+    data = tmp_path / "signers"
+    write_clips(data, make_signer_shift_clips(num_letters=4, num_signers=6, clips_per_signer=8, min_frames=12,
+                                              max_frames=20, seed=1))
+    out = tmp_path / "cv"
+    run = out / "recipes" / "defaults" / "fold-1"
+    child = subprocess.Popen([*SLR, *_args(data, out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while child.poll() is None and time.time() < deadline and not (run / "log.csv").exists():
+        time.sleep(0.01)
+    assert child.poll() is None, child.communicate()
+    child.send_signal(signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 143, stdout + stderr
+    assert "interrupted by SIGTERM during recipe defaults, fold 1: run the same command again to continue" in stderr
+    assert "Traceback" not in stderr and (run / "SignTransformer_last.pt").is_file()
+    assert not (run / "heldout.json").exists()
