@@ -552,13 +552,14 @@ class CvSettings(TrainSettings):
 
     def train_values(self) -> dict[str, Any]:
         """The train settings given to `slr cv` (config file or flags): they apply to every recipe."""
-        own = set(CvSettings.model_fields) - set(TrainSettings.model_fields)
-        return {
-            name: getattr(self, name)
-            for name in self.model_fields_set
-            if name not in own and name not in CV_SETS_PER_FOLD and name not in ("num_gloss", "num_cat", "model")
-            or (name in ("num_gloss", "num_cat") and getattr(self, name) is not None)
-        }
+        values = {}
+        for name in self.model_fields_set:
+            if name not in TrainSettings.model_fields or name in CV_SETS_PER_FOLD or name == "model":
+                continue  # slr cv's own settings, and those it sets per fold
+            if name in ("num_gloss", "num_cat") and getattr(self, name) is None:
+                continue  # "none": from the labels
+            values[name] = getattr(self, name)
+        return values
 
 
 class SmokeSettings(ClassCountSettings, TransformerSettings, IV3GRUSettings, HardwareSettings):

@@ -19,16 +19,13 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
-
 import numpy as np
 import pandas as pd
 
 from slr.atomic import write_atomically
-from slr.data.split import Grouping, SplitError, split_labels
+from slr.data.split import INSTALL_HINT, Grouping, SplitError, split_labels
 from slr.errors import SlrError, setting
 
-INSTALL_HINT = 'pip install -e ".[split]"'
 #: Groups named in one message before the rest are counted.
 _NAMED = 5
 
@@ -145,13 +142,5 @@ def class_counts(rows: pd.DataFrame) -> tuple[int, int]:
     return int(rows["gloss"].astype("int64").max()) + 1, int(rows["cat"].astype("int64").max()) + 1
 
 
-def folds_record(folds: list[Fold]) -> list[dict]:
-    return [fold.describe() for fold in folds]
-
-
 def describe_fold(fold: Fold, noun: str) -> str:
     return f"fold {fold.number}: {noun}s {_shown(fold.held_out)} held out ({len(fold.test)} clips)"
-
-
-def optional_path(value: Optional[str]) -> Optional[Path]:
-    return Path(value) if value else None

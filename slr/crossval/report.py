@@ -78,22 +78,13 @@ class CvReport:
         return len(self.folds)
 
     def to_dict(self) -> dict[str, Any]:
+        from slr.analysis.evaluate import _finite  # JSON has no NaN: missing numbers are null
+
         return _finite({
             "model": self.model, "data": self.data, "labels_csv": self.labels_csv, "group_by": self.grouping,
             "folds": self.folds, "recipes": [r.to_dict() for r in self.recipes],
             "pairs": [p.to_dict() for p in self.pairs], "notices": self.notices, "files": self.files,
         })
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: missing numbers are null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def build_report(settings: "CvSettings", labels_csv: Path, grouping: "Grouping", folds: Sequence["Fold"],

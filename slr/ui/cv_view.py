@@ -27,8 +27,7 @@ def _pct(value: Optional[float]) -> str:
 class CvView:
     """The command line's `slr cv` observer (slr.crossval.runner.CvObserver)."""
 
-    def __init__(self, folds: int, log_every_s: float = 30.0, show_epochs: bool = True):
-        self.folds = folds
+    def __init__(self, log_every_s: float = 30.0, show_epochs: bool = True):
         self.log_every_s = log_every_s
         self.show_epochs = show_epochs
 
@@ -71,7 +70,7 @@ def print_cv_report(report: "CvReport") -> None:
         _line("")
         _line(f"recipe {shown_text(recipe.name)}" + (f" ({shown_name(recipe.file)})" if recipe.file else
                                                      " (slr's defaults)"))
-        header = f"  {'fold':>4}  {'held out':<24} {'clips':>5}  {'gloss':>6} {'top-5':>6} {'cat':>6}  {'inner val best':>14}"
+        header = f"  {'fold':>4}  {'held out':<24} {'clips':>5}  {'gloss':>6} {'top-k':>6} {'cat':>6}  {'inner val best':>14}"
         _line(header)
         for fold in recipe.folds:
             groups = shown_text(" ".join(fold.held_out))
@@ -82,17 +81,19 @@ def print_cv_report(report: "CvReport") -> None:
                  (("gloss_top1", "gloss"), ("gloss_top5", "top-5"), ("cat_top1", "category"))
                  if name != "cat_top1" or recipe.has_categories]
         inner = recipe.score("inner_best")
+        gap = (inner[0] - recipe.score("gloss_top1")[0]) * 100
         _line(f"  held out, mean ± sd over {len(recipe.folds)} folds: " + ", ".join(parts)
               + f"; inner validation best {_mean_sd(inner)}"
-              + (f" ({(inner[0] - recipe.score('gloss_top1')[0]) * 100:+.1f} points: the optimism of choosing "
-                 "on validation)" if not math.isnan(inner[0]) else ""))
+              + (f" ({gap:+.1f} points against held out: what choosing on validation flatters)" if gap > 0 else
+                 f" ({gap:+.1f} points against held out)" if not math.isnan(gap) else ""))
     for pair in report.pairs:
         _line("")
         _line(f"{shown_text(pair.second)} vs {shown_text(pair.first)}: per-fold differences "
               + " ".join(f"{d * 100:+.1f}" for d in pair.differences) + " points")
         _line("  " + shown_text(pair.meaning))
-        _line(f"  McNemar's exact test on the {pair.mcnemar.only_first + pair.mcnemar.only_second + pair.mcnemar.both_right + pair.mcnemar.both_wrong} "
-              f"pooled held-out clips: {shown_text(pair.mcnemar.meaning)}")
+        test = pair.mcnemar
+        pooled = test.both_right + test.only_first + test.only_second + test.both_wrong
+        _line(f"  McNemar's exact test on the {pooled} pooled held-out clips: {shown_text(test.meaning)}")
     for text in report.notices:
         _line(shown_text(text))
     if report.files:
