@@ -170,3 +170,32 @@ def test_jobs_train_folds_in_processes_with_the_same_results(signers, tmp_path):
     scores = [[(f["held_out"], f["gloss_top1"], f["inner_best"]) for f in json.loads((tmp_path / d / "cv.json")
                .read_text())["recipes"][0]["folds"]] for d in ("one", "two")]
     assert scores[0] == scores[1]
+
+
+def test_a_gloss_one_signer_never_signed_still_gets_folds_without_a_group_on_two_sides(signers, tmp_path):
+    """Real data sets with few signers: a sign one signer never recorded. Leave-one-out then holds
+    folds whose training part has that sign from one signer only; the fold is still made (a notice
+    says the sign is on one side of the inner split), and no signer is on two sides."""
+    rows = read_labels(signers / "labels.csv")
+    rows = rows[~((rows["signer"].isin(["s00", "s01", "s02", "s03"])) & (rows["gloss"] == 1))]
+    groups, grouping = group_keys(rows, "signer", signers / "labels.csv")
+    made = make_folds(rows, groups, grouping, signers / "labels.csv", folds="loo", seed=0, inner_val=0.25)
+    assert len(made) == 6
+    notes = [text for fold in made for text in fold.notices]
+    assert any("have clips of one signer only" in text for text in notes), notes
+    for fold in made:
+        sides = [set(groups.iloc[part]) for part in (fold.train, fold.val, fold.test)]
+        assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+        assert len(fold.train) + len(fold.val) + len(fold.test) == len(rows)
+
+
+@pytest.mark.slow
+def test_three_signers_and_the_default_folds_give_one_fold_per_signer(tmp_path, one_thread):
+    data = tmp_path / "three"
+    write_clips(data, make_signer_shift_clips(num_letters=3, num_signers=3, clips_per_signer=9, min_frames=12,
+                                              max_frames=16, seed=2))
+    result = _cv("transformer", data, "--group-by", "signer", "--epochs", 1, "--output-dir", tmp_path / "cv", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "3 signers: one fold per signer (--folds loo; the default is 5 folds)" in result.output
+    report = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert [f["held_out"] for f in report["folds"]] == [["s00"], ["s01"], ["s02"]]

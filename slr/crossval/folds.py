@@ -92,16 +92,8 @@ def make_folds(rows: pd.DataFrame, groups: pd.Series, grouping: Grouping, labels
     result = []
     for number, (train_part, test) in enumerate(parts, start=1):
         held = sorted({distinct[c] for c in codes[test]})
-        inner = split_labels(rows.iloc[train_part], groups.iloc[train_part], grouping=grouping, labels_csv=labels_csv,
-                             val=inner_val, seed=seed)
-        if not inner.ok:
-            raise SplitError(
-                f"fold {number} (holding out {_shown(held)}): its training part cannot be split into inner "
-                f"training and validation {noun}s: " + " ".join(inner.problems), labels_csv)
-        assignment = inner.assignment.to_numpy()
-        train = train_part[assignment == "train"]
-        val = train_part[assignment == "val"]
-        fold = Fold(number, train, val, np.sort(test), held, sorted(set(groups.iloc[val])))
+        fold = _inner_split(number, train_part, np.sort(test), held, rows, groups, grouping, labels_csv, seed,
+                            inner_val)
         unseen = sorted(set(y[test]) - set(y[train_part]))
         if unseen:
             fold.notices.append(
@@ -109,6 +101,42 @@ def make_folds(rows: pd.DataFrame, groups: pd.Series, grouping: Grouping, labels
                 f"have no clips in its training part; they count as wrong there")
         result.append(fold)
     return result
+
+
+def _inner_split(number: int, train_part: np.ndarray, test: np.ndarray, held: list[str], rows: pd.DataFrame,
+                 groups: pd.Series, grouping: Grouping, labels_csv: Path, seed: int, inner_val: float) -> Fold:
+    """Whole groups of the fold's training part to inner training and validation, every class on both
+    sides where it can be. A class of a single group in the training part (real data sets: a sign
+    that one of the few signers never recorded) cannot be: its clips stay with their group, on
+    one side only, and a notice says so; the others are split as `slr split` splits."""
+    noun = grouping.noun
+    part_groups = groups.iloc[train_part]
+    if part_groups.nunique() < 2:
+        raise SplitError(
+            f"fold {number} (holding out {_shown(held)}) leaves one {noun} ({_shown(sorted(part_groups.unique()))}) "
+            f"for its training and inner validation, which need two: use more {setting('folds')}", labels_csv)
+    y = rows["gloss"].to_numpy(dtype=np.int64)[train_part]
+    spread = pd.Series(part_groups.to_numpy()).groupby(y).nunique()
+    thin = sorted(int(g) for g, n in spread.items() if n < 2)
+    splittable = ~np.isin(y, thin)
+    inner = split_labels(rows.iloc[train_part[splittable]], part_groups.iloc[splittable], grouping=grouping,
+                         labels_csv=labels_csv, val=inner_val, seed=seed)
+    if not inner.ok:
+        raise SplitError(
+            f"fold {number} (holding out {_shown(held)}): its training part cannot be split into inner "
+            f"training and validation {noun}s: " + " ".join(inner.problems), labels_csv)
+    side = pd.Series("train", index=range(len(train_part)), dtype=object)
+    side[np.flatnonzero(splittable)] = inner.assignment.to_numpy()
+    val_groups = set(part_groups.iloc[np.flatnonzero(side.to_numpy() == "val")])
+    on_val = np.isin(part_groups.to_numpy(), list(val_groups))
+    side[np.flatnonzero(~splittable & on_val)] = "val"  # a group is never on both sides
+    labels = side.to_numpy()
+    fold = Fold(number, train_part[labels == "train"], train_part[labels == "val"], test, held, sorted(val_groups))
+    if thin:
+        fold.notices.append(
+            f"fold {number}: {len(thin)} gloss(es) ({_shown([str(g) for g in thin])}) have clips of one {noun} only "
+            f"in its training part, so they are on one side of its inner split (trained on, or only validated)")
+    return fold
 
 
 def _shown(values: list[str]) -> str:
@@ -119,12 +147,13 @@ def fold_label_files(folder: Path) -> dict[str, Path]:
     return {part: folder / f"labels_{part}.csv" for part in ("train", "val", "test")}
 
 
-def write_fold_labels(raw: pd.DataFrame, fold: Fold, folder: Path) -> dict[str, Path]:
-    """The fold's three label files (rows as written in the labels file, every column)."""
+def write_fold_labels(raw: pd.DataFrame, index: pd.Index, fold: Fold, folder: Path) -> dict[str, Path]:
+    """The fold's three label files (rows as written in the labels file, every column). `index`: the
+    labels table's row labels (line numbers), which the fold's positions refer to."""
     files = fold_label_files(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for part, path in files.items():
-        rows = raw.iloc[getattr(fold, part)]
+        rows = raw.loc[index[getattr(fold, part)]]
         write_atomically(path, lambda f, rows=rows: f.write(_csv_bytes(rows)))
     return files
 

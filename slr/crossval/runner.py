@@ -80,7 +80,12 @@ def run_cv(settings: CvSettings, observer: CvObserver) -> CvReport:
     recipes = load_recipes(settings)
     rows = read_labels(labels_csv)
     groups, grouping = group_keys(rows, settings.group_by, labels_csv)
-    folds = make_folds(rows, groups, grouping, labels_csv, folds=settings.folds, seed=settings.fold_seed,
+    count = settings.folds
+    if "folds" not in settings.model_fields_set and count != "loo" and groups.nunique() < count:
+        count = "loo"  # the default 5 folds on fewer groups: one fold per group
+        observer.note(f"{groups.nunique()} {grouping.noun}s: one fold per {grouping.noun} "
+                      f"({setting('folds', 'loo')}; the default is {settings.folds} folds)")
+    folds = make_folds(rows, groups, grouping, labels_csv, folds=count, seed=settings.fold_seed,
                        inner_val=settings.inner_val)
     num_gloss, num_cat = class_counts(rows)
     out = Path(settings.output_dir)
@@ -96,7 +101,7 @@ def run_cv(settings: CvSettings, observer: CvObserver) -> CvReport:
     _check_plan(out, plan)
     raw = read_table(labels_csv, REQUIRED_COLUMNS, "file,gloss,cat")
     for fold in folds:
-        write_fold_labels(raw, fold, fold_dirs[fold.number])
+        write_fold_labels(raw, rows.index, fold, fold_dirs[fold.number])
     write_atomically(out / PLAN_FILE, lambda f: f.write(json.dumps(plan, indent=1).encode("utf-8")))
     for fold in folds:
         observer.note(describe_fold(fold, grouping.noun))
@@ -182,7 +187,7 @@ def _plan(settings: CvSettings, labels_csv: Path, grouping: str, folds: Sequence
         "labels_csv": str(labels_csv.resolve()),
         "labels_sha256": hashlib.sha256(labels_csv.read_bytes()).hexdigest(),
         "group_by": grouping,
-        "folds": settings.folds,
+        "folds": len(folds),
         "fold_seed": settings.fold_seed,
         "inner_val": settings.inner_val,
         "fold_groups": [fold.describe() for fold in folds],

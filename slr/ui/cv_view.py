@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from rich.text import Text
 
+from slr.errors import spell_settings
 from slr.ui.console import out, shown_name, shown_text
 from slr.ui.training_view import TrainingView
 
@@ -32,7 +33,7 @@ class CvView:
         self.show_epochs = show_epochs
 
     def note(self, text: str) -> None:
-        _line(shown_text(text))
+        _line(shown_text(spell_settings(text)))
 
     def _name(self, recipe: str, fold: int) -> str:
         return f"{shown_text(recipe)}, fold {fold}"
@@ -95,7 +96,7 @@ def print_cv_report(report: "CvReport") -> None:
         pooled = test.both_right + test.only_first + test.only_second + test.both_wrong
         _line(f"  McNemar's exact test on the {pooled} pooled held-out clips: {shown_text(test.meaning)}")
     for text in report.notices:
-        _line(shown_text(text))
+        _line(shown_text(spell_settings(text)))
     if report.files:
         _line("")
         _line("written: " + ", ".join(shown_name(p) for p in report.files.values()))
