@@ -16,6 +16,9 @@ This module is what a worker process of `--jobs N` runs, so it takes and returns
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -143,18 +146,32 @@ def score_held_out(task: FoldTask, checkpoint: Path, settings: Any) -> FoldResul
     )
 
 
+#: Set while a worker process trains or scores a fold (the orphan watch below waits for it to save).
+_BUSY = threading.Event()
+
+
 def worker_start() -> None:
-    """A `--jobs` worker process stops with the `slr cv` that started it (SIGTERM when the parent dies, even by SIGKILL: the fold saves and stops, and the
-    next `slr cv` continues it), rather than train on as an orphan that holds the fold's folder."""
+    """A `--jobs` worker process stops with the `slr cv` that started it, even one killed by SIGKILL:
+    it gets SIGTERM (Linux's parent-death signal), so the fold in progress saves its _last.pt and
+    stops, and a watch thread then ends the process, which would otherwise wait forever for work
+    from a parent that is gone, holding nothing but memory. The next `slr cv` continues the fold."""
     import signal
 
+    parent = os.getppid()
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG (Linux)
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    threading.Thread(target=_end_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _end_when_orphaned(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent and not _BUSY.is_set():
+            os._exit(143)
 
 
 def run_fold_quietly(task: FoldTask) -> FoldResult | dict[str, str]:
@@ -163,9 +180,12 @@ def run_fold_quietly(task: FoldTask) -> FoldResult | dict[str, str]:
     from slr.engine.trainer import Interrupted
     from slr.errors import SlrError
 
+    _BUSY.set()
     try:
         return run_fold(task)
     except Interrupted as stop:
         return {"interrupted": str(stop.path), "description": getattr(stop, "description", "a stop request")}
     except SlrError as exc:
         return {"error": str(exc), "kind": type(exc).__name__}
+    finally:
+        _BUSY.clear()

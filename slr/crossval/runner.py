@@ -257,9 +257,18 @@ def _run_here(task: FoldTask, observer: CvObserver) -> FoldResult:
     return result
 
 
+class _StopRequest(Exception):
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
 def _run_in_processes(pending: Sequence[FoldTask], workers: int, observer: CvObserver) -> list[FoldResult]:
-    """Folds in `workers` processes (spawned: a forked torch may hang in its thread pools)."""
+    """Folds in `workers` processes (spawned: a forked torch may hang in its thread pools).
+
+    Ctrl-C, SIGTERM or SIGHUP to `slr cv` is passed on to the workers, which save their folds (as
+    `slr train` does), and `slr cv` ends with the signal's exit status once they have."""
     import multiprocessing
+    import signal
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from slr.models.registry import model_spec
@@ -269,6 +278,12 @@ def _run_in_processes(pending: Sequence[FoldTask], workers: int, observer: CvObs
     stopped: Optional[dict[str, str]] = None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=worker_start)
+
+    def request_stop(signum: int, frame: Any) -> None:
+        raise _StopRequest(signum)
+
+    stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, request_stop) for sig in stops}
     try:
         futures = {}
         for task in pending:
@@ -285,11 +300,21 @@ def _run_in_processes(pending: Sequence[FoldTask], workers: int, observer: CvObs
                 stopped = value
             else:
                 problems.append(f"recipe {task.recipe}, fold {task.fold}: {value['error']}")
-    except KeyboardInterrupt:  # the workers got the terminal's Ctrl-C too, and save their folds
+    except _StopRequest as stop:
+        for sig in stops:  # a second signal must not abandon the workers while they save
+            signal.signal(sig, signal.SIG_IGN)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            try:
+                os.kill(process.pid, stop.signum)
+            except ProcessLookupError:
+                pass
         pool.shutdown(wait=True, cancel_futures=True)
-        raise CvInterrupted("Ctrl-C (SIGINT)", 130, None) from None
+        name = signal.Signals(stop.signum).name
+        raise CvInterrupted({"SIGINT": "Ctrl-C (SIGINT)"}.get(name, name), 128 + stop.signum, None) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if problems:
         raise SlrError("\n".join(problems))
     if stopped is not None:
