@@ -93,3 +93,56 @@ def test_sigterm_saves_the_fold_in_progress_and_says_how_to_continue(tmp_path):
     assert "interrupted by SIGTERM during recipe defaults, fold 1: run the same command again to continue" in stderr
     assert "Traceback" not in stderr and (run / "SignTransformer_last.pt").is_file()
     assert not (run / "heldout.json").exists()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_jobs_workers_save_and_end_when_slr_cv_is_killed(tmp_path):
+    """Before: SIGKILL on `slr cv --jobs 2` left both workers training on, then waiting forever."""
+    data = tmp_path / "signers"
+    write_clips(data, make_signer_shift_clips(num_letters=4, num_signers=6, clips_per_signer=8, min_frames=12,
+                                              max_frames=20, seed=1))
+    out = tmp_path / "cv"
+    args = _args(data, out)
+    args[args.index("12")] = "500"  # epochs: the workers are still training when the kill comes
+    child = subprocess.Popen([*SLR, *args, "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    logs = [out / "recipes" / "defaults" / f"fold-{k}" / "log.csv" for k in (1, 2)]
+    deadline = time.time() + 300
+    while child.poll() is None and time.time() < deadline and not all(p.exists() for p in logs):
+        time.sleep(0.05)
+    assert child.poll() is None and all(p.exists() for p in logs)
+    workers = [pid for pid in _children(child.pid) if "spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_text()]
+    assert len(workers) == 2
+    child.kill()
+    child.wait()
+    deadline = time.time() + 60
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in workers if _alive(pid)]
+    for pid in alive:  # leave nothing behind, then fail
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "worker processes outlived slr cv"
+    for log in logs:
+        assert (log.parent / "SignTransformer_last.pt").is_file()
