@@ -138,7 +138,7 @@ def main() -> None:
 
 
 def print_table(report: dict[str, Any], args: argparse.Namespace, seconds: float) -> None:
-    what = {"asl-words": f"asl-words by recording block (every {args.subsample}. clip)" if args.subsample > 1
+    what = {"asl-words": f"asl-words by recording block (one clip in {args.subsample} of each word)" if args.subsample > 1
             else "asl-words by recording block", "signers": f"36 synthetic signers ({args.frames} frames)"}[args.task]
     epochs = f"{args.epochs} epochs" if args.epochs else "each recipe's epochs"
     print(f"\n`slr cv` on {what}, {len(report['folds'])} folds (fold seed {args.fold_seed}), training seed "
