@@ -355,11 +355,13 @@ RECIPES = inspect.Parameter(
 )
 
 
+#: `slr cv`'s flags: its own first, then every train flag but those it sets per fold (data, labels, outputs).
+_CV_FIELDS = ["model", *(n for n in CvSettings.model_fields if n not in TrainSettings.model_fields and n != "recipes"),
+              *(n for n in TrainSettings.model_fields if n == "output_dir" or n not in (*CV_SETS_PER_FOLD, "model"))]
+
+
 @app.command()
-@settings_command(CvSettings, fields=["model", *(n for n in CvSettings.model_fields if n not in TrainSettings.model_fields and n != "recipes"),
-                                      *(n for n in TrainSettings.model_fields
-                                        if n == "output_dir" or n not in (*CV_SETS_PER_FOLD, "model"))],
-                  extra=[RECIPES, CONFIG])
+@settings_command(CvSettings, fields=_CV_FIELDS, extra=[RECIPES, CONFIG])
 @guarded
 def cv(flags: dict, recipes: Optional[list[Path]], config: Optional[Path]) -> None:
     """Cross-validate by group: one run per fold and recipe, each scored once on groups it never saw."""

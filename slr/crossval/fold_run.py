@@ -135,7 +135,7 @@ def score_held_out(task: FoldTask, checkpoint: Path, settings: Any) -> FoldResul
                          limits=clip_limits(settings))
     gloss, cat = scored.task_metrics(0)
     right = scored.gloss_probs.argmax(axis=1) == scored.gloss
-    has_categories = int(np.max(scored.cat)) > 0 or loaded.num_cat > 1
+    has_categories = loaded.num_cat > 1
     return FoldResult(
         recipe=task.recipe, fold=task.fold, held_out=task.held_out, clips=scored.count,
         gloss_top1=float(gloss.top1), gloss_top5=float(gloss.top5), top5_k=int(gloss.top5_k),

@@ -140,7 +140,8 @@ def _inner_split(number: int, train_part: np.ndarray, test: np.ndarray, held: li
 
 
 def _shown(values: list[str]) -> str:
-    return ", ".join(map(str, values[:_NAMED])) + (f", ... ({len(values) - _NAMED} more)" if len(values) > _NAMED else "")
+    more = f", ... ({len(values) - _NAMED} more)" if len(values) > _NAMED else ""
+    return ", ".join(map(str, values[:_NAMED])) + more
 
 
 def fold_label_files(folder: Path) -> dict[str, Path]:

@@ -104,9 +104,11 @@ class RecipePair:
             return (f"{self.second} and {self.first} score the same on every one of the {k} folds: nothing here "
                     "tells them apart (p = 1)")
         if self.mean >= 0:
-            better, worse, count, gain, low, high = self.second, self.first, self.wins, self.mean, self.low, self.high
+            better, worse, count = self.second, self.first, self.wins
+            gain, low, high = self.mean, self.low, self.high
         else:
-            better, worse, count, gain, low, high = self.first, self.second, self.losses, -self.mean, -self.high, -self.low
+            better, worse, count = self.first, self.second, self.losses
+            gain, low, high = -self.mean, -self.high, -self.low
         ties = k - self.wins - self.losses
         text = (f"{better} is better than {worse} on {count} of {k} folds" + (f" ({ties} tied)" if ties else "")
                 + f", {gain * 100:+.1f} points of held-out gloss accuracy")

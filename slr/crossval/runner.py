@@ -92,7 +92,7 @@ def run_cv(settings: CvSettings, observer: CvObserver) -> CvReport:
     fold_dirs = {fold.number: out / "folds" / fold.name for fold in folds}
     tasks = [
         FoldTask(recipe.name, fold.number,
-                 fold_settings(settings, recipe, data, fold_dirs[fold.number], out / "recipes" / recipe.name / fold.name,
+                 fold_settings(settings, recipe, data, fold_dirs[fold.number], run_dir(out, recipe.name, fold.name),
                                num_gloss, num_cat),
                  str(data.resolve()), str((fold_dirs[fold.number] / "labels_test.csv").resolve()), fold.held_out)
         for fold in folds for recipe in recipes  # recipes alternate inside a fold: a load change hits all alike
@@ -112,6 +112,11 @@ def run_cv(settings: CvSettings, observer: CvObserver) -> CvReport:
     report = build_report(settings, labels_csv, grouping, folds, recipes, results)
     write_report(report, out)
     return report
+
+
+def run_dir(out: Path, recipe: str, fold: str) -> Path:
+    """A recipe's run folder on one fold."""
+    return out / "recipes" / recipe / fold
 
 
 # -- recipes ----------------------------------------------------------------------------------

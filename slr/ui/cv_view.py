@@ -71,8 +71,8 @@ def print_cv_report(report: "CvReport") -> None:
         _line("")
         _line(f"recipe {shown_text(recipe.name)}" + (f" ({shown_name(recipe.file)})" if recipe.file else
                                                      " (slr's defaults)"))
-        header = f"  {'fold':>4}  {'held out':<24} {'clips':>5}  {'gloss':>6} {'top-k':>6} {'cat':>6}  {'inner val best':>14}"
-        _line(header)
+        _line(f"  {'fold':>4}  {'held out':<24} {'clips':>5}  {'gloss':>6} {'top-k':>6} {'cat':>6}  "
+              f"{'inner val best':>14}")
         for fold in recipe.folds:
             groups = shown_text(" ".join(fold.held_out))
             groups = groups if len(groups) <= 24 else groups[:23] + "…"
