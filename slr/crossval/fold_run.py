@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-
 from slr.atomic import write_atomically
 
 HELDOUT_FILE = "heldout.json"
