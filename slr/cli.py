@@ -370,7 +370,7 @@ def cv(flags: dict, recipes: Optional[list[Path]], config: Optional[Path]) -> No
     from slr.ui.cv_view import CvView, print_cv_json, print_cv_report
 
     keep_going_without_stdout()
-    view = CvView(settings.log_every_s, show_epochs=not settings.json_output)
+    view = CvView(settings.log_every_s, for_json=settings.json_output)
     try:
         report = run_cv(settings, view)
     except CvInterrupted as stop:

@@ -194,8 +194,10 @@ def test_three_signers_and_the_default_folds_give_one_fold_per_signer(tmp_path, 
     data = tmp_path / "three"
     write_clips(data, make_signer_shift_clips(num_letters=3, num_signers=3, clips_per_signer=9, min_frames=12,
                                               max_frames=16, seed=2))
-    result = _cv("transformer", data, "--group-by", "signer", "--epochs", 1, "--output-dir", tmp_path / "cv", *SMALL)
+    result = _cv("transformer", data, "--group-by", "signer", "--epochs", 1, "--output-dir", tmp_path / "cv", *SMALL,
+                 "--json")
     assert result.exit_code == 0, result.output
-    assert "3 signers: one fold per signer (--folds loo; the default is 5 folds)" in result.output
-    report = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert "3 signers: one fold per signer (--folds loo; the default is 5 folds)" in result.stderr
+    report = json.loads(result.stdout)  # with --json, stdout is the report alone
     assert [f["held_out"] for f in report["folds"]] == [["s00"], ["s01"], ["s02"]]
+    assert report == json.loads((tmp_path / "cv" / "cv.json").read_text())

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from rich.text import Text
 
 from slr.errors import spell_settings
-from slr.ui.console import out, shown_name, shown_text
+from slr.ui.console import err, out, shown_name, shown_text
 from slr.ui.training_view import TrainingView
 
 if TYPE_CHECKING:
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from slr.crossval.report import CvReport
 
 
-def _line(text: str) -> None:  # names are shown as they are: no markup
-    out().print(Text(text), soft_wrap=True)
+def _line(text: str, console=None) -> None:  # names are shown as they are: no markup
+    (console or out()).print(Text(text), soft_wrap=True)
 
 
 def _pct(value: Optional[float]) -> str:
@@ -28,29 +28,33 @@ def _pct(value: Optional[float]) -> str:
 class CvView:
     """The command line's `slr cv` observer (slr.crossval.runner.CvObserver)."""
 
-    def __init__(self, log_every_s: float = 30.0, show_epochs: bool = True):
+    def __init__(self, log_every_s: float = 30.0, for_json: bool = False):
+        """`for_json`: stdout carries the JSON report alone; progress goes to stderr, epochs unshown."""
         self.log_every_s = log_every_s
-        self.show_epochs = show_epochs
+        self.for_json = for_json
+
+    def _say(self, text: str) -> None:
+        _line(text, err() if self.for_json else None)
 
     def note(self, text: str) -> None:
-        _line(shown_text(spell_settings(text)))
+        self._say(shown_text(spell_settings(text)))
 
     def _name(self, recipe: str, fold: int) -> str:
         return f"{shown_text(recipe)}, fold {fold}"
 
     def fold_start(self, task: "FoldTask", resumed: bool) -> None:
         how = "continuing its killed run from _last.pt" if resumed else "training"
-        _line(f"{self._name(task.recipe, task.fold)}: {how} ({shown_name(str(task.run_dir))})")
+        self._say(f"{self._name(task.recipe, task.fold)}: {how} ({shown_name(str(task.run_dir))})")
 
     def fold_kept(self, result: "FoldResult") -> None:
-        _line(f"{self._name(result.recipe, result.fold)}: finished earlier, kept (held-out gloss "
-              f"{_pct(result.gloss_top1)})")
+        self._say(f"{self._name(result.recipe, result.fold)}: finished earlier, kept (held-out gloss "
+                  f"{_pct(result.gloss_top1)})")
 
     def fold_done(self, result: "FoldResult") -> None:
-        _line(f"{self._name(result.recipe, result.fold)}: {_fold_numbers(result)}")
+        self._say(f"{self._name(result.recipe, result.fold)}: {_fold_numbers(result)}")
 
     def training(self, task: "FoldTask") -> Any:
-        return TrainingView(enabled=self.show_epochs, log_every_s=self.log_every_s)
+        return TrainingView(enabled=not self.for_json, log_every_s=self.log_every_s)
 
 
 def _fold_numbers(result: "FoldResult") -> str:
