@@ -25,7 +25,9 @@ from slr.cli_params import settings_command
 from slr.config import resolve_settings
 from slr.errors import SlrError, command
 from slr.settings import (
+    CV_SETS_PER_FOLD,
     CompareSettings,
+    CvSettings,
     EvaluateSettings,
     ExportSettings,
     ExtractSettings,
@@ -393,6 +395,41 @@ def split(flags: dict, config: Optional[Path]) -> None:
     print_split(result, as_json=settings.json_output)
     for text in result.notices:
         print_notice(text)
+
+
+RECIPES = inspect.Parameter(
+    "recipes",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Option(None, "--recipe", metavar="FILE", help=CvSettings.model_fields["recipes"].description,
+                         show_default=False),
+    annotation=Optional[list[Path]],
+)
+
+
+#: `slr cv`'s flags: its own first, then every train flag but those it sets per fold (data, labels, outputs).
+_CV_FIELDS = ["model", *(n for n in CvSettings.model_fields if n not in TrainSettings.model_fields and n != "recipes"),
+              *(n for n in TrainSettings.model_fields if n == "output_dir" or n not in (*CV_SETS_PER_FOLD, "model"))]
+
+
+@app.command()
+@settings_command(CvSettings, fields=_CV_FIELDS, extra=[RECIPES, CONFIG])
+@guarded
+def cv(flags: dict, recipes: Optional[list[Path]], config: Optional[Path]) -> None:
+    """Cross-validate by group: one run per fold and recipe, each scored once on groups it never saw."""
+    settings = resolve_settings(CvSettings, {**flags, **({"recipes": recipes} if recipes else {})}, config)
+    from slr.crossval.runner import CvInterrupted, run_cv
+    from slr.ui.cv_view import CvView, print_cv_json, print_cv_report
+
+    keep_going_without_stdout()
+    view = CvView(settings.log_every_s, for_json=settings.json_output)
+    try:
+        report = run_cv(settings, view)
+    except CvInterrupted as stop:
+        where = f" during {stop.where}" if stop.where else ""
+        print_notice(f"interrupted by {stop.description}{where}: run the same command again to continue (finished "
+                     "folds are kept; a fold in progress continues from its _last.pt)")
+        raise typer.Exit(stop.exit_status) from None
+    (print_cv_json if settings.json_output else print_cv_report)(report)
 
 
 VIDEOS = inspect.Parameter(

@@ -508,6 +508,90 @@ class ResumeSettings(Settings):
     )
 
 
+#: Train settings that `slr cv` sets itself for every fold's run (data, labels, outputs): not flags of
+#: `slr cv`, and refused in a recipe file.
+CV_SETS_PER_FOLD = (
+    "keypoints_train", "keypoints_val", "features_train", "features_val", "labels_train_csv", "labels_val_csv",
+    "output_dir", "log_csv", "tensorboard_dir", "resume", "smoke_test",
+)
+
+
+class CvSettings(TrainSettings):
+    """`slr cv MODEL DATA --group-by COLUMN|REGEX --folds K|loo`: one run per fold, scored on groups never seen.
+
+    Every train flag given here applies to every recipe: defaults < a recipe file < `--config` and flags."""
+
+    model: ModelName = positional("transformer", description="Model architecture: transformer or iv3_gru.")
+    data: Path = positional(description="Directory of clips whose labels.csv is split into folds.")
+    labels_csv: Optional[Path] = Field(None, description="Labels CSV to split into folds; default: labels.csv in DATA.")
+    group_by: str = Field(
+        min_length=1,
+        description="What a group is (a signer, a session): a column of the labels CSV, or else a regular "
+        "expression searched in each clip name, whose first capture group (or whole match) is the group, e.g. "
+        "'signer(\\d+)'. A column of that name wins.",
+    )
+    folds: int | Literal["loo"] = Field(
+        5,
+        description="Outer folds: K (group k-fold, stratified by gloss where the groups allow), or loo (leave one "
+        "group out: one fold per group).",
+    )
+    fold_seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the fold and inner-validation split.")
+    inner_val: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of each fold's training clips (whole groups) held out as its inner validation split, "
+        "which chooses the checkpoint and drives early stopping and plateau schedules.",
+    )
+    recipes: list[Path] = Field(
+        default_factory=list,
+        description="A recipe: a train config file (YAML or TOML) over slr's defaults; repeat to run several on "
+        "the same folds. Default: slr's defaults alone.",
+    )
+    jobs: int = Field(
+        1, ge=1, le=256, description="Folds trained at once, each in its own process with the CPU threads divided "
+        "between them (at most the usable CPUs).",
+    )
+    num_gloss: Optional[int] = Field(  # type: ignore[assignment]
+        None, ge=2, description="Number of gloss classes; default: the largest gloss id in the labels + 1."
+    )
+    num_cat: Optional[int] = Field(  # type: ignore[assignment]
+        None, ge=1, description="Number of category classes; default: the largest category id in the labels + 1."
+    )
+    output_dir: Path = Field(  # type: ignore[assignment]
+        Path("cv"), description="Where the folds, one run folder per recipe and fold, and the report go."
+    )
+    json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @field_validator("folds", mode="before")
+    @classmethod
+    def _folds_word_or_count(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "loo":
+            return "loo"
+        if isinstance(value, bool):
+            raise ValueError("expected a number of folds or loo")
+        try:
+            count = int(str(value).strip())
+        except ValueError:
+            raise ValueError("expected a number of folds (2 or more) or loo") from None
+        if count < 2:
+            raise ValueError("at least 2 folds")
+        return count
+
+    def train_values(self) -> dict[str, Any]:
+        """The train settings given to `slr cv` (config file or flags): they apply to every recipe."""
+        values = {}
+        for name in self.model_fields_set:
+            if name not in TrainSettings.model_fields or name in CV_SETS_PER_FOLD or name == "model":
+                continue  # slr cv's own settings, and those it sets per fold
+            if name in ("num_gloss", "num_cat") and getattr(self, name) is None:
+                continue  # "none": from the labels
+            values[name] = getattr(self, name)
+        return values
+
+
 class SmokeSettings(ClassCountSettings, TransformerSettings, IV3GRUSettings, HardwareSettings):
     """`slr smoke MODEL`: a few steps on synthetic clips, no data on disk needed."""
 

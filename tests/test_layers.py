@@ -21,11 +21,12 @@ ALLOWED = {
     "engine": {"base", "data", "models"},
     "extract": {"base", "data", "models", "engine"},
     "analysis": {"base", "data", "models", "engine", "extract"},
-    "ui": {"base", "data", "models", "engine", "extract", "analysis"},
-    "cli": {"base", "data", "models", "engine", "extract", "analysis", "ui", "cli"},
+    "crossval": {"base", "data", "models", "engine", "extract", "analysis"},
+    "ui": {"base", "data", "models", "engine", "extract", "analysis", "crossval"},
+    "cli": {"base", "data", "models", "engine", "extract", "analysis", "crossval", "ui", "cli"},
 }
 BASE = {"settings", "config", "errors", "output_paths", "atomic", "__init__", "__version__"}
-LIBRARY = ("data", "models", "engine", "extract", "analysis")
+LIBRARY = ("data", "models", "engine", "extract", "analysis", "crossval")
 
 
 def part_of(module: str) -> str | None:
