@@ -781,6 +781,50 @@ class ExtractSettings(KeypointExtractionSettings):
 
 
 # ---------------------------------------------------------------------------------------------
+# Other people's landmark files -> clips (slr/importers, docs/own-landmarks.md)
+# ---------------------------------------------------------------------------------------------
+
+ImportFormat = Literal["auto", "gislr", "pose", "openpose", "mediapipe-npy"]
+
+
+class ImportSettings(Settings):
+    """`slr import FORMAT SRC... --output-dir DIR`: landmark files of other tools as clips `slr train` reads."""
+
+    format: ImportFormat = positional(
+        description="gislr (Kaggle parquet + train.csv), pose (pose-format .pose), openpose (per-frame JSON "
+        "folders), mediapipe-npy (SIGN/SEQUENCE/FRAME.npy), or auto (found from the files in SRC)."
+    )
+    sources: list[Path] = Field(default_factory=list, description="Files or folders to import.")
+    output_dir: Path = Field(description="Folder the clips, labels.csv, classes.csv and layout.json are written to.")
+    parts: str = Field(
+        "auto",
+        min_length=1,
+        description="Parts kept, in this order: some of pose, left_hand, right_hand (hands = both), face. auto: "
+        "pose,hands,face for MediaPipe sources (the FSL-105 layout: 156 values with --dims 2), pose,hands for OpenPose.",
+    )
+    dims: Literal[2, 3] = Field(2, description="Coordinates kept per point: 2 (x, y) or 3 (x, y, z; MediaPipe sources).")
+    gislr_csv: Optional[Path] = Field(
+        None, description="GISLR: the train.csv naming each file's sign and signer; default: found beside or above SRC."
+    )
+    name_pattern: Optional[str] = Field(
+        None,
+        min_length=1,
+        description="pose / openpose: regular expression for the sign in each sequence's name (its first group or "
+        "(?P<name>...)); default: the sequence's folder, or its own name when it lies directly in SRC.",
+    )
+    frame_size: Optional[str] = Field(
+        None,
+        pattern=r"^\d+x\d+$",
+        description="openpose: the videos' WIDTHxHEIGHT in pixels, to divide x and y by; default: kept in pixels.",
+    )
+    workers: Optional[int] = Field(None, ge=1, le=256, description="Processes; default: one per usable CPU.")
+    overwrite: bool = Field(False, description="Redo clips that are already complete.")
+    json_output: bool = Field(False, description="Print the result as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Settings stored by an older slr (checkpoints, settings.json)
 # ---------------------------------------------------------------------------------------------
 

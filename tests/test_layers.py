@@ -21,11 +21,12 @@ ALLOWED = {
     "engine": {"base", "data", "models"},
     "extract": {"base", "data", "models", "engine"},
     "analysis": {"base", "data", "models", "engine", "extract"},
-    "ui": {"base", "data", "models", "engine", "extract", "analysis"},
-    "cli": {"base", "data", "models", "engine", "extract", "analysis", "ui", "cli"},
+    "importers": {"base", "data", "engine", "extract"},  # other tools' landmark files -> clips
+    "ui": {"base", "data", "models", "engine", "extract", "analysis", "importers"},
+    "cli": {"base", "data", "models", "engine", "extract", "analysis", "importers", "ui", "cli"},
 }
 BASE = {"settings", "config", "errors", "output_paths", "atomic", "__init__", "__version__"}
-LIBRARY = ("data", "models", "engine", "extract", "analysis")
+LIBRARY = ("data", "models", "engine", "extract", "analysis", "importers")
 
 
 def part_of(module: str) -> str | None:

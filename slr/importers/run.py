@@ -1,0 +1,344 @@
+"""`slr import`: find the sequences, check the output folder's tables, import in worker processes.
+
+Every sequence is read and written in a worker process (slr/extract/pool.py: a file that crashes
+its reader is a failed file, not the end of the import); a clip already complete from the same
+source and settings is skipped, so an interrupted import of 94,000 GISLR files goes on where it
+stopped. Memory stays flat: a worker holds one sequence at a time and the parent only small
+outcomes. The library never prints: it tells an `ImportObserver` and returns an `ImportResult`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from slr.errors import ConfigError, DataError, SlrError, setting
+from slr.importers import gislr, mediapipe_npy, openpose_json, pose_file
+from slr.importers.naming import named_sequence, shortest_names
+from slr.importers.output import (CLASSES, LABELS, LAYOUT, Table, check_categories, check_layout, class_ids,
+                                  clip_arrays, clip_meta, gloss_categories, is_complete, merged_classes,
+                                  merged_labels, read_existing, write_clip, write_layout, write_table)
+from slr.importers.points import KeptPoints, kept_points, parse_parts
+from slr.importers.sequence import BadSource, SourceSequence
+from slr.settings import ImportSettings
+
+FORMATS = ("gislr", "pose", "openpose", "mediapipe-npy")
+_SUFFIXES = {".parquet": "gislr", ".pose": "pose", ".json": "openpose", ".npy": "mediapipe-npy"}
+
+
+class ImportObserver(Protocol):
+    def start(self, sequences: int, skipped: int) -> None: ...
+    def done(self, outcome: "ImportOutcome") -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoObserver:
+    def start(self, sequences: int, skipped: int) -> None:
+        pass
+
+    def done(self, outcome: "ImportOutcome") -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass
+class ImportOutcome:
+    source: Path
+    clip: Path
+    status: str  # written, skipped (complete already), failed
+    frames: int = 0
+    found: dict[str, float] = field(default_factory=dict)  # part -> share of frames it was found in
+    error: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportResult:
+    output_dir: Path
+    format: str
+    layout: dict[str, Any]
+    outcomes: list[ImportOutcome] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)  # found, but not a sequence to import
+    notices: list[str] = field(default_factory=list)
+    labels_csv: Optional[Path] = None
+    classes_csv: Optional[Path] = None
+    layout_json: Optional[Path] = None
+    classes: int = 0
+    new_classes: list[str] = field(default_factory=list)
+    labelled: int = 0
+    unlabelled: list[str] = field(default_factory=list)  # clips whose sign the source does not give
+    group_columns: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def failed(self) -> list[ImportOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def written(self) -> list[ImportOutcome]:
+        return [o for o in self.outcomes if o.status == "written"]
+
+    @property
+    def skipped(self) -> list[ImportOutcome]:
+        return [o for o in self.outcomes if o.status == "skipped"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a worker needs to read one sequence and write its clip."""
+
+    format: str
+    kept: KeptPoints
+    wanted: dict[str, Any]  # the import settings a complete clip's meta must carry
+    frame_size: Optional[tuple[int, int]] = None
+
+
+# -- the formats -----------------------------------------------------------------------------------
+
+
+def detect_format(sources: list[Path]) -> str:
+    """The one format whose files the sources hold; a ConfigError when none or several."""
+    seen: set[str] = set()
+    for source in sources:
+        if source.is_file():
+            kind = _SUFFIXES.get(source.suffix.lower())
+            if source.suffix.lower() == ".csv":
+                kind = "gislr"
+            if kind:
+                seen.add(kind)
+            continue
+        for _, _, files in os.walk(source):
+            for name in files:
+                kind = _SUFFIXES.get(Path(name).suffix.lower())
+                if kind == "openpose" and not name.endswith("_keypoints.json"):
+                    kind = None
+                if kind:
+                    seen.add(kind)
+            if seen:
+                break
+    if len(seen) == 1:
+        return seen.pop()
+    if not seen:
+        raise ConfigError("no landmark files found in the sources (.parquet, .pose, *_keypoints.json, .npy); name "
+                          f"the format: {', '.join(FORMATS)}")
+    raise ConfigError(f"the sources hold files of several formats ({', '.join(sorted(seen))}); import one format at "
+                      f"a time, naming it")
+
+
+def _family(fmt: str, sequences: list[SourceSequence]) -> str:
+    if fmt == "openpose":
+        return "openpose"
+    if fmt == "pose":  # the first readable file decides; files of the other family are refused by name
+        for sequence in sequences:
+            try:
+                header, _ = pose_file.read_header(sequence.path)
+                return pose_file.family_of(header, sequence.path)
+            except BadSource:
+                continue
+    return "holistic"
+
+
+def find_sequences(fmt: str, settings: ImportSettings) -> tuple[list[SourceSequence], list[tuple[Path, str]],
+                                                                  list[str]]:
+    """The sequences in the sources, the things found that are not importable, and notices."""
+    sources = [Path(s) for s in settings.sources]
+    pattern = None
+    if settings.name_pattern is not None:
+        from slr.extract.labels import compile_pattern
+
+        pattern = compile_pattern(settings.name_pattern)
+    notices: list[str] = []
+    if fmt == "gislr":
+        train_csv = gislr.find_train_csv(sources, settings.gislr_csv)
+        notices.append(f"signs and signers from {train_csv}" if train_csv else
+                       "no GISLR train.csv found beside or above the sources: clips are imported without signs "
+                       f"({setting('gislr_csv')} names one)")
+        return gislr.find_sequences(sources, train_csv), [], notices
+    if fmt == "mediapipe-npy":
+        found, problems = mediapipe_npy.find_sequences(sources)
+        return found, problems, notices
+    found = []
+    for source in sources:
+        if fmt == "pose":
+            items = sorted(source.rglob("*.pose")) if source.is_dir() else [source]
+        else:
+            items = openpose_json.sequence_folders([source])
+        root = source if source.is_dir() else source.parent
+        found += [named_sequence(item, root, pattern) for item in items]
+    return shortest_names(found), [], notices
+
+
+# -- one sequence (in a worker) ---------------------------------------------------------------------
+
+
+def import_one(sequence: SourceSequence, target: Path, options: ReadOptions, on_frames=None) -> ImportOutcome:
+    source = str(sequence.path.resolve())
+    try:
+        if options.format == "gislr":
+            read = gislr.read_parquet(sequence.path)
+        elif options.format == "mediapipe-npy":
+            read = mediapipe_npy.read_sequence(sequence.path)
+        elif options.format == "pose":
+            read = pose_file.read_pose(sequence.path, options.kept.family)
+        else:
+            read = openpose_json.read_folder(sequence.path, tuple(options.kept.parts), options.frame_size)
+        meta = clip_meta(source, options.format, read, options.kept, options.wanted)
+        write_clip(target, clip_arrays(read, options.kept, meta))
+    except SlrError as exc:
+        return ImportOutcome(sequence.path, target, "failed", error=str(exc))
+    except OSError as exc:
+        return ImportOutcome(sequence.path, target, "failed",
+                             error=f"{exc.filename or sequence.path}: {exc.strerror or exc}")
+    except Exception as exc:  # a reader's surprise: this sequence fails, the others go on
+        return ImportOutcome(sequence.path, target, "failed", error=f"{sequence.path}: {type(exc).__name__}: {exc}")
+    if on_frames is not None:
+        on_frames(read.frames)
+    found = {k: v for k, v in read.found_share().items() if k in options.kept.parts}
+    return ImportOutcome(sequence.path, target, "written", read.frames, found, warnings=read.warnings)
+
+
+def _init_worker(threads: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # numpy and pyarrow: one process per CPU already
+
+
+def default_workers(sequences: int) -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, sequences))
+
+
+# -- the whole import -------------------------------------------------------------------------------
+
+
+def run_import(settings: ImportSettings, observer: Optional[ImportObserver] = None) -> ImportResult:
+    observer = observer or NoObserver()
+    started = time.perf_counter()
+    sources = [Path(s) for s in settings.sources]
+    if not sources:
+        raise ConfigError("give at least one SRC (a file or folder of landmark files)")
+    for source in sources:
+        if not source.exists():
+            raise DataError("source not found", source)
+    output_dir = Path(settings.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError("the output folder is a file", output_dir)
+    fmt = detect_format(sources) if settings.format == "auto" else settings.format
+    if fmt == "gislr":  # a missing library is one error now, not one per file
+        gislr.require_pyarrow()
+    elif fmt == "pose":
+        pose_file.require_pose_format()
+    sequences, problems, notices = find_sequences(fmt, settings)
+    if not sequences:
+        found = "; ".join(f"{p}: {why}" for p, why in problems)
+        raise DataError(f"no {fmt} sequences found in {', '.join(map(str, sources))}" + (f" ({found})" if found else ""))
+    kept = kept_points(_family(fmt, sequences), parse_parts(settings.parts), settings.dims)
+    declared = kept.declaration()
+    frame_size = tuple(int(v) for v in settings.frame_size.split("x")) if settings.frame_size else None
+    wanted = {"format": fmt, "parts": kept.parts, "dims": kept.dims, "frame_size": settings.frame_size}
+    result = ImportResult(output_dir, fmt, declared, problems=list(problems), notices=notices)
+
+    # The tables first: a folder whose labels or layout cannot take this import is refused before any work.
+    sequences = _distinct_clips(sequences, result)
+    labels = read_existing(output_dir / LABELS, ("file",))
+    classes = read_existing(output_dir / CLASSES, ("gloss", "name"))
+    has_layout = check_layout(output_dir / LAYOUT, declared)
+    signs = {s.sign for s in sequences if s.sign}
+    check_categories(labels, classes, signs)
+    if frame_size is None and fmt == "openpose":
+        result.notices.append(f"OpenPose files do not give the frame size: x and y stay in pixels "
+                              f"({setting('frame_size')} WxH divides them by it)")
+
+    todo, skipped = [], []
+    for sequence in sequences:
+        target = output_dir / f"{sequence.clip}.npz"
+        if not settings.overwrite and is_complete(target, str(sequence.path.resolve()), wanted):
+            skipped.append(ImportOutcome(sequence.path, target, "skipped"))
+        else:
+            todo.append((sequence, target))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    from slr.extract.writer import remove_stale_temporaries
+
+    remove_stale_temporaries(output_dir)
+    result.outcomes += skipped
+    observer.start(len(todo), len(skipped))
+    result.workers = min(settings.workers or default_workers(len(todo)), max(1, len(todo)))
+    options = ReadOptions(fmt, kept, wanted, frame_size)
+    if todo:
+        from slr.extract.pool import Died, run_jobs
+
+        work = functools.partial(import_one, options=options)
+        for (sequence, target), outcome in run_jobs(todo, work, _init_worker, result.workers, lambda n: None):
+            if isinstance(outcome, Died):
+                outcome = ImportOutcome(sequence.path, target, "failed", error=(
+                    f"{sequence.path}: the import process died while reading it ({outcome.describe()}); the other "
+                    f"sequences went on"))
+            result.outcomes.append(outcome)
+            observer.done(outcome)
+
+    _write_tables(result, sequences, labels, classes, signs, declared, has_layout)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _distinct_clips(sequences: list[SourceSequence], result: ImportResult) -> list[SourceSequence]:
+    """One source per clip name; a second source that would overwrite a first is a problem."""
+    seen: dict[str, Path] = {}
+    kept = []
+    for sequence in sequences:
+        key = sequence.clip.casefold()  # one file on case-insensitive file systems
+        if key in seen:
+            result.problems.append((sequence.path, f"would be written to the same clip {sequence.clip}.npz as "
+                                                   f"{seen[key]}; import it into another folder"))
+            continue
+        seen[key] = sequence.path
+        kept.append(sequence)
+    return kept
+
+
+def _write_tables(result: ImportResult, sequences: list[SourceSequence], labels: Table, classes: Table,
+                  signs: set[str], declared: dict[str, Any], has_layout: bool) -> None:
+    output_dir = result.output_dir
+    imported = {o.clip.stem for o in result.outcomes if o.status in ("written", "skipped")}
+    if not imported:
+        return
+    if not has_layout:
+        write_layout(output_dir / LAYOUT, declared)
+    result.layout_json = output_dir / LAYOUT
+    used = {s.sign for s in sequences if s.sign and s.clip in imported}
+    ids, new = class_ids(classes, used)
+    rows: dict[str, dict[str, str]] = {}
+    names: dict[str, str] = {}
+    for sequence in sequences:
+        if sequence.clip not in imported:
+            continue
+        if not sequence.sign:
+            result.unlabelled.append(sequence.clip)
+            continue
+        rows[sequence.clip] = {"file": sequence.clip, "gloss": str(ids[sequence.sign]), **dict(sequence.groups)}
+        names[sequence.clip] = sequence.sign
+    result.group_columns = sorted({c for row in rows.values() for c in row} - {"file", "gloss"})
+    if new or not classes.exists:
+        if ids:
+            write_table(merged_classes(classes, ids, new))
+    if ids:
+        result.classes_csv = output_dir / CLASSES
+    result.classes, result.new_classes = len(ids), new
+    if rows:
+        write_table(merged_labels(labels, rows, gloss_categories(classes), names))
+        result.labels_csv = output_dir / LABELS
+    result.labelled = len(rows)
+
+
