@@ -56,6 +56,20 @@ class ClassCountSettings(Settings):
     num_cat: int = Field(10, ge=1, description="Number of category classes; must match your dataset.")
 
 
+class InferredClassCountSettings(Settings):
+    """`slr train`: the class counts default to what the data says (slr/data/class_counts.py)."""
+
+    num_gloss: Optional[int] = Field(
+        None, ge=2, description="Number of gloss classes; default: from the labels and --classes-csv (largest id + 1)."
+    )
+    num_cat: Optional[int] = Field(
+        None,
+        ge=1,
+        description="Number of category classes; default: from the labels' cat column and --classes-csv (largest "
+        "id + 1), or 1 (no category figures) when the labels have no cat column.",
+    )
+
+
 class ClipKeySettings(Settings):
     kp_key: str = Field("X", min_length=1, description="NPZ key holding keypoints [T, kp_dim].")
     feature_key: str = Field(
@@ -399,7 +413,7 @@ class OutputSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class ValidateSettings(ClipKeySettings, ClipLimitSettings):
+class ValidateSettings(ClipKeySettings, ClipLimitSettings, KeypointLayoutSettings):
     """`slr validate DIR`: check clip files and labels before training."""
 
     directory: Path = positional(description="Directory of .npz clips to check.")
@@ -436,7 +450,7 @@ class DistributedSettings(Settings):
 
 
 class TrainSettings(
-    ClassCountSettings,
+    InferredClassCountSettings,
     DataSettings,
     AugmentSettings,
     KeypointLayoutSettings,
@@ -880,4 +894,6 @@ GUIDE_VALUES: dict[str, Any] = {
     "ff_dim": 1024,
     "mirror_left_handed": "off",  # the guide fed every clip as recorded
     "attention_dropout": 0.1,  # the guide's transformer dropped attention weights at its --dropout
+    "num_gloss": 105,  # the guide's FSL-105 counts; slr takes the data's (slr/data/class_counts.py)
+    "num_cat": 10,
 }

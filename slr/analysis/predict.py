@@ -22,7 +22,7 @@ class Prediction:
     clip: Path
     frames: int  # frames in the file (before any --max-frames shortening)
     glosses: list[tuple[int, str, float]]  # top-k: id, name, probability, most likely first
-    category: tuple[int, str, float]
+    category: Optional[tuple[int, str, float]]  # None: the model has one category (no cat in its labels)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,7 +30,8 @@ class Prediction:
             "frames": self.frames,
             "top_glosses": [{"id": i, "name": n, "prob": p} for i, n, p in self.glosses],
             "gloss": {"id": self.glosses[0][0], "name": self.glosses[0][1], "prob": self.glosses[0][2]},
-            "cat": {"id": self.category[0], "name": self.category[1], "prob": self.category[2]},
+            "cat": ({"id": self.category[0], "name": self.category[1], "prob": self.category[2]}
+                    if self.category is not None else None),
         }
 
 
@@ -68,7 +69,8 @@ def predict_clips(
     for row, path in enumerate(paths):
         ranked = zip(top_p[row].tolist(), top_i[row].tolist())
         glosses = [(int(i), names.gloss_name(int(i)), float(p)) for p, i in ranked]
-        category = (int(cat_i[row]), names.cat_name(int(cat_i[row])), float(cat_p[row]))
+        category = ((int(cat_i[row]), names.cat_name(int(cat_i[row])), float(cat_p[row]))
+                    if loaded.num_cat > 1 else None)  # one category (labels without cat): nothing to say
         predictions.append(Prediction(path, int(arrays[row].shape[0]), glosses, category))
     return predictions
 

@@ -109,7 +109,7 @@ def read_pose(path: Path, family: str) -> Sequence:
     if several:
         warnings.append(f"{path}: {several} of {frames} frame(s) hold several people; kept person {person}, the most "
                         f"confident over the clip")
-    return Sequence(parts, frames, version=f"{round(float(header.version), 3):g}",
+    return Sequence(parts, frames, version=str(round(float(header.version), 3)),
                     coordinates=f"x, y: {frame}; z as stored" if family == "holistic" else f"x, y: {frame}",
                     timestamps_ms=timestamps, notes=notes, warnings=warnings)
 
