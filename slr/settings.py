@@ -816,7 +816,7 @@ class ImportSettings(Settings):
         description="Parts kept, in this order: some of pose, left_hand, right_hand (hands = both), face. auto: "
         "pose,hands,face for MediaPipe sources (the FSL-105 layout: 156 values with --dims 2), pose,hands for OpenPose.",
     )
-    dims: Literal[2, 3] = Field(2, description="Coordinates kept per point: 2 (x, y) or 3 (x, y, z; MediaPipe sources).")
+    dims: int = Field(2, ge=2, le=3, description="Coordinates kept per point: 2 (x, y) or 3 (x, y, z; MediaPipe sources).")
     gislr_csv: Optional[Path] = Field(
         None, description="GISLR: the train.csv naming each file's sign and signer; default: found beside or above SRC."
     )
