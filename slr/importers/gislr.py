@@ -46,7 +46,7 @@ def read_parquet(path: Path) -> Sequence:
             raise BadSource(f"not a GISLR landmark file: no column(s) {', '.join(missing)} (expected "
                             f"{','.join(COLUMNS)}; found {','.join(sorted(names)) or 'none'})", path)
         created_by = parquet.metadata.created_by or "unknown writer"
-        table = parquet.read(columns=list(COLUMNS))
+        table = parquet.read(columns=list(COLUMNS), use_threads=False)  # one process per CPU already
     except BadSource:
         raise
     except Exception as exc:  # pyarrow's errors for damaged files (ArrowInvalid, OSError) name no file

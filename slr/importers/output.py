@@ -12,9 +12,11 @@ sits beside `hello`); later imports keep every existing id and append new names 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -22,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 
 from slr import __version__
-from slr.atomic import write_atomically
+from slr.atomic import raise_if_disk_full, temporary_name, write_atomically
 from slr.data.clips import clip_stem
 from slr.data.layout_file import read_layout_file
 from slr.errors import DataError
@@ -41,7 +43,20 @@ def clip_arrays(sequence: Sequence, kept: KeptPoints, meta: dict[str, Any]) -> d
 
 
 def write_clip(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    write_atomically(path, lambda f: np.savez_compressed(f, **arrays))
+    """Written beside its name and renamed into place, as slr/atomic.py does, but without its two
+    fsyncs: they took three quarters of the time per GISLR clip (16 of 21 ms, measured on this
+    project's machine), and a clip that a power cut leaves torn is not complete (`is_complete` opens
+    it), so the next run redoes it. A killed import leaves only a temporary, which the next removes."""
+    temporary = temporary_name(path)
+    try:
+        with open(temporary, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise_if_disk_full(exc, path)
+        raise
 
 
 def is_complete(path: Path, source: str, wanted: dict[str, Any]) -> bool:
