@@ -312,3 +312,32 @@ def test_the_format_is_found_or_asked_for(tmp_path):
     assert mixed.exit_code == 2 and "several formats" in mixed.output
     missing = imported("auto", tmp_path / "nowhere", "--output-dir", tmp_path / "out")
     assert missing.exit_code == 2 and "source not found" in missing.output
+
+
+def crash_on_marked(sequence, target, options, on_frames=None):
+    """An import task (run in the spawned workers, which import this module from tests/) that kills
+    its process for a source whose name says `segv`, and otherwise imports as slr does."""
+    import os
+    import signal
+
+    from slr.importers.run import import_one
+
+    if "segv" in sequence.path.name:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return import_one(sequence, target, options, on_frames)
+
+
+def test_a_file_that_kills_its_reader_is_one_failed_file_and_the_others_import(tmp_path):
+    """Twelve files in chunks of several per process: the chunk whose process died is tried again one
+    file per process, so the line names the file that kills, and its chunk-mates are imported."""
+    from slr.importers.run import run_import
+    from slr.settings import ImportSettings
+
+    src = tmp_path / "src"
+    for i in range(12):
+        write_gislr(src / (f"{i:02d}-segv.parquet" if i == 5 else f"{i:02d}.parquet"), frames=2, seed=i)
+    settings = ImportSettings(format="gislr", sources=[src], output_dir=tmp_path / "out", workers=1)
+    result = run_import(settings, task=crash_on_marked)
+    assert [o.source.name for o in result.failed] == ["05-segv.parquet"]
+    assert "the import process died while reading it (signal 11, SIGSEGV)" in result.failed[0].error
+    assert len(result.written) == 11 and len(list((tmp_path / "out").glob("*.npz"))) == 11

@@ -55,7 +55,10 @@ def read_parquet(path: Path) -> Sequence:
         raise BadSource("no frames (the file has no rows)", path)
     try:
         frame = table.column("frame").to_numpy().astype(np.int64)
-        kind = table.column("type").dictionary_encode().combine_chunks()
+        kind = table.column("type").combine_chunks()
+        if str(kind.type).startswith("dictionary"):  # written as a categorical: plain text first
+            kind = kind.cast(kind.type.value_type)
+        kind = kind.dictionary_encode()
         index = table.column("landmark_index").to_numpy().astype(np.int64)
         xyz = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float32) for c in "xyz"], axis=1)
     except Exception as exc:  # a column of the wrong kind (text coordinates, null frame numbers)

@@ -66,7 +66,7 @@ def read_folder(folder: Path, parts: tuple[str, ...], frame_size: Optional[tuple
     empty, several, versions = [], 0, set()
     for t, file in enumerate(files):
         try:
-            frame = json.loads(file.read_text(encoding="utf-8"))
+            frame = json.loads(file.read_text(encoding="utf-8-sig"))
         except UnicodeDecodeError:
             raise BadSource("not UTF-8 text", file) from None
         except json.JSONDecodeError as exc:

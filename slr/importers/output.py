@@ -202,7 +202,8 @@ def check_layout(path: Path, declared: dict[str, Any]) -> bool:
 
 
 def write_layout(path: Path, declared: dict[str, Any]) -> None:
-    text = json.dumps(declared, indent=1) + "\n"
+    """One key per line, each value on its line (78 point names read better as one list than as 78 lines)."""
+    text = "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in declared.items()) + "\n}\n"
     write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 

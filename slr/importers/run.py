@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from slr.errors import ConfigError, DataError, SlrError, setting
 from slr.importers import gislr, mediapipe_npy, openpose_json, pose_file
@@ -208,8 +208,55 @@ def import_one(sequence: SourceSequence, target: Path, options: ReadOptions, on_
     return ImportOutcome(sequence.path, target, "written", read.frames, found, warnings=read.warnings)
 
 
+class Chunk(list):
+    """Sequences handed to a worker at once: one at a time, each worker waited for the parent between
+    two sequences, and on a busy machine that wait cost more than reading a GISLR file (0.26x the bare
+    read with one per job, benchmarks/import_speed.py). `name` is for slr.extract.pool's messages."""
+
+    @property
+    def name(self) -> str:
+        return f"{self[0][0].path.name} (+{len(self) - 1} more)" if len(self) > 1 else self[0][0].path.name
+
+
+def import_chunk(chunk: Chunk, _: None, options: ReadOptions, task=None, on_frames=None) -> list[ImportOutcome]:
+    return [(task or import_one)(sequence, target, options, on_frames) for sequence, target in chunk]
+
+
+def _chunk_size(sequences: int, workers: int) -> int:
+    """Up to 32 sequences per job, and at least four jobs per worker, so that the work stays spread."""
+    return max(1, min(32, sequences // (4 * workers)))
+
+
+def _in_workers(todo: list, options: ReadOptions, workers: int, observer, size: Optional[int] = None,
+                task: Optional[Callable[..., ImportOutcome]] = None) -> list[ImportOutcome]:
+    """Every sequence of `todo` through the worker processes; the sequences of a chunk whose process
+    died are tried again one per process, so that a death names its file."""
+    from slr.extract.pool import Died, run_jobs
+
+    size = size or _chunk_size(len(todo), workers)
+    chunks = [(Chunk(todo[i:i + size]), None) for i in range(0, len(todo), size)]
+    outcomes, again = [], []
+    for (chunk, _), result in run_jobs(chunks, functools.partial(import_chunk, options=options, task=task), _init_worker,
+                                       workers, lambda n: None):
+        if isinstance(result, Died):
+            if len(chunk) > 1:
+                again += list(chunk)
+                continue
+            sequence, target = chunk[0]
+            result = [ImportOutcome(sequence.path, target, "failed", error=(
+                f"{sequence.path}: the import process died while reading it ({result.describe()}); the other "
+                f"sequences went on"))]
+        for outcome in result:
+            outcomes.append(outcome)
+            observer.done(outcome)
+    if again:  # one sequence per job now: a second death names its file
+        outcomes += _in_workers(again, options, workers, observer, size=1, task=task)
+    return outcomes
+
+
 def _init_worker(threads: int) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # numpy and pyarrow: one process per CPU already
+    """Nothing to prepare: readers are imported on first use, and each reads on one thread (one
+    process per CPU already)."""
 
 
 def default_workers(sequences: int) -> int:
@@ -223,7 +270,9 @@ def default_workers(sequences: int) -> int:
 # -- the whole import -------------------------------------------------------------------------------
 
 
-def run_import(settings: ImportSettings, observer: Optional[ImportObserver] = None) -> ImportResult:
+def run_import(settings: ImportSettings, observer: Optional[ImportObserver] = None,
+               task: Optional[Callable[..., ImportOutcome]] = None) -> ImportResult:
+    """`task` replaces `import_one` in the workers (tests make it kill its process)."""
     observer = observer or NoObserver()
     started = time.perf_counter()
     sources = [Path(s) for s in settings.sources]
@@ -277,16 +326,7 @@ def run_import(settings: ImportSettings, observer: Optional[ImportObserver] = No
     result.workers = min(settings.workers or default_workers(len(todo)), max(1, len(todo)))
     options = ReadOptions(fmt, kept, wanted, frame_size)
     if todo:
-        from slr.extract.pool import Died, run_jobs
-
-        work = functools.partial(import_one, options=options)
-        for (sequence, target), outcome in run_jobs(todo, work, _init_worker, result.workers, lambda n: None):
-            if isinstance(outcome, Died):
-                outcome = ImportOutcome(sequence.path, target, "failed", error=(
-                    f"{sequence.path}: the import process died while reading it ({outcome.describe()}); the other "
-                    f"sequences went on"))
-            result.outcomes.append(outcome)
-            observer.done(outcome)
+        result.outcomes += _in_workers(todo, options, result.workers, observer, task=task)
 
     _write_tables(result, sequences, labels, classes, signs, declared, has_layout)
     result.seconds = time.perf_counter() - started
