@@ -341,3 +341,18 @@ def test_a_file_that_kills_its_reader_is_one_failed_file_and_the_others_import(t
     assert [o.source.name for o in result.failed] == ["05-segv.parquet"]
     assert "the import process died while reading it (signal 11, SIGSEGV)" in result.failed[0].error
     assert len(result.written) == 11 and len(list((tmp_path / "out").glob("*.npz"))) == 11
+
+
+def test_npy_sequences_saved_whole_as_one_array_each(tmp_path):
+    """Some tutorials save `ROOT/<sign>/<sequence>.npy` as one [T, 1662] array instead of a file per frame."""
+    root = tmp_path / "data"
+    (root / "thanks").mkdir(parents=True)
+    frames = np.zeros((5, 1662))
+    frames[:, :132] = 0.5  # the pose found in every frame, nothing else
+    np.save(root / "thanks" / "7.npy", frames)
+    np.save(root / "thanks" / "8.npy", frames[:3])
+    result = imported("mediapipe-npy", root, "--output-dir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "out" / "thanks_7.npz") as z:
+        assert z["X"].shape == (5, 156) and z["mask"][:, :25].all() and not z["mask"][:, 25:].any()
+    assert pd.read_csv(tmp_path / "out" / "labels.csv", dtype=str).sequence.tolist() == ["7", "8"]
