@@ -356,3 +356,17 @@ def test_npy_sequences_saved_whole_as_one_array_each(tmp_path):
     with np.load(tmp_path / "out" / "thanks_7.npz") as z:
         assert z["X"].shape == (5, 156) and z["mask"][:, :25].all() and not z["mask"][:, 25:].any()
     assert pd.read_csv(tmp_path / "out" / "labels.csv", dtype=str).sequence.tolist() == ["7", "8"]
+
+
+def test_openpose_frames_of_several_videos_in_one_folder_are_one_sequence_each(tmp_path):
+    flat = tmp_path / "json"
+    flat.mkdir()
+    for video, frames in (("hello_s1", 3), ("thanks_s2", 2)):
+        for t in range(frames):
+            (flat / f"{video}_{t:012d}_keypoints.json").write_text(openpose_frame([body(10 * t)]))
+    result = imported("openpose", flat, "--output-dir", tmp_path / "out", "--name-pattern", r"(\w+)_s\d")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "out" / "hello_s1.npz") as z:
+        assert z["X"].shape == (3, 134) and z["X"][2, 0] == 20
+    assert np.load(tmp_path / "out" / "thanks_s2.npz")["X"].shape == (2, 134)
+    assert (tmp_path / "out" / "classes.csv").read_text() == "gloss,name\n0,hello\n1,thanks\n"

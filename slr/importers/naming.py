@@ -23,8 +23,13 @@ def clip_name(parts: list[str]) -> str:
     return _UNSAFE.sub("-", "_".join(parts)) or "clip"
 
 
-def named_sequence(item: Path, root: Path, pattern: Optional[re.Pattern[str]]) -> SourceSequence:
-    """The SourceSequence of `item` (a file or a folder of frames) found under the source `root`."""
+def named_sequence(item: Path, root: Path, pattern: Optional[re.Pattern[str]],
+                   video: Optional[str] = None) -> SourceSequence:
+    """The SourceSequence of `item` (a file or a folder of frames) found under the source `root`;
+    `video`: one video's frames in the folder `item`, which holds several (named as if a file in it)."""
+    if video is not None:
+        sequence = named_sequence(item / video, root, pattern)
+        return replace(sequence, path=item, video=video)
     name = item.stem if item.is_file() else item.name
     try:
         inner = item.relative_to(root) if root != item else Path(item.name)

@@ -8,13 +8,15 @@ flat (x, y, confidence) lists in pixels (OpenPose 1.0 spelled the keys without `
 Several people in a frame: the one with the highest total confidence over the kept parts is kept
 (the signer is usually the largest and most visible person); the clip's meta and a warning say how
 many frames had several. A frame with no people is a frame in which nothing was found (the clip
-keeps its timing); a warning names it. The frame size is not in the files: `--frame-size WxH`
+keeps its timing); a warning names it. A folder holding the frames of several videos
+(`a_000000000000_keypoints.json`, `b_000000000000_keypoints.json`) is one sequence per video. The frame size is not in the files: `--frame-size WxH`
 divides x and y by it, else they stay in pixels (slr's per-clip normalisation makes either work).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -32,8 +34,19 @@ COCO_TO_BODY_25 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18
 _WARNED = 3  # frames named per sequence in a warning
 
 
-def frame_files(folder: Path) -> list[Path]:
+_FRAME = re.compile(r"^(?P<video>.*?)_?(?P<frame>\d+)_keypoints\.json$")
+
+
+def video_of(file: Path) -> str:
+    """The video a frame file belongs to: its name before the frame number (`du_wohn_wo`)."""
+    match = _FRAME.match(file.name)
+    return match.group("video") if match else ""
+
+
+def frame_files(folder: Path, video: Optional[str] = None) -> list[Path]:
     files = list(folder.glob("*_keypoints.json")) or list(folder.glob("*.json"))
+    if video is not None:
+        files = [f for f in files if video_of(f) == video]
     return sorted(files, key=frame_order)
 
 
@@ -58,8 +71,9 @@ def _person_points(person: dict, part: str, file: Path) -> Optional[np.ndarray]:
     return points
 
 
-def read_folder(folder: Path, parts: tuple[str, ...], frame_size: Optional[tuple[int, int]]) -> Sequence:
-    files = frame_files(folder)
+def read_folder(folder: Path, parts: tuple[str, ...], frame_size: Optional[tuple[int, int]],
+                video: Optional[str] = None) -> Sequence:
+    files = frame_files(folder, video)
     if not files:
         raise BadSource("no frames (no *_keypoints.json files)", folder)
     arrays = {part: part_array(len(files), OPENPOSE_SIZES[part], 2) for part in parts}
@@ -111,11 +125,17 @@ def read_folder(folder: Path, parts: tuple[str, ...], frame_size: Optional[tuple
                     warnings=warnings)
 
 
-def sequence_folders(sources: list[Path]) -> list[Path]:
+def sequence_folders(sources: list[Path]) -> list[tuple[Path, Optional[str]]]:
+    """(folder, None) for a folder of one video's frames; (folder, video) for each video of a folder
+    holding several."""
     folders: set[Path] = set()
     for source in sources:
         if source.is_dir():
             folders |= {p.parent for p in source.rglob("*_keypoints.json")}
         elif source.suffix.lower() == ".json":
             folders.add(source.parent)
-    return sorted(folders)
+    found: list[tuple[Path, Optional[str]]] = []
+    for folder in sorted(folders):
+        videos = sorted({video_of(f) for f in frame_files(folder)})
+        found += [(folder, None)] if len(videos) <= 1 else [(folder, v) for v in videos]
+    return found

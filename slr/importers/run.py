@@ -170,12 +170,13 @@ def find_sequences(fmt: str, settings: ImportSettings) -> tuple[list[SourceSeque
         return found, problems, notices
     found = []
     for source in sources:
+        root = source if source.is_dir() else source.parent
         if fmt == "pose":
             items = sorted(source.rglob("*.pose")) if source.is_dir() else [source]
+            found += [named_sequence(item, root, pattern) for item in items]
         else:
-            items = openpose_json.sequence_folders([source])
-        root = source if source.is_dir() else source.parent
-        found += [named_sequence(item, root, pattern) for item in items]
+            found += [named_sequence(folder, root, pattern, video)
+                      for folder, video in openpose_json.sequence_folders([source])]
     return shortest_names(found), [], notices
 
 
@@ -183,7 +184,7 @@ def find_sequences(fmt: str, settings: ImportSettings) -> tuple[list[SourceSeque
 
 
 def import_one(sequence: SourceSequence, target: Path, options: ReadOptions, on_frames=None) -> ImportOutcome:
-    source = str(sequence.path.resolve())
+    source = str(sequence.path.resolve()) + (f"#{sequence.video}" if sequence.video else "")
     try:
         if options.format == "gislr":
             read = gislr.read_parquet(sequence.path)
@@ -192,7 +193,8 @@ def import_one(sequence: SourceSequence, target: Path, options: ReadOptions, on_
         elif options.format == "pose":
             read = pose_file.read_pose(sequence.path, options.kept.family)
         else:
-            read = openpose_json.read_folder(sequence.path, tuple(options.kept.parts), options.frame_size)
+            read = openpose_json.read_folder(sequence.path, tuple(options.kept.parts), options.frame_size,
+                                             sequence.video)
         meta = clip_meta(source, options.format, read, options.kept, options.wanted)
         write_clip(target, clip_arrays(read, options.kept, meta))
     except SlrError as exc:
@@ -313,7 +315,8 @@ def run_import(settings: ImportSettings, observer: Optional[ImportObserver] = No
     todo, skipped = [], []
     for sequence in sequences:
         target = output_dir / f"{sequence.clip}.npz"
-        if not settings.overwrite and is_complete(target, str(sequence.path.resolve()), wanted):
+        source = str(sequence.path.resolve()) + (f"#{sequence.video}" if sequence.video else "")
+        if not settings.overwrite and is_complete(target, source, wanted):
             skipped.append(ImportOutcome(sequence.path, target, "skipped"))
         else:
             todo.append((sequence, target))

@@ -23,6 +23,7 @@ class SourceSequence:
     clip: str  # the clip's name, without .npz
     sign: Optional[str]  # None: the source does not say (not in GISLR's train.csv)
     groups: tuple[tuple[str, str], ...] = ()  # labels.csv columns: signer, sequence_id, folder, ...
+    video: Optional[str] = None  # OpenPose: only this video's frames of a folder holding several
 
 
 @dataclass
