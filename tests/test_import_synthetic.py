@@ -370,3 +370,14 @@ def test_openpose_frames_of_several_videos_in_one_folder_are_one_sequence_each(t
         assert z["X"].shape == (3, 134) and z["X"][2, 0] == 20
     assert np.load(tmp_path / "out" / "thanks_s2.npz")["X"].shape == (2, 134)
     assert (tmp_path / "out" / "classes.csv").read_text() == "gloss,name\n0,hello\n1,thanks\n"
+
+
+def test_frame_numbers_with_gaps_and_far_apart():
+    from slr.importers.gislr import _frame_numbers
+
+    frame = np.array([107, 103, 103, 109, 107, 109], np.int64)  # 105 and 108 missing, rows out of order
+    numbers, index = _frame_numbers(frame)
+    assert numbers.tolist() == [103, 107, 109] and index.tolist() == [1, 0, 0, 2, 1, 2]
+    far = np.array([5, 10**9, 5], np.int64)  # a range too wide to count over: sorted instead
+    numbers, index = _frame_numbers(far)
+    assert numbers.tolist() == [5, 10**9] and index.tolist() == [0, 1, 0]
