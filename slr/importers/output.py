@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -50,13 +51,23 @@ def write_clip(path: Path, arrays: dict[str, np.ndarray]) -> None:
     temporary = temporary_name(path)
     try:
         with open(temporary, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            _savez_fast(f, arrays)
         os.replace(temporary, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise_if_disk_full(exc, path)
         raise
+
+
+def _savez_fast(file, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed's archive (np.load reads it alike) at zlib level 1, not numpy's 6: a third
+    of the compression time for nearly the same size on landmark clips, whose zeros (parts not
+    found) are most of what compresses."""
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def is_complete(path: Path, source: str, wanted: dict[str, Any]) -> bool:

@@ -204,8 +204,6 @@ def import_one(sequence: SourceSequence, target: Path, options: ReadOptions, on_
                              error=f"{exc.filename or sequence.path}: {exc.strerror or exc}")
     except Exception as exc:  # a reader's surprise: this sequence fails, the others go on
         return ImportOutcome(sequence.path, target, "failed", error=f"{sequence.path}: {type(exc).__name__}: {exc}")
-    if on_frames is not None:
-        on_frames(read.frames)
     found = {k: v for k, v in read.found_share().items() if k in options.kept.parts}
     return ImportOutcome(sequence.path, target, "written", read.frames, found, warnings=read.warnings)
 
