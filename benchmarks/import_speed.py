@@ -113,7 +113,7 @@ def throughput(files: int, repeats: int, workers: list[int]) -> None:
                 wall, cpu = time.perf_counter(), _cpu()
                 result = run_import(ImportSettings(format="gislr", sources=[root], output_dir=out, workers=w), clock)
                 wall, cpu = time.perf_counter() - wall, _cpu() - cpu
-                assert len(result.written) == files, result.failed[:1]
+                assert result.written == files, result.failed[:1]
                 # from the first clip done to the last: the rate a long import runs at, without the
                 # workers' start (a second or more, paid once)
                 record(f"slr import, {w} worker(s)", wall, cpu, (clock.times[-1] - clock.times[0]) / (files - 1) * files)
@@ -186,7 +186,7 @@ def memory(files: int, workers: int) -> None:
         result = run_import(ImportSettings(format="gislr", sources=[root], output_dir=Path(tmp) / "out",
                                            workers=workers), observer)
         seconds = time.perf_counter() - started
-    print(f"imported {len(result.written)} files in {seconds:.0f} s with {result.workers} worker(s), "
+    print(f"imported {result.written} files in {seconds:.0f} s with {result.workers} worker(s), "
           f"{len(result.failed)} failed; load average {os.getloadavg()[0]:.1f}")
     print("files done  parent RSS MiB  largest worker RSS MiB")
     for count, parent, worker in observer.rows:

@@ -340,7 +340,7 @@ def test_a_file_that_kills_its_reader_is_one_failed_file_and_the_others_import(t
     result = run_import(settings, task=crash_on_marked)
     assert [o.source.name for o in result.failed] == ["05-segv.parquet"]
     assert "the import process died while reading it (signal 11, SIGSEGV)" in result.failed[0].error
-    assert len(result.written) == 11 and len(list((tmp_path / "out").glob("*.npz"))) == 11
+    assert result.written == 11 and len(list((tmp_path / "out").glob("*.npz"))) == 11
 
 
 def test_npy_sequences_saved_whole_as_one_array_each(tmp_path):

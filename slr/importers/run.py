@@ -63,7 +63,11 @@ class ImportResult:
     output_dir: Path
     format: str
     layout: dict[str, Any]
+    # Only the outcomes worth showing (failed, or with warnings), and counts of the rest: the parent's
+    # memory stays flat over 94,000 files (benchmarks/import_speed.py --memory).
     outcomes: list[ImportOutcome] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"written": 0, "skipped": 0, "failed": 0})
+    imported: set[str] = field(default_factory=set)  # clip names written or complete already
     problems: list[tuple[Path, str]] = field(default_factory=list)  # found, but not a sequence to import
     notices: list[str] = field(default_factory=list)
     labels_csv: Optional[Path] = None
@@ -77,17 +81,24 @@ class ImportResult:
     seconds: float = 0.0
     workers: int = 1
 
+    def add(self, outcome: ImportOutcome) -> None:
+        self.counts[outcome.status] += 1
+        if outcome.status == "failed" or outcome.warnings:
+            self.outcomes.append(outcome)
+        if outcome.status != "failed":
+            self.imported.add(outcome.clip.stem)
+
     @property
     def failed(self) -> list[ImportOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
     @property
-    def written(self) -> list[ImportOutcome]:
-        return [o for o in self.outcomes if o.status == "written"]
+    def written(self) -> int:
+        return self.counts["written"]
 
     @property
-    def skipped(self) -> list[ImportOutcome]:
-        return [o for o in self.outcomes if o.status == "skipped"]
+    def skipped(self) -> int:
+        return self.counts["skipped"]
 
     @property
     def ok(self) -> bool:
@@ -227,31 +238,30 @@ def _chunk_size(sequences: int, workers: int) -> int:
     return max(1, min(32, sequences // (4 * workers)))
 
 
-def _in_workers(todo: list, options: ReadOptions, workers: int, observer, size: Optional[int] = None,
-                task: Optional[Callable[..., ImportOutcome]] = None) -> list[ImportOutcome]:
+def _in_workers(todo: list, options: ReadOptions, workers: int, observer, result: "ImportResult",
+                size: Optional[int] = None, task: Optional[Callable[..., ImportOutcome]] = None) -> None:
     """Every sequence of `todo` through the worker processes; the sequences of a chunk whose process
     died are tried again one per process, so that a death names its file."""
     from slr.extract.pool import Died, run_jobs
 
     size = size or _chunk_size(len(todo), workers)
     chunks = [(Chunk(todo[i:i + size]), None) for i in range(0, len(todo), size)]
-    outcomes, again = [], []
-    for (chunk, _), result in run_jobs(chunks, functools.partial(import_chunk, options=options, task=task), _init_worker,
+    again = []
+    for (chunk, _), outcomes in run_jobs(chunks, functools.partial(import_chunk, options=options, task=task), _init_worker,
                                        workers, lambda n: None):
-        if isinstance(result, Died):
+        if isinstance(outcomes, Died):
             if len(chunk) > 1:
                 again += list(chunk)
                 continue
             sequence, target = chunk[0]
-            result = [ImportOutcome(sequence.path, target, "failed", error=(
-                f"{sequence.path}: the import process died while reading it ({result.describe()}); the other "
+            outcomes = [ImportOutcome(sequence.path, target, "failed", error=(
+                f"{sequence.path}: the import process died while reading it ({outcomes.describe()}); the other "
                 f"sequences went on"))]
-        for outcome in result:
-            outcomes.append(outcome)
+        for outcome in outcomes:
+            result.add(outcome)
             observer.done(outcome)
     if again:  # one sequence per job now: a second death names its file
-        outcomes += _in_workers(again, options, workers, observer, size=1, task=task)
-    return outcomes
+        _in_workers(again, options, workers, observer, result, size=1, task=task)
 
 
 def _init_worker(threads: int) -> None:
@@ -310,24 +320,23 @@ def run_import(settings: ImportSettings, observer: Optional[ImportObserver] = No
         result.notices.append(f"OpenPose files do not give the frame size: x and y stay in pixels "
                               f"({setting('frame_size')} WxH divides them by it)")
 
-    todo, skipped = [], []
+    todo = []
     for sequence in sequences:
         target = output_dir / f"{sequence.clip}.npz"
         source = str(sequence.path.resolve()) + (f"#{sequence.video}" if sequence.video else "")
         if not settings.overwrite and is_complete(target, source, wanted):
-            skipped.append(ImportOutcome(sequence.path, target, "skipped"))
+            result.add(ImportOutcome(sequence.path, target, "skipped"))
         else:
             todo.append((sequence, target))
     output_dir.mkdir(parents=True, exist_ok=True)
     from slr.extract.writer import remove_stale_temporaries
 
     remove_stale_temporaries(output_dir)
-    result.outcomes += skipped
-    observer.start(len(todo), len(skipped))
+    observer.start(len(todo), result.skipped)
     result.workers = min(settings.workers or default_workers(len(todo)), max(1, len(todo)))
     options = ReadOptions(fmt, kept, wanted, frame_size)
     if todo:
-        result.outcomes += _in_workers(todo, options, result.workers, observer, task=task)
+        _in_workers(todo, options, result.workers, observer, result, task=task)
 
     _write_tables(result, sequences, labels, classes, signs, declared, has_layout)
     result.seconds = time.perf_counter() - started
@@ -352,7 +361,7 @@ def _distinct_clips(sequences: list[SourceSequence], result: ImportResult) -> li
 def _write_tables(result: ImportResult, sequences: list[SourceSequence], labels: Table, classes: Table,
                   signs: set[str], declared: dict[str, Any], has_layout: bool) -> None:
     output_dir = result.output_dir
-    imported = {o.clip.stem for o in result.outcomes if o.status in ("written", "skipped")}
+    imported = result.imported
     if not imported:
         return
     if not has_layout:

@@ -73,7 +73,7 @@ def print_import(result: "ImportResult") -> None:
     for problem in _problems(result):  # one line per bad file, naming it
         err().print(Text("failed: ", style="bold red") + Text(shown_text(problem)), soft_wrap=True)
     layout = result.layout
-    out().print(Text(f"{len(result.written)} clip(s) written, {len(result.skipped)} already complete, "
+    out().print(Text(f"{result.written} clip(s) written, {result.skipped} already complete, "
                      f"{len(_problems(result))} failed, in {result.seconds:.1f}s with {result.workers} worker(s): "
                      f"{shown_name(result.output_dir)}"), soft_wrap=True)
     out().print(Text(f"format: {result.format}; layout: {layout['name']}, {layout['points']} points x {layout['dims']} "
@@ -97,8 +97,8 @@ def import_json(result: "ImportResult") -> dict[str, Any]:
         "output_dir": str(result.output_dir),
         "format": result.format,
         "layout": {k: result.layout[k] for k in ("name", "dims", "points")},
-        "written": len(result.written),
-        "skipped": len(result.skipped),
+        "written": result.written,
+        "skipped": result.skipped,
         "failed": _problems(result),
         "classes": result.classes,
         "new_classes": result.new_classes,
@@ -106,8 +106,6 @@ def import_json(result: "ImportResult") -> dict[str, Any]:
         "unlabelled": result.unlabelled,
         "group_columns": result.group_columns,
         "notices": result.notices + [w for o in result.outcomes for w in o.warnings],
-        "clips": [{"clip": o.clip.name, "source": str(o.source), "status": o.status, "frames": o.frames,
-                   "found": o.found} for o in result.outcomes],
     }
 
 
