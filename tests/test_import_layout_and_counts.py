@@ -153,3 +153,10 @@ def test_class_counts_come_from_the_labels_and_the_classes_file(tmp_path):
     bare = tmp_path / "bare.csv"
     bare.write_text("file,gloss\na,0\n")
     assert class_counts([bare, bare], classes) == (10, 1)  # no cat column: one category
+
+
+def test_validate_says_labels_without_cat_are_one_category(clips, tmp_path):
+    data = without_cat(clips, tmp_path / "data")
+    report = run("validate", data / "train")
+    assert report.exit_code == 0, report.output
+    assert "the labels have no cat column: one category" in report.output

@@ -71,6 +71,9 @@ def summary_rows(report: "ValidationReport") -> list[tuple[str, str]]:
     if report.layout:
         rows.append(("layout", _message(report.layout)))
     for column, label in (("gloss", "gloss classes"), ("cat", "categories")):
+        if column == "cat" and not report.labels.categories:
+            rows.append((label, "- (the labels have no cat column: one category, no category figures)"))
+            continue
         rows.append((label, _class_line(summary["classes"][column])))
     return rows
 
