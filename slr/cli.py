@@ -32,6 +32,7 @@ from slr.settings import (
     ExportSettings,
     ExtractSettings,
     HwinfoSettings,
+    ImportSettings,
     LiveSettings,
     PlotSettings,
     PredictSettings,
@@ -463,6 +464,33 @@ def extract(flags: dict, videos: list[Path], config: Optional[Path]) -> None:
     finally:
         view.finish()
     print_extraction(result, settings.flag_below)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+SOURCES = inspect.Parameter(
+    "sources",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Argument(..., metavar="SRC...", help="Landmark files, or folders of them.", show_default=False),
+    annotation=list[Path],
+)
+
+
+@app.command("import")
+@settings_command(ImportSettings, fields=[n for n in ImportSettings.model_fields if n != "sources"],
+                  extra=[SOURCES, CONFIG])
+@guarded
+def import_(flags: dict, sources: list[Path], config: Optional[Path]) -> None:
+    """Other tools' landmark files (GISLR parquet, .pose, OpenPose JSON, MediaPipe npy) as clips `slr train` reads."""
+    settings = resolve_settings(ImportSettings, {**flags, "sources": sources}, config)
+    from slr.importers.run import run_import
+    from slr.ui.import_view import ImportProgress, print_import, print_import_json
+
+    view = ImportProgress(quiet=settings.json_output)
+    try:
+        result = run_import(settings, view)
+    finally:
+        view.finish()
+    (print_import_json if settings.json_output else print_import)(result)
     raise typer.Exit(0 if result.ok else 1)
 
 

@@ -68,6 +68,20 @@ class ClassCountSettings(Settings):
     num_cat: int = Field(10, ge=1, le=100_000, description="Number of category classes; must match your dataset.")
 
 
+class InferredClassCountSettings(Settings):
+    """`slr train`: the class counts default to what the data says (slr/data/class_counts.py)."""
+
+    num_gloss: Optional[int] = Field(
+        None, ge=2, description="Number of gloss classes; default: from the labels and --classes-csv (largest id + 1)."
+    )
+    num_cat: Optional[int] = Field(
+        None,
+        ge=1,
+        description="Number of category classes; default: from the labels' cat column and --classes-csv (largest "
+        "id + 1), or 1 (no category figures) when the labels have no cat column.",
+    )
+
+
 class ClipKeySettings(Settings):
     kp_key: str = Field("X", min_length=1, description="NPZ key holding keypoints [T, kp_dim].")
     feature_key: str = Field(
@@ -428,7 +442,7 @@ class OutputSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class ValidateSettings(ClipKeySettings, ClipLimitSettings):
+class ValidateSettings(ClipKeySettings, ClipLimitSettings, KeypointLayoutSettings):
     """`slr validate DIR`: check clip files and labels before training."""
 
     directory: Path = positional(description="Directory of .npz clips to check.")
@@ -465,7 +479,7 @@ class DistributedSettings(Settings):
 
 
 class TrainSettings(
-    ClassCountSettings,
+    InferredClassCountSettings,
     DataSettings,
     AugmentSettings,
     KeypointLayoutSettings,
@@ -991,6 +1005,50 @@ class ExtractSettings(KeypointExtractionSettings):
 
 
 # ---------------------------------------------------------------------------------------------
+# Other people's landmark files -> clips (slr/importers, docs/own-landmarks.md)
+# ---------------------------------------------------------------------------------------------
+
+ImportFormat = Literal["auto", "gislr", "pose", "openpose", "mediapipe-npy"]
+
+
+class ImportSettings(Settings):
+    """`slr import FORMAT SRC... --output-dir DIR`: landmark files of other tools as clips `slr train` reads."""
+
+    format: ImportFormat = positional(
+        description="gislr (Kaggle parquet + train.csv), pose (pose-format .pose), openpose (per-frame JSON "
+        "folders), mediapipe-npy (SIGN/SEQUENCE/FRAME.npy), or auto (found from the files in SRC)."
+    )
+    sources: list[Path] = Field(default_factory=list, description="Files or folders to import.")
+    output_dir: Path = Field(description="Folder the clips, labels.csv, classes.csv and layout.json are written to.")
+    parts: str = Field(
+        "auto",
+        min_length=1,
+        description="Parts kept, in this order: some of pose, left_hand, right_hand (hands = both), face. auto: "
+        "pose,hands,face for MediaPipe sources (the FSL-105 layout: 156 values with --dims 2), pose,hands for OpenPose.",
+    )
+    dims: int = Field(2, ge=2, le=3, description="Coordinates kept per point: 2 (x, y) or 3 (x, y, z; MediaPipe sources).")
+    gislr_csv: Optional[Path] = Field(
+        None, description="GISLR: the train.csv naming each file's sign and signer; default: found beside or above SRC."
+    )
+    name_pattern: Optional[str] = Field(
+        None,
+        min_length=1,
+        description="pose / openpose: regular expression for the sign in each sequence's name (its first group or "
+        "(?P<name>...)); default: the sequence's folder, or its own name when it lies directly in SRC.",
+    )
+    frame_size: Optional[str] = Field(
+        None,
+        pattern=r"^\d+x\d+$",
+        description="openpose: the videos' WIDTHxHEIGHT in pixels, to divide x and y by; default: kept in pixels.",
+    )
+    workers: Optional[int] = Field(None, ge=1, le=256, description="Processes; default: one per usable CPU.")
+    overwrite: bool = Field(False, description="Redo clips that are already complete.")
+    json_output: bool = Field(False, description="Print the result as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Settings stored by an older slr (checkpoints, settings.json)
 # ---------------------------------------------------------------------------------------------
 
@@ -1046,4 +1104,6 @@ GUIDE_VALUES: dict[str, Any] = {
     "ff_dim": 1024,
     "mirror_left_handed": "off",  # the guide fed every clip as recorded
     "attention_dropout": 0.1,  # the guide's transformer dropped attention weights at its --dropout
+    "num_gloss": 105,  # the guide's FSL-105 counts; slr takes the data's (slr/data/class_counts.py)
+    "num_cat": 10,
 }

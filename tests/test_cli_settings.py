@@ -44,7 +44,8 @@ def test_help_does_not_import_torch(args):
 
 def test_guide_defaults():
     s = TrainSettings(model="transformer")
-    assert (s.batch_size, s.num_gloss, s.num_cat) == (32, 105, 10)
+    assert s.batch_size == 32
+    assert (s.num_gloss, s.num_cat) == (None, None)  # taken from the data (issue 22); the guide's flags set them
     assert (s.kp_key, s.feature_key, s.scheduler_patience) == ("X", "X2048", 5)
     assert (s.alpha, s.beta, s.gradient_accumulation_steps, s.num_workers) == (0.5, 0.5, 1, 0)
     assert s.grad_clip is None and s.early_stop is None and s.resume is None

@@ -179,7 +179,7 @@ CORPUS = [
     ("zero-frames", lambda d: save(d, X=np.vstack([np.zeros((4, 156), np.float32), frames(2)])), {}, "zero_frames", FIRST, "4 of 6 frames are all zero"),
     ("no-labels", lambda d: (d / "labels.csv").unlink(), {}, "labels_missing", "labels.csv", "not found"),
     ("empty-labels", lambda d: (d / "labels.csv").write_text(""), {}, "labels_empty", "labels.csv", "empty"),
-    ("labels-columns", lambda d: (d / "labels.csv").write_text("file,label\nx,1\n"), {}, "labels_columns", "labels.csv", "missing column(s) gloss, cat"),
+    ("labels-columns", lambda d: (d / "labels.csv").write_text("file,label\nx,1\n"), {}, "labels_columns", "labels.csv", "missing column(s) gloss;"),
     ("non-integer-id", _replace_label(",0,0", ",zero,0"), {}, "non_integer_id", FIRST, "gloss 'zero' is not an integer"),
     ("negative-id", _replace_label(",0,0", ",0,-2"), {}, "negative_id", FIRST, "cat -2 is negative"),
     ("gloss-out-of-range", lambda d: None, {"num_gloss": 2}, "id_out_of_range", None, "outside 0..1 (--num-gloss 2)"),

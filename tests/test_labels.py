@@ -48,8 +48,8 @@ def test_blank_lines_are_skipped_and_line_numbers_stay_true(tmp_path):
     [
         ("", "labels_empty", "empty", "labels.csv"),
         ("file,gloss,cat\n", "labels_empty", "no rows", "labels.csv"),
-        ("file,gloss\nclip_1,0\n", "labels_columns", "cat", "labels.csv"),
-        ("name,label\nclip_1,0\n", "labels_columns", "file, gloss, cat", "labels.csv"),
+        ("file,cat\nclip_1,0\n", "labels_columns", "gloss", "labels.csv"),
+        ("name,label\nclip_1,0\n", "labels_columns", "file, gloss", "labels.csv"),
         ("file,gloss,cat\nclip_1,abc,0\n", "non_integer_id", "gloss 'abc' is not an integer", "clip_1.npz"),
         ("file,gloss,cat\nclip_1,1.5,0\n", "non_integer_id", "gloss '1.5'", "clip_1.npz"),
         ("file,gloss,cat\nclip_1,0,\n", "non_integer_id", "cat ''", "clip_1.npz"),
@@ -180,3 +180,14 @@ def test_classes_path_that_is_a_directory(tmp_path):
     (tmp_path / "classes.csv").mkdir()
     with pytest.raises(DataError, match="classes file is a directory, not a CSV file"):
         read_class_names(tmp_path / "classes.csv")
+
+
+def test_labels_without_a_cat_column_are_one_category(tmp_path):
+    """`cat` is optional (issue 22): every clip is category 0, and the table says it had none."""
+    labels = load_labels(write(tmp_path / "labels.csv", "file,gloss,signer\nclip_1,0,a\nclip_2,3,b\n"))
+    assert labels.problems == []
+    assert labels.categories is False
+    rows = read_labels(tmp_path / "labels.csv")
+    assert list(rows["cat"]) == [0, 0] and list(rows["gloss"]) == [0, 3]
+    assert list(rows.columns) == ["file", "gloss", "cat", "signer"]
+    assert load_labels(write(tmp_path / "with.csv", "file,gloss,cat\nclip_1,0,2\n")).categories is True

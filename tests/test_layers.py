@@ -22,11 +22,12 @@ ALLOWED = {
     "extract": {"base", "data", "models", "engine"},
     "analysis": {"base", "data", "models", "engine", "extract"},
     "crossval": {"base", "data", "models", "engine", "extract", "analysis"},
-    "ui": {"base", "data", "models", "engine", "extract", "analysis", "crossval"},
-    "cli": {"base", "data", "models", "engine", "extract", "analysis", "crossval", "ui", "cli"},
+    "importers": {"base", "data", "engine", "extract"},  # other tools' landmark files -> clips
+    "ui": {"base", "data", "models", "engine", "extract", "analysis", "crossval", "importers"},
+    "cli": {"base", "data", "models", "engine", "extract", "analysis", "crossval", "importers", "ui", "cli"},
 }
 BASE = {"settings", "config", "errors", "output_paths", "atomic", "__init__", "__version__"}
-LIBRARY = ("data", "models", "engine", "extract", "analysis", "crossval")
+LIBRARY = ("data", "models", "engine", "extract", "analysis", "crossval", "importers")
 
 
 def part_of(module: str) -> str | None:

@@ -53,6 +53,10 @@ class Classifier:
     def num_gloss(self) -> int:
         return self.loaded.num_gloss
 
+    @property
+    def num_cat(self) -> int:
+        return self.loaded.num_cat
+
     def probabilities(self, arrays: Sequence[np.ndarray], labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Gloss and category probabilities `[N, num_gloss]`, `[N, num_cat]` of raw clips `[T, D]`
         (normalised, shortened and padded here as in evaluation); `labels` name them in messages."""

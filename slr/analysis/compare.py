@@ -298,6 +298,8 @@ def paired_tests(runs: Sequence[RunResult], scored: Sequence[Any]) -> list[Paire
     for i in range(len(runs)):
         for j in range(i + 1, len(runs)):
             for task in ("gloss", "cat"):
+                if task == "cat" and runs[i].cat.single_class:  # one category: both always right
+                    continue
                 x, y = correct[i][task], correct[j][task]
                 b, c = int((x & ~y).sum()), int((~x & y).sum())
                 tests.append(PairedTest(runs[i].label, runs[j].label, task, int((x & y).sum()), b, c,

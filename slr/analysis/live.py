@@ -109,7 +109,7 @@ def run_live(settings: LiveSettings, observer: LiveObserver, classifier: Any = N
     window_s = window_length(settings.window, classifier.state, LIVE_WINDOW_S)
     stride_s = settings.stride or default_stride(window_s)
     answer = Answerer(resolve_class_names(classifier.state, settings.classes),
-                      min(settings.top_k, classifier.num_gloss), settings.uncertain_below)
+                      min(settings.top_k, classifier.num_gloss), settings.uncertain_below, classifier.num_cat > 1)
     summary = LiveSummary(settings.source, "end of input", window_s=window_s, stride_s=stride_s)
     clock = WindowClock(window_s, stride_s)
     kept: deque[tuple[int, np.ndarray, float]] = deque()  # (frame number, keypoints, read at)

@@ -140,6 +140,11 @@ class TaskMetrics:
         return int(self.confusion.sum())
 
     @property
+    def single_class(self) -> bool:
+        """One class only (labels without a cat column): nothing to report, every answer is right."""
+        return self.confusion.shape[0] <= 1
+
+    @property
     def classes_in_f1(self) -> int:
         """The classes macro F1 averages over: those that are a true label or a prediction."""
         return int(((self.confusion.sum(0) + self.confusion.sum(1)) > 0).sum())

@@ -32,7 +32,7 @@ class Prediction:
     clip: Path
     frames: int  # frames in the file (before any --max-frames shortening)
     glosses: list[tuple[int, str, float]]  # top-k: id, name, probability, most likely first
-    category: tuple[int, str, float]
+    category: Optional[tuple[int, str, float]]  # None: the model has one category (no cat in its labels)
     sanity: Optional["Sanity"] = None
     length_note: Optional[str] = None  # much longer or shorter than the training clips (no --window)
     seconds: Optional[float] = None  # the input's duration, where its frame times are known
@@ -45,7 +45,8 @@ class Prediction:
             "frames": self.frames,
             "top_glosses": [{"id": i, "name": n, "prob": p} for i, n, p in self.glosses],
             "gloss": {"id": self.glosses[0][0], "name": self.glosses[0][1], "prob": self.glosses[0][2]},
-            "cat": {"id": self.category[0], "name": self.category[1], "prob": self.category[2]},
+            "cat": ({"id": self.category[0], "name": self.category[1], "prob": self.category[2]}
+                    if self.category is not None else None),
         }
         if self.sanity is not None:
             answer.update(self.sanity.to_dict())
@@ -144,7 +145,7 @@ def predict_inputs(
         return result
     gloss, cat, failed = _probabilities(classifier, [i.x for i in inputs], [str(i.path) for i in inputs])
     result.problems += [(str(inputs[r].path), message) for r, message in failed.items()]
-    answer = Answerer(names, min(top_k, classifier.num_gloss), uncertain_below)
+    answer = Answerer(names, min(top_k, classifier.num_gloss), uncertain_below, classifier.num_cat > 1)
     from slr.analysis.windows import recorded_fps, training_frames, length_note
 
     trained, fps = training_frames(classifier.state), recorded_fps(classifier.state)
@@ -168,8 +169,9 @@ def predict_inputs(
 class Answerer:
     """Turns one row of probabilities into the top glosses, the category and the doubts about them."""
 
-    def __init__(self, names: "ClassNames", top_k: int, uncertain_below: float):
+    def __init__(self, names: "ClassNames", top_k: int, uncertain_below: float, categories: bool = True):
         self.names, self.top_k, self.uncertain_below = names, top_k, uncertain_below
+        self.categories = categories  # False: one category (labels without cat), nothing to say about it
 
     def __call__(self, gloss: np.ndarray, cat: np.ndarray, keypoints: Optional[np.ndarray]):
         from slr.analysis.sanity import detection_shares, judge
@@ -177,7 +179,7 @@ class Answerer:
         order = np.argsort(-gloss, kind="stable")[: self.top_k]
         glosses = [(int(i), self.names.gloss_name(int(i)), float(gloss[i])) for i in order]
         c = int(np.argmax(cat))
-        category = (c, self.names.cat_name(c), float(cat[c]))
+        category = (c, self.names.cat_name(c), float(cat[c])) if self.categories else None
         return glosses, category, judge(glosses[0], category, self.names, self.uncertain_below,
                                         detection_shares(keypoints))
 

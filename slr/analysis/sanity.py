@@ -52,7 +52,7 @@ class Sanity:
     threshold: float
     top_prob: float
     gloss_category: Optional[tuple[int, str]]  # the top gloss's category in the classes file
-    category: tuple[int, str, float]  # the category head's answer
+    category: Optional[tuple[int, str, float]]  # the category head's answer (None: one category)
 
     @property
     def no_hand(self) -> bool:
@@ -60,7 +60,8 @@ class Sanity:
 
     @property
     def category_disagrees(self) -> bool:
-        return self.gloss_category is not None and self.gloss_category[0] != self.category[0]
+        return (self.gloss_category is not None and self.category is not None
+                and self.gloss_category[0] != self.category[0])
 
     def notes(self, gloss_name: str) -> list[str]:
         """The doubts in words, most serious first (settings as references the console spells)."""
@@ -71,7 +72,7 @@ class Sanity:
             notes.append(f"uncertain: {gloss_name} has {100 * self.top_prob:.1f}%, below "
                          f"{setting('uncertain_below', self.threshold)}")
         if self.category_disagrees:
-            assert self.gloss_category is not None
+            assert self.gloss_category is not None and self.category is not None
             notes.append(f"the category head says {self.category[1]} ({100 * self.category[2]:.1f}%), but "
                          f"{gloss_name} is in {self.gloss_category[1]}")
         return notes
@@ -88,7 +89,7 @@ class Sanity:
         }
 
 
-def judge(top_gloss: tuple[int, str, float], category: tuple[int, str, float], names: ClassNames,
+def judge(top_gloss: tuple[int, str, float], category: Optional[tuple[int, str, float]], names: ClassNames,
           threshold: float, detection: Optional[dict[str, float]]) -> Sanity:
     """The doubts about one answer: its top gloss (id, name, prob) and the category head's (id, name, prob)."""
     return Sanity(detection=detection, uncertain=top_gloss[2] < threshold, threshold=threshold,

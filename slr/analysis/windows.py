@@ -181,7 +181,7 @@ def evenly_spaced(frames: int, fps: float) -> np.ndarray:
 class WindowAnswer:
     span: Span
     glosses: list[tuple[int, str, float]]  # top-k, most likely first
-    category: tuple[int, str, float]
+    category: Optional[tuple[int, str, float]]  # None: the model has one category
     sanity: Sanity
 
     @property
@@ -194,7 +194,8 @@ class WindowAnswer:
             "end": round(self.span.end_s, 3),
             "frames": self.span.end - self.span.start,
             "top_glosses": [{"id": i, "name": n, "prob": p} for i, n, p in self.glosses],
-            "cat": {"id": self.category[0], "name": self.category[1], "prob": self.category[2]},
+            "cat": ({"id": self.category[0], "name": self.category[1], "prob": self.category[2]}
+                    if self.category is not None else None),
             **self.sanity.to_dict(),
         }
 

@@ -28,14 +28,15 @@ class TableError(Exception):
         self.message = message
 
 
-def read_table(path: Path, required: tuple[str, ...], layout: str) -> pd.DataFrame:
+def read_table(path: Path, required: tuple[str, ...], layout: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
     """The rows of a CSV file as text, indexed by line number; blank lines are dropped.
 
     The header row is read as data (`header=None`) and applied here, so pandas neither renames a
     repeated column (`cat` and `cat.1`) nor takes the first column as an index when the rows are
     one field longer than the header: a row of the wrong length is an error naming its line.
     Column names are stripped of spaces; extra columns are kept under any name. `layout` is the
-    expected header, for messages ("file,gloss,cat").
+    expected header, for messages ("file,gloss,cat"). `optional` columns need not be there, but like
+    the required ones may not appear twice.
     """
     path = Path(path)
     if not path.is_file():
@@ -60,7 +61,7 @@ def read_table(path: Path, required: tuple[str, ...], layout: str) -> pd.DataFra
     if missing:
         found = ", ".join(n for n in names if n) or "none"
         raise TableError("columns", f"missing column(s) {', '.join(missing)}; expected {layout} (found: {found})")
-    repeated = sorted({c for c in required if names.count(c) > 1})
+    repeated = sorted({c for c in (*required, *optional) if names.count(c) > 1})
     if repeated:  # which of the two is meant cannot be guessed
         raise TableError("columns", f"column(s) {', '.join(repeated)} appear more than once in the header")
     table.columns = _unique(names)

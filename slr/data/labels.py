@@ -1,4 +1,7 @@
-"""labels.csv: one row per clip with `file,gloss,cat` (0-based ids); extra columns are kept.
+"""labels.csv: one row per clip with `file,gloss[,cat]` (0-based ids); extra columns are kept.
+
+`cat` is optional: labels without it are one category (0), and `LabelTable.categories` says so, so
+that reports can leave category figures out.
 
 `load_labels` parses leniently and lists every problem it finds (for `slr validate`);
 `read_labels` is the strict form for training: it returns clean rows or raises `DataError`.
@@ -21,8 +24,10 @@ from slr.data.csv_table import TableError, integer_ids, read_table
 from slr.data.problems import Problem
 from slr.errors import DataError, setting
 
-REQUIRED_COLUMNS = ("file", "gloss", "cat")
+REQUIRED_COLUMNS = ("file", "gloss")
+LAYOUT = "file,gloss[,cat]"
 ID_COLUMNS = ("gloss", "cat")
+ID_ORDER = ("file", "gloss", "cat")  # the columns every parsed table has, first
 _ID_OPTIONS = {"gloss": setting("num_gloss"), "cat": setting("num_cat")}
 _CLIP_NAME = re.compile(r"^clip_\d+_(.+)$")
 
@@ -40,6 +45,7 @@ class LabelTable:
     path: Path
     rows: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
+    categories: bool = True  # False: the file has no cat column (every clip is category 0)
 
     @property
     def usable(self) -> pd.DataFrame:
@@ -65,7 +71,7 @@ _TABLE_PROBLEMS = {
 
 def _read_csv(path: Path) -> tuple[Optional[pd.DataFrame], list[Problem]]:
     try:
-        return read_table(path, REQUIRED_COLUMNS, "file,gloss,cat"), []
+        return read_table(path, REQUIRED_COLUMNS, LAYOUT, optional=("cat",)), []
     except TableError as error:
         message = f"labels file not found: {path}" if error.kind == "missing" else error.message
         return None, [Problem(_TABLE_PROBLEMS[error.kind], path.name, message)]
@@ -114,6 +120,9 @@ def load_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optiona
     if table is None:
         return LabelTable(path, _empty_rows(), problems)
     where = path.name
+    categories = "cat" in table.columns
+    if not categories:  # one category: training's category head has one class, reports show none
+        table["cat"] = "0"
 
     named = table["file"].str.strip() != ""
     for index in table.index[~named]:
@@ -127,8 +136,8 @@ def load_labels(path: Path, *, num_gloss: Optional[int] = None, num_cat: Optiona
 
     problems += _duplicate_problems(table, where)
     rows = table.drop_duplicates("file", keep="first")
-    rows = rows[[*REQUIRED_COLUMNS] + [c for c in rows.columns if c not in REQUIRED_COLUMNS]]
-    labels = LabelTable(path, rows, problems)
+    rows = rows[[*ID_ORDER] + [c for c in rows.columns if c not in ID_ORDER]]
+    labels = LabelTable(path, rows, problems, categories)
     labels.problems += _gloss_category_problems(labels.usable, where)
     return labels
 

@@ -21,7 +21,11 @@ like this one says what the points are (docs/data-format.md):
   a mirror swaps two hands;
 - ``shoulders`` (optional): the left and right shoulder points; ``--normalize`` centres on their
   midpoint and scales by their distance (without them: on the detected points);
-- ``name`` (optional): shown nowhere but kept, for people reading the checkpoint.
+- ``name`` (optional): shown in the run's header, and kept for people reading the checkpoint;
+- ``point_names`` (optional): each point's name, as `slr import` writes them (``pose.NOSE``).
+
+A file named ``layout.json`` in the clips' folder (or its parent) is used without the flag
+(`find_layout_file`); ``--keypoint-layout`` still overrides it.
 
 A run reads the file once and stores the declaration in its checkpoints (``keypoint_layout``), so
 evaluate, predict and export read the clips as training did without the file; a resumed run reads
@@ -37,7 +41,9 @@ from typing import Any
 from slr.errors import DataError, setting
 
 HAND_POINTS = 21  # MediaPipe's hand: wrist 0, middle-finger knuckle 9 (hand-centred uses both)
-_KEYS = ("name", "dims", "points", "mirror_pairs", "hands", "shoulders")
+_KEYS = ("name", "dims", "points", "point_names", "mirror_pairs", "hands", "shoulders")
+#: The declaration slr finds beside clips (what `slr import` writes).
+LAYOUT_FILE_NAME = "layout.json"
 
 
 def read_layout_file(path: Path) -> dict[str, Any]:
@@ -85,6 +91,14 @@ def check_declaration(raw: Any, source: Path | str) -> dict[str, Any]:
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         raise bad(f"'name' must be a string, not {name!r}")
+    point_names = raw.get("point_names")
+    if point_names is not None:
+        if not (isinstance(point_names, list) and all(isinstance(n, str) for n in point_names)):
+            raise bad("'point_names' must be a list of strings")
+        if points is not None and len(point_names) != points:
+            raise bad(f"'point_names' names {len(point_names)} points, but 'points' is {points}")
+        if points is None:
+            points = len(point_names)
 
     paired: set[int] = set()
     for a, b in pairs:
@@ -109,7 +123,7 @@ def check_declaration(raw: Any, source: Path | str) -> dict[str, Any]:
         point = min(taken & paired)
         raise bad(f"'mirror_pairs' names point {point} of a hand; a mirror already swaps the two hands")
     declared = {"dims": dims, "mirror_pairs": pairs, "hands": hands}
-    for key, value in (("points", points), ("shoulders", shoulders), ("name", name)):
+    for key, value in (("points", points), ("shoulders", shoulders), ("name", name), ("point_names", point_names)):
         if value is not None:
             declared[key] = value
     return declared
@@ -152,3 +166,13 @@ def _index_lists(value: Any, key: str, size: int, bad) -> list[list[int]]:
             if stop <= start:
                 raise bad(f"'hands': [{start}, {stop}) is empty; a hand is [start, stop)")
     return out
+
+
+def find_layout_file(directory: Path) -> Path | None:
+    """The layout declaration beside the clips of ``directory``: its layout.json, else its parent's."""
+    directory = Path(directory)
+    for folder in (directory, directory.parent):
+        candidate = folder / LAYOUT_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None

@@ -437,7 +437,7 @@ def split_directory(settings: "SplitSettings") -> SplitResult:
     )
     if not result.ok:
         raise SplitError("cannot split: " + "\n".join(result.problems), labels_csv)
-    raw = read_table(labels_csv, REQUIRED_COLUMNS, "file,gloss,cat")
+    raw = read_table(labels_csv, REQUIRED_COLUMNS, "file,gloss[,cat]")
     for name in result.splits:
         part = raw.loc[result.assignment.index[result.assignment == name]]
         write_atomically(paths[name], lambda f, part=part: f.write(_csv_bytes(part)))

@@ -57,6 +57,8 @@ class ValidationReport:
     labels: LabelTable
     class_counts: dict[str, dict[int, int]]
     clips: dict[str, np.ndarray] = field(default_factory=dict)
+    layout: Optional[str] = None  # which keypoint layout training would use, and from where
+    layout_notice: Optional[str] = None  # what training loses on a width no layout explains
 
     @property
     def errors(self) -> list[Problem]:
@@ -82,6 +84,7 @@ class ValidationReport:
             "labelled_clips": sum(self.class_counts["gloss"].values()),
             "frames": frames,
             "widths": self.widths,
+            **({"layout": self.layout} if self.layout else {}),
             "classes": {name: _class_summary(counts) for name, counts in self.class_counts.items()},
         }
 
@@ -393,7 +396,7 @@ def run_validate(settings: ValidateSettings) -> ValidationReport:
         what = describe_non_file(Path(settings.labels_csv))
         message = "labels file not found" if what == "not found" else f"is {what}, not a CSV file"
         raise DataError(f"{message} ({setting('labels_csv')})", settings.labels_csv)
-    return validate_directory(
+    report = validate_directory(
         settings.directory,
         settings.labels_csv,
         specs=validation_specs(
@@ -410,3 +413,11 @@ def run_validate(settings: ValidateSettings) -> ValidationReport:
         check_split_groups=True,
         group_by=settings.group_by,
     )
+    width = report.widths.get(settings.kp_key)
+    if width:  # keypoints: the layout training will read them with (slr/data/layout_choice.py)
+        from slr.data.layout_choice import check_fits, choose_layout, describe, loss_notice
+
+        choice = choose_layout(settings.directory, settings.keypoint_layout)
+        check_fits(choice, width)
+        report.layout, report.layout_notice = describe(choice, width), loss_notice(choice, width)
+    return report

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from slr.data.augment import Layout, build_transform, clip_layout, declared_layout, inert_options, mirrors_left_handed
-from slr.data.layout_file import read_layout_file
+from slr.data.augment import Layout, build_transform, clip_layout, inert_options, mirrors_left_handed
+from slr.data.layout_choice import check_fits, choose_layout, describe, loss_notice
+from slr.data.class_counts import class_counts
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
 from slr.data.classes import classes_file_notices, read_class_names
@@ -47,12 +48,13 @@ class RunData:
     extraction: Optional[dict[str, Any]] = None  # how the training clips were made (their meta), for predict
     keypoint_layout: Optional[dict[str, Any]] = None  # a layout file's declaration, stored in checkpoints
     clip_frames: Optional[dict[str, Any]] = None  # the training clips' frame counts (min, median, max), for predict
+    layout_line: str = ""  # which keypoint layout, from where (slr/data/layout_choice.py), for the header
 
     @property
     def summary(self) -> str:
         return (
             f"{len(self.train)} training / {len(self.val)} validation clips of {self.input_dim} values per frame, "
-            f"up to {self.longest_clip} frames"
+            f"up to {self.longest_clip} frames" + (f"; {self.layout_line}" if self.layout_line else "")
         )
 
     def loaders(self, settings: TrainSettings, dist: DistInfo, device: torch.device, workers: int):
@@ -92,6 +94,15 @@ def _sources(settings: TrainSettings) -> tuple[SplitSource, SplitSource]:
         labels_csv = Path(labels) if labels is not None else Path(directory) / "labels.csv"
         found.append(SplitSource(flag, Path(directory), labels_csv))
     return found[0], found[1]
+
+
+def with_class_counts(settings: TrainSettings) -> TrainSettings:
+    """``settings`` with num_gloss / num_cat taken from the data where they were not given."""
+    if settings.num_gloss is not None and settings.num_cat is not None:
+        return settings
+    train, val = _sources(settings)
+    gloss, cat = class_counts([train.labels_csv, val.labels_csv], settings.classes_csv)
+    return settings.model_copy(update={"num_gloss": settings.num_gloss or gloss, "num_cat": settings.num_cat or cat})
 
 
 def _first_clip_has(directory: Path, key: str) -> bool:
@@ -185,10 +196,12 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
             f"({val_src.directory}) have {val_ds.input_dim}"
         )
     input_dim = train_ds.input_dim
-    declared = None
-    if settings.keypoint_layout is not None and keypoints:  # checked against the clips' width here, once
-        declared = read_layout_file(Path(settings.keypoint_layout))
-        declared_layout(declared, input_dim, Path(settings.keypoint_layout))
+    declared, layout_line = None, ""
+    if keypoints:  # --keypoint-layout, else a layout.json beside the training clips; checked here, once
+        choice = choose_layout(train_src.directory, settings.keypoint_layout)
+        check_fits(choice, input_dim)
+        declared, layout_line = choice.declared, describe(choice, input_dim)
+        notices += [text for text in [loss_notice(choice, input_dim)] if text]
     for ds, train in ((train_ds, True), (val_ds, False)):
         ds.transform = build_transform(settings, spec.input_kind, input_dim, train=train, declared=declared)
         ds.length_buckets = buckets_for(settings, frames, train)
@@ -204,7 +217,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     if settings.classes_csv is not None:
         notices += classes_file_notices(Path(settings.classes_csv), class_names, labels[0].rows, labels[0].path)
     return RunData(train_ds, val_ds, input_dim, longest, class_names, notices,
-                   extraction_of(train_src.directory), declared, clip_frames)
+                   extraction_of(train_src.directory), declared, clip_frames, layout_line)
 
 
 def frame_range(frames: list[int]) -> Optional[dict[str, Any]]:

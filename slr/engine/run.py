@@ -165,6 +165,9 @@ def train(
 
 def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[ResumePlan],
          observer: TrainingObserver) -> TrainOutcome:
+    from slr.engine.data_setup import with_class_counts
+
+    settings = with_class_counts(settings)  # --num-gloss / --num-cat not given: what the labels say
     device = choice.device
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)

@@ -20,12 +20,14 @@ _TASK_LABEL = {"gloss": "gloss", "cat": "category"}
 
 def _rows(run: "RunResult") -> list[tuple[str, str]]:
     g = run.gloss
-    return [
+    rows = [
         ("gloss top-1", _pct(g.top1)),
         (f"gloss top-{g.top5_k}", _pct(g.top5)),
         ("gloss macro F1", _pct(g.macro_f1)),
-        ("category accuracy", _pct(run.cat.top1)),
     ]
+    if not run.cat.single_class:  # one category (labels without cat): always right, nothing to compare
+        rows.append(("category accuracy", _pct(run.cat.top1)))
+    return rows
 
 
 def print_comparison_json(comparison: "Comparison") -> None:

@@ -58,6 +58,11 @@ def _worst_classes(metrics: "TaskMetrics") -> list:
     return sorted(present, key=lambda c: (c.recall, c.id))
 
 
+def _heads(report: "EvaluationReport") -> list:
+    """The heads with figures to show: not a category head of one class (labels without cat)."""
+    return [m for m in (report.gloss, report.cat) if not m.single_class]
+
+
 def print_evaluation(report: "EvaluationReport") -> None:
     if interactive():
         _evaluation_tables(report)
@@ -71,13 +76,13 @@ def _evaluation_lines(report: "EvaluationReport") -> None:
     else:
         _line(f"checkpoint: {_n(report.checkpoint)} ({report.model_class})")
     _line(f"clips: {report.clips} in {_n(report.directory)} (labels: {_n(report.labels_csv)})")
-    for metrics in (report.gloss, report.cat):
+    for metrics in _heads(report):
         label = _TASK_LABEL[metrics.task]
         _line(
             f"{label}: top-1 {_pct(metrics.top1)}, top-{metrics.top5_k} {_pct(metrics.top5)}, "
             f"macro F1 {_pct(metrics.macro_f1)} ({_f1_classes(metrics)})"
         )
-    for metrics in (report.gloss, report.cat):
+    for metrics in _heads(report):
         label = _TASK_LABEL[metrics.task]
         worst = _worst_classes(metrics)
         shown = worst[:PER_CLASS_ROWS]
@@ -102,7 +107,7 @@ def _evaluation_lines(report: "EvaluationReport") -> None:
         for g in report.groups:
             _line(
                 f"  {g.value}: {g.clips} clips, gloss top-1 {_pct(g.gloss_top1)}, top-{g.top5_k} "
-                f"{_pct(g.gloss_top5)}, category {_pct(g.cat_top1)}"
+                f"{_pct(g.gloss_top5)}" + ("" if report.cat.single_class else f", category {_pct(g.cat_top1)}")
             )
     _sanity(report)
     _line()
@@ -134,14 +139,14 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
     summary.add_column("top-5", justify="right")
     summary.add_column("macro F1", justify="right")
     summary.add_column("classes in F1", justify="right")
-    for metrics in (report.gloss, report.cat):
+    for metrics in _heads(report):
         top5 = _pct(metrics.top5) + ("" if metrics.top5_k == 5 else f" (top-{metrics.top5_k})")
         f1_classes = _f1_classes(metrics, table=True)
         summary.add_row(_TASK_LABEL[metrics.task], _pct(metrics.top1), top5, _pct(metrics.macro_f1), f1_classes)
     console.print(summary)
     if report.ensemble:
         console.print(Text(_ensemble_line(report)))
-    for metrics in (report.gloss, report.cat):
+    for metrics in _heads(report):
         label = _TASK_LABEL[metrics.task]
         worst = _worst_classes(metrics)
         shown = worst[:PER_CLASS_ROWS]
@@ -163,13 +168,15 @@ def _evaluation_tables(report: "EvaluationReport") -> None:
                 pairs.add_row(Text(_n(pair["true_name"])), Text(_n(pair["predicted_name"])), str(pair["count"]),
                               _pct(pair["share"]))
             console.print(pairs)
+    categories = not report.cat.single_class
     if report.group_by:
         groups = Table(title=f"by {report.group_by}", title_justify="left")
         for column, justify in ((report.group_by, "left"), ("clips", "right"), ("gloss top-1", "right"),
-                                ("gloss top-5", "right"), ("category", "right")):
+                                ("gloss top-5", "right"), ("category", "right"))[:None if categories else -1]:
             groups.add_column(column, justify=justify)  # type: ignore[arg-type]
         for g in report.groups:
-            groups.add_row(Text(g.value), str(g.clips), _pct(g.gloss_top1), _pct(g.gloss_top5), _pct(g.cat_top1))
+            groups.add_row(Text(g.value), str(g.clips), _pct(g.gloss_top1), _pct(g.gloss_top5),
+                           *([_pct(g.cat_top1)] if categories else []))
         console.print(groups)
     _sanity(report)
     files = Table(title="written", title_justify="left", show_header=False)

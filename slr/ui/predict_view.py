@@ -51,6 +51,8 @@ def _gloss_text(name: str, prob: float, gloss_id: int, sanity: Optional["Sanity"
 
 def _title(p: "Prediction") -> str:
     length = f", {p.seconds:.2f} s" if p.seconds is not None else ""
+    if p.category is None:  # a model of one category (labels without cat): nothing to say
+        return f"{_n(p.clip)} ({p.frames} frames{length})"
     return f"{_n(p.clip)} ({p.frames} frames{length}): category {_n(p.category[1])} ({_pct(p.category[2])})"
 
 
@@ -104,7 +106,7 @@ def window_text(w: "WindowAnswer") -> str:
         flags.append("no hand")
     if w.sanity.uncertain:
         flags.append("uncertain")
-    if w.sanity.category_disagrees:
+    if w.sanity.category_disagrees and w.category is not None:
         flags.append(f"category head: {_n(w.category[1])}")
     shown = f"  [{'; '.join(flags)}]" if flags else ""
     return f"{w.span.start_s:7.2f}-{w.span.end_s:<7.2f}s  {glosses}{shown}"

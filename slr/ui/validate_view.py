@@ -68,7 +68,12 @@ def summary_rows(report: "ValidationReport") -> list[tuple[str, str]]:
         ("frames", f"min {frames['min']}, median {frames['median']:g}, max {frames['max']}" if frames else "-"),
         ("width", ", ".join(_width(key, width) for key, width in summary["widths"].items())),
     ]
+    if report.layout:
+        rows.append(("layout", _message(report.layout)))
     for column, label in (("gloss", "gloss classes"), ("cat", "categories")):
+        if column == "cat" and not report.labels.categories:
+            rows.append((label, "- (the labels have no cat column: one category, no category figures)"))
+            continue
         rows.append((label, _class_line(summary["classes"][column])))
     return rows
 
@@ -113,6 +118,14 @@ def _print_lines(report: "ValidationReport") -> None:
     for name, value in rows:
         line(f"{name.ljust(width)}  {value}")
     line(f"result: {_verdict(report)}")
+    _print_layout_notice(report)
+
+
+def _print_layout_notice(report: "ValidationReport") -> None:
+    if report.layout_notice:
+        from slr.ui.console import print_notice
+
+        print_notice(report.layout_notice)
 
 
 def _print_tables(report: "ValidationReport") -> None:
@@ -142,3 +155,4 @@ def _print_tables(report: "ValidationReport") -> None:
     console.print(summary)
     style = _STYLE["error"] if report.errors else (_STYLE["warning"] if report.warnings else "bold green")
     console.print(Text(_verdict(report), style=style))
+    _print_layout_notice(report)
