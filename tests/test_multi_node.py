@@ -214,7 +214,7 @@ STOP_AT = textwrap.dedent(
     import slr.engine.trainer as trainer
 
     STOP, steps = int(os.environ["STOP_AFTER_STEPS"]), [0]
-    original = trainer.Trainer.optimizer_step
+    original = trainer.TrainStep.optimizer_step
 
     def step(self):
         original(self)
@@ -222,7 +222,7 @@ STOP_AT = textwrap.dedent(
         if steps[0] == STOP and self.dist.is_main:
             os.kill(os.getpid(), signal.SIGINT)
 
-    trainer.Trainer.optimizer_step = step
+    trainer.TrainStep.optimizer_step = step
     from slr.cli import main
     sys.argv[0] = "slr"
     main()

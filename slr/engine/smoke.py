@@ -7,7 +7,7 @@ fallen, the log must hold every epoch, and ``_last.pt`` read back with ``weights
 fresh model must give the trained model's outputs.
 
 ``--frames`` (iv3_gru) feeds RGB frames through InceptionV3, which clip files do not hold: those
-steps run the Trainer's own step on an in-memory batch.
+steps run the training step alone (TrainStep: no run folder) on an in-memory batch.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.threads import apply_threads
 from slr.engine.checkpoint_schema import make_checkpoint
-from slr.engine.distributed import DistInfo
 from slr.engine.observer import SilentObserver
-from slr.engine.trainer import Trainer
+from slr.engine.trainer import TrainStep
 from slr.errors import setting
 from slr.models.registry import build_model, count_parameters, model_spec
 from slr.settings import SmokeSettings, TrainSettings
@@ -111,20 +110,20 @@ def _smoke_training(settings: SmokeSettings, device: torch.device, tmp: Path) ->
 
 
 def _smoke_frames(settings: SmokeSettings, device: torch.device) -> SmokeReport:
-    """RGB frames through InceptionV3: the Trainer's step on one in-memory batch, repeated."""
+    """RGB frames through InceptionV3: the training step (TrainStep) on one in-memory batch, repeated."""
     batch = _frames_batch(settings).to(device)
     model = build_model(settings.model, settings, FEATURE_DIM, settings.num_gloss, settings.num_cat,
                         frames=True).to(device)
     shared = {k: getattr(settings, k) for k in SmokeSettings.model_fields if k in TrainSettings.model_fields}
     train_settings = TrainSettings(**shared)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
-    trainer = Trainer(train_settings, model, None, None, device, None, DistInfo(), SilentObserver(), amp, {})
+    step = TrainStep(train_settings, model, device, amp)  # the training step alone: no run folder
     model.train()
     losses, started = [], time.perf_counter()
     for _ in range(settings.steps):
-        loss, _, _ = trainer.train_step(batch, window=1)
-        trainer.optimizer_step()
-        losses.append(float(loss))
+        loss, _, _ = step.forward_backward(batch)
+        step.optimizer_step()
+        losses.append(loss.item())
     seconds = time.perf_counter() - started
     report = SmokeReport(_header(settings, model, device, f"{len(batch)} synthetic frame clips", settings.steps),
                          steps=settings.steps, seconds=seconds, clips=settings.steps * len(batch))

@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from slr.engine.hardware import memory_snapshot
 from slr.engine.logbook import write_log_csv
 from slr.engine.ema import WeightAverage, averaged_weights
 from slr.engine.losses import gloss_and_category_loss
-from slr.engine.schedules import PER_STEP_SCHEDULERS, make_warmup_cosine, optimizer_steps_per_epoch
+from slr.engine.schedules import optimizer_steps_per_epoch, warmup_cosine_factor
 from slr.engine.memory_release import release_freed_memory
 from slr.engine.metrics import RunningTotals
 from slr.engine.tensorboard_log import open_tensorboard_log
@@ -70,7 +70,157 @@ class Interrupted(Exception):
         self.description = stop.description if stop else "interrupt"
 
 
+class TrainStep:
+    """One training step, and nothing of a run: the model, AdamW, the loss scaler, autocast, the
+    loss, clipping, the weight average and the learning rate. It needs no run folder, data loader or
+    observer, so the --auto-batch-size probe and ``slr smoke --frames`` build it alone, and the
+    Trainer builds its loop around one.
+
+    The learning rate of the closed-form schedules (``cosine`` per epoch, ``warmup_cosine`` per
+    optimizer step) is computed from the step's counters, as nanoGPT's ``get_lr(it)``: a resume
+    restores two numbers, never a scheduler's internals, and flags given on resume (--lr,
+    --epochs) take effect on the spot. ``plateau`` depends on the metrics seen, so it keeps
+    torch's ReduceLROnPlateau and its state.
+    """
+
+    def __init__(self, settings: TrainSettings, model: torch.nn.Module, device: torch.device,
+                 amp_dtype: Optional[torch.dtype], steps_per_epoch: int = 1, dist: DistInfo = DistInfo()):
+        self.s = settings
+        self.model = model
+        self.device = device
+        self.amp_dtype = amp_dtype
+        self.dist = dist
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        # float16 needs loss scaling; bfloat16 has float32's range and does not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.ema = WeightAverage(ckpt.unwrap_model(model), settings.ema_decay) if settings.ema_decay else None
+        self.plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=0.5, patience=settings.scheduler_patience)
+            if settings.scheduler == "plateau" else None)  # the original tracked val gloss accuracy: higher is better
+        self.lr_factor = lr_schedule(settings, steps_per_epoch)
+        self.optimizer_steps = 0  # steps taken (a float16 step skipped for inf gradients does not count)
+        self.epochs_done = 0
+        self._set_lr()
+
+    def forward_backward(self, batch, window: int = 1, sync_gradients: bool = True):
+        """Forward and backward of one micro-batch, its loss divided by its window's size; the
+        optimizer steps separately (``optimizer_step``)."""
+        sync = contextlib.nullcontext()
+        if self.dist.enabled and not sync_gradients and hasattr(self.model, "no_sync"):
+            sync = self.model.no_sync()  # gradients are all-reduced once per window, not per micro-step
+        with sync:
+            with self.autocast():
+                gloss_logits, cat_logits = self.model(batch.x, batch.mask)
+                loss = self.loss(gloss_logits, cat_logits, batch.gloss, batch.cat, self.s.label_smoothing)
+            self.scaler.scale(loss / window).backward()
+        return loss, gloss_logits, cat_logits
+
+    def loss(self, gloss_logits, cat_logits, gloss, cat, label_smoothing: float = 0.0) -> torch.Tensor:
+        return gloss_and_category_loss(gloss_logits, cat_logits, gloss, cat, self.s.alpha, self.s.beta,
+                                       label_smoothing)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def optimizer_step(self) -> bool:
+        """Clip, step, update the loss scale, the average and the learning rate; False when float16
+        gradients held inf and the step was skipped."""
+        if self.s.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], self.s.grad_clip
+            )
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if scale is not None and self.scaler.get_scale() < scale:  # inf gradients: no step was taken
+            return False
+        self.optimizer_steps += 1
+        self._set_lr()
+        if self.ema is not None:
+            self.ema.update(ckpt.unwrap_model(self.model))
+        return True
+
+    def end_epoch(self, val_gloss_acc: float) -> None:
+        self.epochs_done += 1
+        if self.plateau is not None:
+            self.plateau.step(val_gloss_acc)
+        self._set_lr()
+
+    def _set_lr(self) -> None:
+        if self.lr_factor is None:  # plateau lowers the optimizer's own rate; none keeps it
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.s.lr * self.lr_factor(self.optimizer_steps, self.epochs_done)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def schedule_state(self) -> Optional[dict[str, Any]]:
+        if self.plateau is not None:
+            return self.plateau.state_dict()
+        if self.lr_factor is not None:
+            return {"optimizer_steps": self.optimizer_steps}
+        return None
+
+    def load_state(self, state: dict[str, Any], path: Path) -> None:
+        """The optimizer, scaler, schedule and average of a checkpoint; flags given on resume win over
+        what the optimizer state carries (lr, weight decay, patience)."""
+        stored = state.get("settings", {})
+        if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
+            raise CheckpointError(
+                f"trained with {setting('scheduler', stored.get('scheduler'))}; a resumed run keeps its schedule "
+                f"(got {setting('scheduler', self.s.scheduler)}). Start a new run to use another one",
+                path,
+            )
+        if self.ema is not None:
+            self.ema.restore(ckpt.unwrap_model(self.model), state.get("ema_state"))
+        schedule = state.get("scheduler_state") or {}
+        try:
+            self.optimizer.load_state_dict(state["optimizer_state"])
+            if self.plateau is not None and schedule:
+                self.plateau.load_state_dict(schedule)
+            if state.get("scaler_state"):
+                self.scaler.load_state_dict(state["scaler_state"])
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
+        # checkpoints of slr before the closed form hold torch's LambdaLR state: its step count
+        steps = schedule.get("optimizer_steps", schedule.get("last_epoch", 0)) if self.lr_factor else 0
+        if not (isinstance(steps, int) and steps >= 0):
+            raise CheckpointError(f"damaged checkpoint: the schedule's step count is {steps!r}", path)
+        self.optimizer_steps, self.epochs_done = steps, state["epoch"]
+        new_lr = stored.get("lr", self.s.lr) != self.s.lr
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = self.s.weight_decay
+            if new_lr or self.s.scheduler is None:
+                group["lr"] = self.s.lr
+        if self.plateau is not None:
+            self.plateau.patience = self.s.scheduler_patience
+        self._set_lr()
+
+
+def lr_schedule(settings: TrainSettings, steps_per_epoch: int) -> Optional[Callable[[int, int], float]]:
+    """``factor(optimizer_steps, epochs_done)`` of --lr for the closed-form schedules; None for
+    plateau and none. Both are computed over --epochs, the total: a resumed run that raises it
+    follows the longer curve from where it stands."""
+    if settings.scheduler == "warmup_cosine":  # stepped per optimizer step (slr/engine/schedules.py)
+        factor = warmup_cosine_factor(settings.epochs * steps_per_epoch,
+                                      round(settings.warmup_epochs * steps_per_epoch))
+        return lambda steps, epochs: factor(steps)
+    if settings.scheduler == "cosine":
+        total = settings.epochs
+        return lambda steps, epochs: 0.5 * (1 + math.cos(math.pi * min(epochs, total) / total))
+    return None
+
+
 class Trainer:
+    """The loop around a ``TrainStep``: epochs, validation, the log row, checkpoints, stops."""
+
     def __init__(
         self,
         settings: TrainSettings,
@@ -92,41 +242,16 @@ class Trainer:
         self.paths = paths
         self.dist = dist
         self.view = view
-        self.amp_dtype = amp_dtype
         self.extras = checkpoint_extras
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-        self.scheduler = self._make_scheduler()
-        # hook: slr/engine/ema.py; validation and checkpoints use the average
-        self.ema = WeightAverage(ckpt.unwrap_model(model), settings.ema_decay) if settings.ema_decay else None
-        # float16 needs loss scaling; bfloat16 has float32's range and does not.
-        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.step = TrainStep(settings, model, device, amp_dtype, self._steps_per_epoch(), dist)
         self.progress = RunProgress()
         self.tensorboard = open_tensorboard_log(settings, paths.output_dir, dist.is_main)  # rank 0 writes
         self._pending_rng: Optional[dict[str, Any]] = None
         self._stop = StopSignals()
         self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
 
-    # -- setup ------------------------------------------------------------------------------
-    def _make_scheduler(self):
-        if self.s.scheduler == "plateau":
-            # The original tracked validation gloss accuracy: higher is better.
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="max", factor=0.5, patience=self.s.scheduler_patience
-            )
-        if self.s.scheduler == "warmup_cosine":  # hook: slr/engine/schedules.py, stepped per optimizer step
-            return make_warmup_cosine(self.optimizer, self.s.epochs, self.s.warmup_epochs, self._steps_per_epoch())
-        if self.s.scheduler == "cosine":
-            # Closed form over --epochs (the total): a resumed run that raises --epochs follows the
-            # longer curve from where it stands instead of staying at the end of the old one.
-            total = self.s.epochs
-            return torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, total) / total))
-            )
-        return None
-
     def _steps_per_epoch(self) -> int:
-        if self.train_loader is None:  # a trainer that only steps (the batch-size probe) has no epochs
+        if self.train_loader is None:  # a trainer built only to test its messages has no epochs
             return 1
         batches = math.ceil(len(self.train_loader.sampler) / self.s.batch_size)
         return optimizer_steps_per_epoch(batches, self.s.gradient_accumulation_steps)
@@ -134,9 +259,9 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         p = self.progress
-        raw = ckpt.unwrap_model(self.model)
-        model_state = ckpt.clean_state_dict(raw.state_dict() if self.ema is None else self.ema.shadow)
-        ema_state = self.ema.extra_state(raw) if self.ema is not None else None
+        raw, ema = ckpt.unwrap_model(self.model), self.step.ema
+        model_state = ckpt.clean_state_dict(raw.state_dict() if ema is None else ema.shadow)
+        ema_state = ema.extra_state(raw) if ema is not None else None
         if ema_state is not None:
             ema_state["training_weights"] = ckpt.clean_state_dict(ema_state["training_weights"])
         return make_checkpoint(
@@ -144,9 +269,9 @@ class Trainer:
             settings=self.s.model_dump(mode="json"),
             model_state=model_state,
             ema_state=ema_state,
-            optimizer_state=self.optimizer.state_dict(),
-            scheduler_state=self.scheduler.state_dict() if self.scheduler else None,
-            scaler_state=self.scaler.state_dict(),
+            optimizer_state=self.step.optimizer.state_dict(),
+            scheduler_state=self.step.schedule_state(),
+            scaler_state=self.step.scaler.state_dict(),
             epoch=p.epoch,
             step_in_epoch=p.step,
             epoch_totals=list(p.totals),
@@ -160,24 +285,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
         ckpt.load_model_state(self.model, state, path, settings=self.s, input_dim=self.extras["input_dim"])
-        if self.ema is not None:
-            self.ema.restore(ckpt.unwrap_model(self.model), state.get("ema_state"))
-        stored = state.get("settings", {})
-        if stored.get("scheduler", self.s.scheduler) != self.s.scheduler:
-            raise CheckpointError(
-                f"trained with {setting('scheduler', stored.get('scheduler'))}; a resumed run keeps its schedule "
-                f"(got {setting('scheduler', self.s.scheduler)}). Start a new run to use another one",
-                path,
-            )
-        try:
-            self.optimizer.load_state_dict(state["optimizer_state"])
-            if self.scheduler is not None and state.get("scheduler_state"):
-                self.scheduler.load_state_dict(state["scheduler_state"])
-            if state.get("scaler_state"):
-                self.scaler.load_state_dict(state["scaler_state"])
-        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(f"optimizer or scheduler state does not fit this run: {exc}", path) from None
-        self._apply_flags_over_resumed_state(stored)
+        self.step.load_state(state, path)
         derived = check_resume_values(state, path)  # the best epoch and stale epochs: from the history
         self._check_step_in_epoch(state, path)
         self.progress = RunProgress(
@@ -202,26 +310,6 @@ class Trainer:
             raise CheckpointError(
                 f"damaged checkpoint: 'step_in_epoch' is {state['step_in_epoch']} but an epoch of this run has "
                 f"{batches} steps", path)
-
-    def _apply_flags_over_resumed_state(self, stored: dict[str, Any]) -> None:
-        """The optimizer and scheduler states carry the old run's lr, weight decay and patience;
-        flags given on resume win over them, and the cosine curve follows the current --epochs."""
-        s, groups = self.s, self.optimizer.param_groups
-        new_lr = stored.get("lr", s.lr) != s.lr
-        for group in groups:
-            group["weight_decay"] = s.weight_decay
-            if new_lr:
-                group["lr"] = group["initial_lr"] = s.lr
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.patience = s.scheduler_patience
-        elif isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
-            if new_lr:
-                self.scheduler.base_lrs = [s.lr for _ in groups]
-            # The optimizer holds the lr the old curve reached (0 at its end when --epochs was
-            # smaller): put every group where the current curve is now.
-            for group, base, factor in zip(groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
-                group["lr"] = base * factor(self.scheduler.last_epoch)
-            self.scheduler._last_lr = [group["lr"] for group in groups]
 
     def save(self, path: Path) -> None:
         ranks_rng = every_ranks_rng(capture_rng(), self.dist)  # a collective: every rank saves together
@@ -265,7 +353,7 @@ class Trainer:
             p.best_metric, p.best_epoch, p.stale_epochs = val.gloss_acc, epoch, 0
         else:
             p.stale_epochs += 1
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.step.lr
         row = {
             "epoch": epoch,
             "train_loss": totals.loss,
@@ -281,11 +369,7 @@ class Trainer:
             "val_time": round(time.perf_counter() - val_started, 3),
         }
         p.history.append(row)
-        if self.scheduler is not None and s.scheduler not in PER_STEP_SCHEDULERS:
-            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(val.gloss_acc)
-            else:
-                self.scheduler.step()
+        self.step.end_epoch(val.gloss_acc)
         p.epoch, p.step, p.totals, p.epoch_seconds = epoch, 0, [0.0, 0.0, 0.0, 0.0], 0.0
         self.save(self.paths.last)
         if improved:
@@ -323,11 +407,11 @@ class Trainer:
             window_start = (i // k) * k
             window = min(k, n_batches - window_start)  # the last window of an epoch may be shorter
             last_micro = i + 1 == window_start + window
-            loss, gloss_logits, cat_logits = self.train_step(batch, window, sync_gradients=last_micro)
+            loss, gloss_logits, cat_logits = self.step.forward_backward(batch, window, sync_gradients=last_micro)
             totals.add(loss, gloss_logits, cat_logits, batch.gloss, batch.cat)
             samples_seen += batch.gloss.shape[0]
             if last_micro:
-                self.optimizer_step()
+                self.step.optimizer_step()
             done = i + 1
             if done % self.sync_every == 0 or done == n_batches:
                 if self._any_rank(not totals.loss_is_finite()):
@@ -350,58 +434,19 @@ class Trainer:
         model = self.model.module if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) else self.model
         model.eval()
         totals = RunningTotals(self.device)
-        with averaged_weights(self.ema, ckpt.unwrap_model(model)):
+        with averaged_weights(self.step.ema, ckpt.unwrap_model(model)):
             self._validate_batches(model, totals)
         return totals.summary(self.dist)
 
     def _validate_batches(self, model, totals) -> None:
         for batch in self.val_loader:
             batch = batch.to(self.device, non_blocking=True)
-            with self._autocast():
+            with self.step.autocast():
                 gloss_logits, cat_logits = model(batch.x, batch.mask)
-                loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
+                loss = self.step.loss(gloss_logits, cat_logits, batch.gloss, batch.cat)
             totals.add(loss.float(), gloss_logits, cat_logits, batch.gloss, batch.cat)
 
-    # -- pieces -----------------------------------------------------------------------------
-    def train_step(self, batch, window: int, sync_gradients: bool = True):
-        """Forward and backward of one micro-batch, its loss divided by its window's size; the
-        optimizer steps separately (``optimizer_step``). The --auto-batch-size probe runs this too."""
-        sync = contextlib.nullcontext()
-        if self.dist.enabled and not sync_gradients and hasattr(self.model, "no_sync"):
-            sync = self.model.no_sync()  # gradients are all-reduced once per window, not per micro-step
-        with sync:
-            with self._autocast():
-                gloss_logits, cat_logits = self.model(batch.x, batch.mask)
-                loss = self._loss(gloss_logits, cat_logits, batch.gloss, batch.cat, self.s.label_smoothing)
-            self.scaler.scale(loss / window).backward()
-        return loss, gloss_logits, cat_logits
-
-    def _loss(self, gloss_logits, cat_logits, gloss, cat, label_smoothing: float = 0.0) -> torch.Tensor:
-        return gloss_and_category_loss(
-            gloss_logits, cat_logits, gloss, cat, self.s.alpha, self.s.beta, label_smoothing
-        )
-
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def optimizer_step(self) -> None:
-        if self.s.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(
-                [p for g in self.optimizer.param_groups for p in g["params"]], self.s.grad_clip
-            )
-        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        skipped = scale is not None and self.scaler.get_scale() < scale  # inf gradients: no step was taken
-        if self.s.scheduler in PER_STEP_SCHEDULERS and self.scheduler is not None and not skipped:
-            self.scheduler.step()
-        if self.ema is not None and not skipped:
-            self.ema.update(ckpt.unwrap_model(self.model))
-
+    # -- stops ------------------------------------------------------------------------------
     def _stop_non_finite(self, epoch: int, step: int, batch=None) -> None:
         s, p = self.s, self.progress
         kept = f"{self.paths.last.name} (epoch {p.epoch})" if p.epoch else "no checkpoint yet"
