@@ -29,7 +29,7 @@ LIBRARY = ("data", "models", "engine", "extract", "analysis")
 
 
 def part_of(module: str) -> str | None:
-    """'slr.engine.trainer' -> 'engine'; 'slr.cli_params' -> 'cli'; 'slr.errors' -> 'base'."""
+    """'slr.engine.training' -> 'engine'; 'slr.cli_params' -> 'cli'; 'slr.errors' -> 'base'."""
     parts = module.split(".")
     if parts[0] != "slr":
         return None

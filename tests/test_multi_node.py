@@ -211,7 +211,7 @@ def test_a_frozen_node_is_given_up_after_the_timeout(clips, tmp_path):
 STOP_AT = textwrap.dedent(
     """
     import os, signal, sys
-    import slr.engine.trainer as trainer
+    import slr.engine.training as trainer
 
     STOP, steps = int(os.environ["STOP_AFTER_STEPS"]), [0]
     original = trainer.TrainStep.optimizer_step

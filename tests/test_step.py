@@ -1,4 +1,4 @@
-"""The training step alone (slr/engine/trainer.py's TrainStep): it runs without a run folder, and
+"""The training step alone (slr/engine/training.py's TrainStep): it runs without a run folder, and
 its closed-form learning rates follow the curves torch's schedulers gave before."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from slr.data.dataset import ClipBatch
-from slr.engine.autobatch_probe import probe_step
-from slr.engine.schedules import warmup_cosine_factor
+from slr.engine.autobatch import probe_step
+from slr.engine.training import warmup_cosine_factor
 from slr.engine.smoke import run_smoke
-from slr.engine.trainer import TrainStep, lr_schedule
+from slr.engine.training import TrainStep, lr_schedule
 from slr.models.registry import build_model
 from slr.settings import SmokeSettings, TrainSettings
 

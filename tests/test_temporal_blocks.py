@@ -10,9 +10,9 @@ import torch
 import model_checks
 
 from slr.engine import checkpoint as ckpt
-from slr.engine.checkpoint_schema import make_checkpoint
+from slr.engine.checkpoint import make_checkpoint
 from slr.engine.run import resume, train
-from slr.engine.trainer import capture_rng
+from slr.engine.checkpoint import capture_rng
 from slr.errors import CheckpointError
 from slr.models.conv_block import ConvBlock, MaskedBatchNorm
 from slr.models.iv3_gru import InceptionV3GRU
@@ -183,7 +183,7 @@ def test_late_dropout_is_off_until_switched_on_and_never_in_eval(build, batch_no
 
 @pytest.mark.parametrize("model", ["transformer", "iv3_gru"])
 def test_the_trainer_switches_late_dropout_on_from_its_epoch(clips, tmp_path, model, monkeypatch):
-    import slr.engine.trainer as trainer_module
+    import slr.engine.training as trainer_module
 
     per_epoch: dict[int, set] = {}
     original = trainer_module.Trainer.train_epoch

@@ -82,7 +82,7 @@ def _preview_step(settings: TrainSettings, width: int, device):
     """The probe's real training step, on clips of the preview's size."""
     from types import SimpleNamespace
 
-    from slr.engine.autobatch_probe import probe_step
+    from slr.engine.autobatch import probe_step
 
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
     return probe_step(settings, SimpleNamespace(input_dim=width, longest_clip=PREVIEW_FRAMES), device, amp)

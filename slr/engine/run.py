@@ -8,18 +8,15 @@ returned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 
 from slr import __version__
-from slr.config import read_config_file, check_config_values, resolve_settings
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
-from slr.engine.autobatch import choose_batch_size
-from slr.engine.checkpoint_schema import check_resume_values
+from slr.engine.autobatch import activation_bytes_per_sample, choose_batch_size
 from slr.engine.distributed import (
     DistInfo,
     init_distributed,
@@ -28,18 +25,31 @@ from slr.engine.distributed import (
     peer_lost_message,
     shutdown_distributed,
 )
-from slr.engine.logbook import write_json
-from slr.engine.memory_release import fix_mmap_threshold
-from slr.engine.best_agreement import reconcile_best
 from slr.engine.observer import SilentObserver, TrainingObserver
-from slr.engine.run_files import check_writable, files_record, keep_earlier_run
-from slr.engine.run_lock import hold_output_dir, release_all
-from slr.engine.stale_temps import remove_stale_temporaries
+from slr.engine.resume import (  # noqa: F401 - plan_resume and ResumePlan: the public entry points stay here too
+    ResumePlan,
+    check_resume,
+    check_same_layout,
+    fit_batch_to_world,
+    plan_resume,
+    totals_to_resume,
+)
+from slr.engine.run_folder import (
+    RunPaths,
+    check_writable,
+    files_record,
+    hold_output_dir,
+    keep_earlier_run,
+    release_all,
+    remove_stale_temporaries,
+    run_paths,
+    write_json,
+)
 from slr.engine.threads import apply_threads
-from slr.engine.trainer import Interrupted, RunPaths, Trainer
-from slr.errors import CheckpointError, DataError, TrainingStopped, setting
+from slr.engine.training import Interrupted, Trainer
+from slr.errors import TrainingStopped, setting
 from slr.models.registry import model_spec
-from slr.settings import ResumeSettings, TrainSettings, stored_train_settings
+from slr.settings import ResumeSettings, TrainSettings
 
 
 @dataclass
@@ -54,77 +64,6 @@ class TrainOutcome:
     model: Optional[torch.nn.Module] = None  # the trained model, unwrapped (None when nothing trained)
 
 
-@dataclass
-class ResumePlan:
-    """A checkpoint to continue from and the settings the continued run will use."""
-
-    path: Path
-    state: dict[str, Any]
-    settings: TrainSettings
-    #: (setting, value stored in the checkpoint, value now) for each setting the config file or the
-    #: flags changed
-    changes: list[tuple[str, Any, Any]] = field(default_factory=list)
-
-
-def plan_resume(request: ResumeSettings) -> ResumePlan:
-    """Stored settings < config file < flags, for `slr resume` and `slr train --resume` alike."""
-    path = Path(request.checkpoint)
-    state = ckpt.load_checkpoint(path, need="resume")
-    given: dict[str, Any] = {}
-    if request.config is not None:
-        given = dict(read_config_file(request.config))
-        check_config_values(TrainSettings, given, request.config)  # bad values name the file
-    given.update(request.overrides)
-    given.pop("resume", None)
-    # settings added since the checkpoint was written take the value of before they existed
-    stored = {k: v for k, v in stored_train_settings(state["settings"]).items() if k not in ("resume", "smoke_test")}
-    stored.update(_outputs_beside(path, stored, given))
-    settings = resolve_settings(
-        TrainSettings, given, base=stored, base_source=f"{path} (settings stored in the checkpoint)"
-    )
-    _check_stored_data_dirs(settings, given, path)
-    before = _as_stored(stored)
-    now = settings.model_dump(mode="json")
-    changes = [(name, before.get(name), now[name]) for name in now if name in given and before.get(name) != now[name]]
-    return ResumePlan(path, state, settings, changes)
-
-
-def _as_stored(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored settings in the form model_dump(mode="json") gives, so that equal values compare equal."""
-    try:
-        return TrainSettings.model_validate(dict(stored)).model_dump(mode="json")
-    except Exception:  # noqa: BLE001 - invalid stored settings were already refused by resolve_settings
-        return dict(stored)
-
-
-def _outputs_beside(checkpoint: Path, stored: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """A resumed run writes beside its checkpoint: the stored output folder was relative to wherever
-    the first run started, and may now hold another run."""
-    if "output_dir" in given:
-        return {}
-    updates: dict[str, Any] = {"output_dir": str(checkpoint.parent)}
-    log = stored.get("log_csv")
-    if log and "log_csv" not in given:
-        try:  # a log inside the old output directory moves along; one kept elsewhere stays there
-            updates["log_csv"] = str(checkpoint.parent / Path(log).relative_to(stored.get("output_dir", "runs")))
-        except ValueError:
-            pass
-    return updates
-
-
-def _check_stored_data_dirs(settings: TrainSettings, given: Mapping[str, Any], checkpoint: Path) -> None:
-    kind = model_spec(settings.model).input_kind
-    for split in ("train", "val"):
-        name = f"{kind}_{split}"
-        directory = getattr(settings, name)
-        if directory is not None and name not in given and not Path(directory).is_dir():
-            raise DataError(
-                f"{setting(name)} {directory}, stored in the checkpoint (relative to where the run started), is "
-                f"not a directory here: run from there, or pass {setting(name, 'DIR')}",
-                checkpoint,
-            )
-
-
 def train(
     settings: TrainSettings,
     observer: Optional[TrainingObserver] = None,
@@ -132,7 +71,7 @@ def train(
 ) -> TrainOutcome:
     """Train (or continue ``resume``) with ``settings``; what happens goes to ``observer``.
 
-    Raises ``trainer.Interrupted`` after a stop request (Ctrl-C) once a resumable checkpoint is
+    Raises ``training.Interrupted`` after a stop request (Ctrl-C) once a resumable checkpoint is
     written, ``TrainingStopped`` for a run that cannot go on, and other ``SlrError`` for bad input.
     """
     choice = hardware.select_device(settings.device)
@@ -154,7 +93,7 @@ def train(
             raise TrainingStopped(peer_lost_message(dist, exc, settings.dist_timeout_s, run_paths(settings).last)) from None
         raise
     finally:
-        release_all()  # the output folder's lock (slr/engine/run_lock.py)
+        release_all()  # the output folder's lock (slr/engine/run_folder.py)
     shutdown_distributed(wait_for_peers=True)
     return outcome
 
@@ -170,15 +109,12 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     if resume is not None:
         for name, before, now in resume.changes:
             observer.note(f"{setting(name)}: {now} (the checkpoint has {before})")
-        ckpt.check_compatible(state, resume.path, model=settings.model, num_gloss=settings.num_gloss,
-                              num_cat=settings.num_cat)
-        derived = check_resume_values(state, resume.path)
-        for text in reconcile_best(state, resume.path) if dist.is_main else []:
+        checked = check_resume(resume, settings, dist)  # slr/engine/resume.py: every check, once
+        for text in checked.notes:
             observer.note(text)
-        done = _nothing_to_do(settings, state, derived.stale_epochs, resume.path)
-        if done is not None:
-            observer.note(done)
-            return TrainOutcome(run_paths(settings), derived.best_metric, derived.best_epoch,
+        if checked.nothing_to_do is not None:
+            observer.note(checked.nothing_to_do)
+            return TrainOutcome(run_paths(settings), checked.progress.best_metric, checked.progress.best_epoch,
                                 state["epoch"], state["history"], is_main=dist.is_main, trained=False)
 
     paths = run_paths(settings)
@@ -198,8 +134,6 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
     settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer)
     runtime["malloc_mmap_mib"] = _fix_mmap_threshold(settings, observer)
-    from slr.engine.resume_world import fit_batch_to_world, totals_to_resume  # another number of processes
-
     settings, runtime, world_notes = fit_batch_to_world(settings, runtime, state, dist, resume.path if resume else None)
     train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
 
@@ -224,7 +158,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     }
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
     if resume is not None:
-        trainer.load_state_dict(state, resume.path)
+        trainer.load_state_dict(state, resume.path, checked.progress)
         trainer.progress.totals = totals_to_resume(trainer.progress.totals, dist)
     if dist.is_main:
         for names, folder in keep_earlier_run(paths, settings.model, resume.path if resume else None):
@@ -243,39 +177,13 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
 
 
 def _fix_mmap_threshold(settings: TrainSettings, observer: TrainingObserver) -> int:
-    """The allocator's mmap threshold for this process, before the first step (slr/engine/memory_release.py);
+    """The allocator's mmap threshold for this process, before the first step (slr/engine/hardware.py);
     returns what was set (0: glibc's own rule), for settings.json."""
-    refused = fix_mmap_threshold(settings.malloc_mmap_mib)
+    refused = hardware.fix_mmap_threshold(settings.malloc_mmap_mib)
     if refused is not None:
         observer.notice(f"{setting('malloc_mmap_mib', settings.malloc_mmap_mib)} not applied: {refused}")
         return 0
     return settings.malloc_mmap_mib
-
-
-def check_same_layout(state: Mapping[str, Any], declared: Optional[dict[str, Any]], path: Path) -> None:
-    """A resumed run reads its clips as the checkpoint's run did: the same layout declaration or none."""
-    stored = state.get("keypoint_layout")
-    if stored != declared:
-        now = "none" if declared is None else "another one"
-        raise CheckpointError(
-            f"trained with {'no' if stored is None else 'a'} {setting('keypoint_layout')} declaration, and this run "
-            f"has {now}: a resumed run must read the clips as it was trained (keep the layout file as it was, "
-            "or start a new run)",
-            path,
-        )
-
-
-def _nothing_to_do(settings: TrainSettings, state: Mapping[str, Any], stale: int, path: Path) -> Optional[str]:
-    """Why a resumed run has nothing left to train, or None."""
-    if state["epoch"] >= settings.epochs:
-        return (f"{path} has already trained {state['epoch']} of {setting('epochs', settings.epochs)}: nothing to "
-                f"do ({setting('epochs')} is the total; raise it to train further)")
-    if settings.early_stop and stale >= settings.early_stop:
-        return (f"{path} stopped early after epoch {state['epoch']}: no better val_gloss_acc for {stale} "
-                f"epoch{'s' if stale > 1 else ''} ({setting('early_stop', settings.early_stop)}). Nothing to do; "
-                f"to train further pass a larger {setting('early_stop')}, or {setting('early_stop', None)} to "
-                f"turn it off")
-    return None
 
 
 def _run_header(settings, device, reason, data, runtime, amp, total_params, trainable) -> str:
@@ -293,18 +201,6 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
     if amp is not None:
         parts.append(f"AMP {str(amp).removeprefix('torch.')}")
     return "; ".join(parts)
-
-
-def run_paths(settings: TrainSettings) -> RunPaths:
-    out = Path(settings.output_dir)
-    name = model_spec(settings.model).class_name
-    return RunPaths(
-        output_dir=out,
-        last=out / f"{name}_last.pt",
-        best=out / f"{name}_best.pt",
-        log_csv=Path(settings.log_csv) if settings.log_csv else out / "log.csv",
-        settings_json=out / "settings.json",
-    )
 
 
 def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistInfo) -> list[str]:
@@ -356,13 +252,13 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
                 updates["gradient_accumulation_steps"] = stored["accumulation"]
             runtime["batch_size"] = stored
         else:
-            from slr.engine.autobatch_probe import probe_step
+            from slr.engine.autobatch import probe_step
 
             given = settings.batch_size if "batch_size" in settings.model_fields_set else None
             pick = choose_batch_size(
                 given, settings.gradient_accumulation_steps, device,
                 step=probe_step(settings, data, device, amp) if device.type == "cuda" else None,
-                bytes_per_sample=lambda: hardware.activation_bytes_per_sample(
+                bytes_per_sample=lambda: activation_bytes_per_sample(
                     settings.model, settings, data.input_dim, data.longest_clip),
                 frames=data.longest_clip,
             )

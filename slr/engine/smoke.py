@@ -27,9 +27,10 @@ from slr.data.synthetic import make_synthetic_clips, write_clips
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.threads import apply_threads
-from slr.engine.checkpoint_schema import make_checkpoint
+from slr.engine.checkpoint import make_checkpoint
 from slr.engine.observer import SilentObserver
-from slr.engine.trainer import TrainStep
+from slr.engine.run_folder import checkpoint_path
+from slr.engine.training import TrainStep
 from slr.errors import setting
 from slr.models.registry import build_model, count_parameters, model_spec
 from slr.settings import SmokeSettings, TrainSettings
@@ -131,7 +132,7 @@ def _smoke_frames(settings: SmokeSettings, device: torch.device) -> SmokeReport:
     report.checks["loss is finite"] = finite
     report.checks[f"loss fell ({losses[0]:.3f} -> {losses[-1]:.3f})"] = finite and losses[-1] <= LOSS_MUST_FALL_TO * losses[0]
     with tempfile.TemporaryDirectory(prefix="slr-smoke-") as tmp:
-        path = Path(tmp) / f"{model_spec(settings.model).class_name}_smoke.pt"
+        path = checkpoint_path(Path(tmp), settings.model, "smoke")
         ckpt.save_checkpoint(make_checkpoint("weights", model=settings.model,
                                              model_class=model_spec(settings.model).class_name,
                                              model_state=ckpt.clean_state_dict(model.state_dict())), path)

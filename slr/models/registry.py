@@ -150,8 +150,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameter counts; a frozen backbone counts as not trainable."""
     params = list(model.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
-
-
-def checkpoint_filename(name: str, which: str) -> str:
-    """``checkpoint_filename("transformer", "last")`` → ``"SignTransformer_last.pt"``."""
-    return f"{model_spec(name).class_name}_{which}.pt"
