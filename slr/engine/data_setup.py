@@ -125,8 +125,7 @@ def validate_command(settings: TrainSettings, src: SplitSource) -> str:
 def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) -> RunData:
     spec = model_spec(settings.model)
     keypoints = spec.input_kind == "keypoints"
-    key = settings.kp_key if keypoints else settings.feature_key
-    fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
+    key, fallback = spec.clip_keys(settings)  # the guide: features in X2048, or X
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
     datasets, frames, notices, labels, checked = [], [], [], [], []

@@ -305,11 +305,6 @@ def totals_to_save(values: torch.Tensor, dist: DistInfo) -> list[float]:
     return [float(v) for v in all_reduce_sum(values.detach().clone(), dist).tolist()]
 
 
-def totals_to_resume(totals: list[float], dist: DistInfo) -> list[float]:
-    """The stored epoch totals hold every rank's clips: rank 0 carries them on, the others start at 0."""
-    return list(totals) if dist.is_main else [0.0] * len(totals)
-
-
 def every_ranks_rng(own: dict[str, Any], dist: DistInfo) -> dict[str, Any]:
     """``{"rng_ranks": [rank 0's, rank 1's, ...]}`` for a checkpoint (a collective), {} in one process.
 

@@ -32,7 +32,6 @@ from slr.engine.resume import (  # noqa: F401 - plan_resume and ResumePlan: the 
     check_same_layout,
     fit_batch_to_world,
     plan_resume,
-    totals_to_resume,
 )
 from slr.engine.run_folder import (
     RunPaths,
@@ -159,7 +158,6 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
     if resume is not None:
         trainer.load_state_dict(state, resume.path, checked.progress)
-        trainer.progress.totals = totals_to_resume(trainer.progress.totals, dist)
     if dist.is_main:
         for names, folder in keep_earlier_run(paths, settings.model, resume.path if resume else None):
             observer.note(f"kept the earlier run's {', '.join(names)}: moved to {folder}")

@@ -44,7 +44,7 @@ class RunProgress:
 
     epoch: int = 0  # epochs fully done
     step: int = 0  # optimizer windows' micro-batches done inside the current epoch
-    totals: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    totals: EpochTotals = field(default_factory=lambda: EpochTotals())  # of the current epoch so far
     epoch_seconds: float = 0.0  # time already spent in the current epoch before an interruption
     best_metric: float = -math.inf
     best_epoch: int = 0
@@ -117,7 +117,7 @@ class Trainer:
             scaler_state=self.step.scaler.state_dict(),
             epoch=p.epoch,
             step_in_epoch=p.step,
-            epoch_totals=list(p.totals),
+            epoch_totals=p.totals.as_list(),
             epoch_seconds=p.epoch_seconds,
             best_metric=p.best_metric,
             best_epoch=p.best_epoch,
@@ -136,7 +136,8 @@ class Trainer:
         self.progress = RunProgress(
             epoch=state["epoch"],
             step=state["step_in_epoch"],
-            totals=list(state["epoch_totals"]),
+            # summed over every rank when saved: rank 0 alone carries them on (slr/engine/resume.py)
+            totals=EpochTotals(*state["epoch_totals"]) if self.dist.is_main else EpochTotals(),
             epoch_seconds=state["epoch_seconds"],
             best_metric=derived.best_metric,
             best_epoch=derived.best_epoch,
@@ -215,7 +216,7 @@ class Trainer:
         }
         p.history.append(row)
         self.step.end_epoch(val.gloss_acc)
-        p.epoch, p.step, p.totals, p.epoch_seconds = epoch, 0, [0.0, 0.0, 0.0, 0.0], 0.0
+        p.epoch, p.step, p.totals, p.epoch_seconds = epoch, 0, EpochTotals(), 0.0
         self.save(self.paths.last)
         if improved and self.dist.is_main:
             ckpt.copy_checkpoint(self.paths.last, self.paths.best)  # the same state: copied, not saved again
@@ -262,11 +263,11 @@ class Trainer:
                 if self._any_rank(not totals.loss_is_finite()):
                     self._stop_non_finite(epoch, done, batch)
                 elapsed = time.perf_counter() - epoch_started
-                self.view.step(done, samples_seen / max(elapsed, 1e-9), float(totals.values[0] / totals.values[3]))
+                self.view.step(done, samples_seen / max(elapsed, 1e-9), totals.mean_loss())
                 if self.view.wants_memory:
                     self.view.memory(memory_snapshot(self.device))
             if last_micro and self._interrupt_agreed():
-                p.step, p.totals = done, totals_to_save(totals.values, self.dist)  # every rank's clips
+                p.step, p.totals = done, EpochTotals(*totals_to_save(totals.values, self.dist))  # every rank's clips
                 p.epoch_seconds = time.perf_counter() - epoch_started
                 self.save(self.paths.last)
                 raise Interrupted(self.paths.last, self._stop)
@@ -592,9 +593,9 @@ def averaged_weights(average: Optional[WeightAverage], model: nn.Module):
 class RunningTotals:
     """Sample-weighted loss and correct counts: the epoch mean, not the last batch's value."""
 
-    def __init__(self, device: torch.device, initial: list[float] | None = None):
-        # [loss_sum, gloss_correct, cat_correct, samples]
-        self.values = torch.tensor(initial or [0.0, 0.0, 0.0, 0.0], dtype=torch.float64, device=device)
+    def __init__(self, device: torch.device, initial: Optional[EpochTotals] = None):
+        # in EpochTotals' order: loss_sum, gloss_correct, cat_correct, samples
+        self.values = torch.tensor((initial or EpochTotals()).as_list(), dtype=torch.float64, device=device)
 
     def add(self, loss: torch.Tensor, gloss_logits, cat_logits, gloss, cat) -> None:
         n = gloss.shape[0]
@@ -611,8 +612,8 @@ class RunningTotals:
     def loss_is_finite(self) -> bool:
         return bool(torch.isfinite(self.values[0]).item())
 
-    def as_list(self) -> list[float]:
-        return [float(v) for v in self.values.tolist()]
+    def mean_loss(self) -> float:
+        return float(self.values[0] / self.values[3])
 
     def summary(self, info: DistInfo) -> "EpochTotals":
         totals = all_reduce_sum(self.values.clone(), info).tolist()
@@ -621,10 +622,15 @@ class RunningTotals:
 
 @dataclass(frozen=True)
 class EpochTotals:
-    loss_sum: float
-    gloss_correct: float
-    cat_correct: float
-    samples: float
+    """An epoch's sums; checkpoints store them as ``epoch_totals``, a list in this order."""
+
+    loss_sum: float = 0.0
+    gloss_correct: float = 0.0
+    cat_correct: float = 0.0
+    samples: float = 0.0
+
+    def as_list(self) -> list[float]:
+        return [self.loss_sum, self.gloss_correct, self.cat_correct, self.samples]
 
     @property
     def loss(self) -> float:
