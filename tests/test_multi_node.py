@@ -214,6 +214,7 @@ STOP_AT = textwrap.dedent(
     import slr.engine.training as trainer
 
     STOP, steps = int(os.environ["STOP_AFTER_STEPS"]), [0]
+    trainer.SYNC_WINDOW = 1  # agree at every step, so that the stop lands at STOP under torchrun too
     original = trainer.TrainStep.optimizer_step
 
     def step(self):

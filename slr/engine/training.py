@@ -27,7 +27,7 @@ from torch import nn
 from slr.data.clip_limits import batch_value_note
 from slr.engine import checkpoint as ckpt
 from slr.engine.checkpoint import Progress, capture_rng, check_resume_values, make_checkpoint, restore_rng
-from slr.engine.distributed import DistInfo, all_reduce_sum, broadcast_flag
+from slr.engine.distributed import DistInfo, all_reduce_sum, any_rank
 from slr.engine.hardware import memory_snapshot, release_freed_memory
 from slr.engine.observer import TrainingObserver
 from slr.engine.resume import every_ranks_rng, rng_for_rank, totals_to_save
@@ -36,6 +36,10 @@ from slr.engine.stop_signals import StopSignals
 from slr.errors import CheckpointError, TrainingStopped, setting
 from slr.models.late_dropout import switch_late_dropout
 from slr.settings import TrainSettings
+
+
+#: Micro-batches between reads of the loss and agreements between ranks, on a GPU or under DDP.
+SYNC_WINDOW = 20
 
 
 @dataclass
@@ -91,7 +95,9 @@ class Trainer:
         self.tensorboard = open_tensorboard_log(settings, paths.output_dir, dist.is_main)  # rank 0 writes
         self._pending_rng: Optional[dict[str, Any]] = None
         self._stop = StopSignals()
-        self.sync_every = 1 if device.type == "cpu" else 20  # .item() syncs the GPU: not every step there
+        # How often (in micro-batches, at the next optimizer step) the loss is read and the ranks agree
+        # on stopping: .item() syncs a GPU, and under DDP each agreement is a collective.
+        self.sync_every = 1 if device.type == "cpu" and not dist.enabled else SYNC_WINDOW
 
     def _steps_per_epoch(self) -> int:
         if self.train_loader is None:  # a trainer built only to test its messages has no epochs
@@ -220,10 +226,13 @@ class Trainer:
         self.save(self.paths.last)
         if improved and self.dist.is_main:
             ckpt.copy_checkpoint(self.paths.last, self.paths.best)  # the same state: copied, not saved again
+        (interrupted,) = self._agree(self._stop_asked())  # asked during the last window or validation
         if self.dist.is_main:
             write_log_csv(self.paths.log_csv, p.history)
             self.tensorboard.write(row)
         self.view.epoch_end({**row, "best": p.best_metric}, s.epochs, improved, snapshot)
+        if interrupted:  # the epoch is complete and saved: a resume starts the next one
+            raise Interrupted(self.paths.last, self._stop)
         stop = bool(s.early_stop and p.stale_epochs >= s.early_stop)
         if stop:
             self.view.note(
@@ -245,6 +254,7 @@ class Trainer:
         n_batches = math.ceil((len(sampler) + sampler.skip) / s.batch_size)
         k = s.gradient_accumulation_steps
         totals = RunningTotals(self.device, p.totals)
+        next_check = p.step + self.sync_every
         self.view.epoch_start(epoch, s.epochs, n_batches, p.step)
         epoch_started = time.perf_counter()
         samples_seen = 0
@@ -256,17 +266,24 @@ class Trainer:
             loss, gloss_logits, cat_logits = self.step.forward_backward(batch, window, sync_gradients=last_micro)
             totals.add(loss, gloss_logits, cat_logits, batch.gloss, batch.cat)
             samples_seen += batch.gloss.shape[0]
-            if last_micro:
-                self.step.optimizer_step()
+            if not last_micro:
+                continue
+            self.step.optimizer_step()
             done = i + 1
-            if done % self.sync_every == 0 or done == n_batches:
-                if self._any_rank(not totals.loss_is_finite()):
-                    self._stop_non_finite(epoch, done, batch)
-                elapsed = time.perf_counter() - epoch_started
-                self.view.step(done, samples_seen / max(elapsed, 1e-9), totals.mean_loss())
-                if self.view.wants_memory:
-                    self.view.memory(memory_snapshot(self.device))
-            if last_micro and self._interrupt_agreed():
+            at_end = done == n_batches
+            if done < next_check and not at_end and not (self._stop_asked() and not self.dist.enabled):
+                continue  # (one process asks no other: it stops at the next step)
+            next_check = done + self.sync_every
+            # One agreement per window: a stop asked for in the epoch's last window waits for the
+            # epoch's end (_run_epoch), where the finished epoch is saved first.
+            non_finite, stop = self._agree(not totals.loss_is_finite(), self._stop_asked() and not at_end)
+            if non_finite:
+                self._stop_non_finite(epoch, done, batch)
+            elapsed = time.perf_counter() - epoch_started
+            self.view.step(done, samples_seen / max(elapsed, 1e-9), totals.mean_loss())
+            if self.view.wants_memory:
+                self.view.memory(memory_snapshot(self.device))
+            if stop:
                 p.step, p.totals = done, EpochTotals(*totals_to_save(totals.values, self.dist))  # every rank's clips
                 p.epoch_seconds = time.perf_counter() - epoch_started
                 self.save(self.paths.last)
@@ -315,13 +332,13 @@ class Trainer:
             return []
         return [names[int(i)] for i in batch.index.tolist() if 0 <= int(i) < len(names)]
 
-    def _interrupt_agreed(self) -> bool:
-        return self._any_rank(self._stop.requested is not None)
+    def _stop_asked(self) -> bool:
+        return self._stop.requested is not None
 
-    def _any_rank(self, flag: bool) -> bool:
-        """Decisions that end the run are taken by all ranks at once: a rank that stopped alone would
-        leave the others waiting in the next collective."""
-        return broadcast_flag(flag, self.dist, self.device)  # the flag itself in one process
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Decisions that end the run are taken by all ranks at once (each flag: true on any rank), in
+        one collective: a rank that stopped alone would leave the others waiting in the next one."""
+        return any_rank(flags, self.dist, self.device)  # the flags themselves in one process
 
 
 
