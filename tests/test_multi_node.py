@@ -270,6 +270,20 @@ def test_resumed_mid_epoch_on_another_number_of_processes_continues_exactly(
     _compare(_history(straight), _log(out / "log.csv"), tol=TOL)
 
 
+def test_a_stop_at_an_epochs_last_step_saves_the_whole_epoch_and_resumes_exactly(clips, tmp_path, one_thread):
+    """72 clips in batches of 16: 5 steps an epoch; stopped after step 5, the last of epoch 1. Before,
+    the checkpoint said "step 5 of epoch 2", which the resume refused as damaged ("an epoch of this
+    run has 5 steps"); now the epoch ends (validation, log, checkpoint) and the run stops after it."""
+    straight = train(_settings(clips, tmp_path / "single", epochs=2, batch_size=16, dropout=0.0, augment=False))
+    out = tmp_path / "run"
+    last = _interrupted(tmp_path, _args(clips, out, "--epochs", "2", "--batch-size", "16", *EXACT), 1, 5)
+    state = ckpt.load_checkpoint(last, need="resume")
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 0)
+    resumed = _resume(last, 1)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    _compare(_history(straight), _log(out / "log.csv"), tol=1e-6)
+
+
 def test_a_global_batch_the_new_processes_cannot_share_is_refused(clips, tmp_path, one_thread):
     train(_settings(clips, tmp_path / "run", epochs=1, batch_size=5))
     last = tmp_path / "run" / "SignTransformer_last.pt"
