@@ -496,6 +496,14 @@ class HwinfoSettings(Settings):
 
     json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Device to report on.")
+    probe: Optional[ModelName] = Field(
+        None, description="Measure --auto-batch-size's batch for this model with real training steps on the device "
+        "(CUDA: allocator peak; CPU, MPS: resident memory), beside the memory rule's guess, and time a step.")
+    keypoints: Optional[Path] = Field(None, description="--probe: clips whose longest length and width to probe with.")
+    features: Optional[Path] = Field(None, description="--probe: feature clips whose longest length and width to use.")
+    frames: Optional[int] = Field(None, ge=1, le=100_000, description="--probe: frames per clip (default 64).")
+    width: Optional[int] = Field(None, ge=1, le=100_000,
+                                 description="--probe: values per frame (default: the model's usual input).")
 
     model_config = ConfigDict(populate_by_name=True)
 

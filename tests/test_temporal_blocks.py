@@ -232,8 +232,7 @@ def test_conv_blocks_train_under_mixed_precision_as_in_float32(clips, tmp_path, 
     """The convolutions and the masked batch norm under autocast: the run follows float32's."""
     common = dict(COMMON, conv_kernel=5, conv_blocks=2, motion_features=True, hand_centred=True)
     reference = train(settings(clips, tmp_path / "fp32", epochs=3, **{**common, "amp": False}))
-    force_amp(dtype)
-    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **common))
+    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **common), capabilities=force_amp(dtype))
     assert mixed.history[-1]["train_loss"] < 0.6 * mixed.history[0]["train_loss"]  # it learns
     for row, ref in zip(mixed.history, reference.history):
         assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=0.02)

@@ -1,4 +1,5 @@
-"""--auto-batch-size: measured by probing the training step on CUDA, a memory rule elsewhere.
+"""--auto-batch-size: measured by probing the training step on CUDA, a memory rule elsewhere
+(`slr hwinfo --probe` measures on any device).
 
 A batch size the user gave is never raised. On CUDA it is lowered only when the probe says it does
 not fit, and the accumulation steps then grow by the same factor, so the effective batch (batch x
@@ -15,7 +16,7 @@ import torch
 
 from slr.data.dataset import ClipBatch
 from slr.engine import hardware
-from slr.engine.hardware import GIB
+from slr.engine.hardware import GIB, DeviceMemory
 from slr.engine.training import TrainStep
 from slr.errors import ConfigError, setting
 
@@ -43,29 +44,28 @@ def choose_batch_size(
     step: Optional[Callable[[int], None]],
     bytes_per_sample: Callable[[], int],
     frames: int,
+    memory: Optional[DeviceMemory] = None,
 ) -> BatchChoice:
     """The batch size and accumulation steps to train with.
 
     ``given``: the batch size the user set (None: pick one). ``step(batch)``: one real training step
-    on a worst-case batch of ``frames``-frame clips (CUDA only). ``bytes_per_sample()``: the memory
-    rule's estimate for one clip (CPU and MPS).
+    on a worst-case batch of ``frames``-frame clips, given where the device can probe (CUDA; any
+    device for ``slr hwinfo --probe``): then the size is measured with ``memory`` (default: the
+    device's own source). ``bytes_per_sample()``: the memory rule's estimate for one clip.
     """
-    if device.type == "cuda" and step is not None:
-        return _measured(given, accumulation, device, step)
+    memory = memory or hardware.capabilities(device).memory
+    if step is not None:
+        return _measured(given, accumulation, device, step, memory)
     if given is not None:
         return BatchChoice(given, accumulation, "given",
                            f"{setting('batch_size', given)} kept: the memory rule only picks a size when none is given")
-    if device.type == "mps":
-        available = int(torch.mps.recommended_max_memory()) - int(torch.mps.driver_allocated_memory())
-    else:
-        available = hardware.ram_bytes()[1]
-    size, reason = batch_size_from_memory(available, bytes_per_sample())
+    size, reason = batch_size_from_memory(memory.available(), bytes_per_sample())
     return BatchChoice(size, accumulation, "memory rule", f"{reason} ({frames}-frame clips)")
 
 
-def _measured(given: Optional[int], accumulation: int, device: torch.device, step) -> BatchChoice:
+def _measured(given: Optional[int], accumulation: int, device: torch.device, step, memory: DeviceMemory) -> BatchChoice:
     sizes = divisor_sizes(given) if given is not None else auto_batch_sizes()
-    size, reason = probe_batch_size(step, device, sizes=sizes)
+    size, reason = probe_batch_size(step, memory, sizes=sizes)
     if size is None:
         if given is None:  # the guide's floor: train at 8 and let the user see what happens
             return BatchChoice(MIN_AUTO_BATCH, accumulation, "measured", reason)
@@ -108,32 +108,30 @@ def batch_size_from_memory(available_bytes: int, bytes_per_sample: int, share: f
 
 def probe_batch_size(
     step: Callable[[int], None],
-    device: torch.device,
+    memory: DeviceMemory,
     safety: float = 0.85,
     sizes: Optional[list[int]] = None,
 ) -> tuple[Optional[int], str]:
-    """Measure on CUDA: run real training steps at each of ``sizes`` (default 64, 32, 16, 8) and keep
-    the first, largest, that fits; None when none does.
+    """Run real training steps at each of ``sizes`` (default 64, 32, 16, 8) and keep the first,
+    largest, that fits; None when none does.
 
     ``step(batch)`` runs one training step on a worst-case batch (longest clips). A size fits when it
-    neither runs out of memory nor peaks above ``safety`` of the GPU's total memory.
+    neither runs out of memory nor peaks above ``safety`` of ``memory``'s total (a GPU's memory; on
+    the CPU the memory available, or a budget).
     """
-    total = torch.cuda.get_device_properties(device).total_memory
+    total = memory.total()
 
     def peak_of(size: int) -> int:
-        _release(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        gc.collect()
         try:
-            step(size)
-            torch.cuda.synchronize(device)
-            return torch.cuda.max_memory_allocated(device)
+            return memory.peak_of(lambda: step(size))
         finally:
-            _release(device)
+            gc.collect()  # a step that ran out of memory half-way leaves tensors for the collector
 
     size, tried = largest_fitting_batch(peak_of, total, safety, sizes)
     if size is None:
         return None, "measured: even the smallest size did not fit comfortably; " + "; ".join(tried)
-    return size, f"measured on {torch.cuda.get_device_name(device)}: " + "; ".join(tried)
+    return size, f"measured ({memory.describe()}): " + "; ".join(tried)
 
 
 def auto_batch_sizes() -> list[int]:
@@ -165,12 +163,6 @@ def largest_fitting_batch(
             return size, tried
         tried.append(f"{size}: peak {peak / GIB:.2f} GiB over {safety:.0%} of {total / GIB:.1f} GiB")
     return None, tried
-
-
-def _release(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def activation_bytes_per_sample(model_name: str, settings, input_dim: int, frames: int) -> int:

@@ -22,6 +22,7 @@ from slr.data.notices import CheckedSplit, training_data_notices
 from slr.data.clip_limits import clip_limits
 from slr.data.split import train_val_group_notices
 from slr.data.validate import check_training_data
+from slr.engine import hardware
 from slr.engine.distributed import DistInfo
 from slr.engine.sampler import EpochSampler
 from slr.errors import ConfigError, DataError, command, setting
@@ -54,8 +55,10 @@ class RunData:
             f"up to {self.longest_clip} frames"
         )
 
-    def loaders(self, settings: TrainSettings, dist: DistInfo, device: torch.device, workers: int):
-        pin = settings.pin_memory and device.type == "cuda"
+    def loaders(self, settings: TrainSettings, dist: DistInfo, device: torch.device, workers: int,
+                pin: Optional[bool] = None):
+        """``pin``: whether the device takes pinned memory (default: hardware.capabilities decides)."""
+        pin = settings.pin_memory and (hardware.capabilities(device).pin_memory if pin is None else pin)
         if workers > 0:  # workers read the parent's cache: fill it before they fork
             self.train.preload()
             self.val.preload()

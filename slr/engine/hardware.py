@@ -10,7 +10,7 @@ import resource
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -127,15 +127,155 @@ def gpu_infos() -> list[GpuInfo]:
     return infos
 
 
-def amp_dtype(device: torch.device, preference: str = "auto") -> Optional[torch.dtype]:
+# -- what only some devices can do ------------------------------------------------------------------
+# Every option that only a GPU can use (mixed precision, compile, pinned memory, DataParallel, a
+# measured batch size, the GPU memory figures) is decided from a ``Capabilities`` value, made for
+# the device by ``capabilities(device)``: the one place a device's kind decides them. A test hands
+# the CPU a GPU's capabilities and so drives every one of those branches on the CPU
+# (docs/architecture.md lists each branch and its test).
+
+
+class DeviceMemory:
+    """Where a device's memory figures come from: the probe's peak per step, and the memory panel."""
+
+    kind = "cpu"
+
+    def total(self) -> int:
+        raise NotImplementedError
+
+    def available(self) -> int:
+        """What the memory rule may plan with."""
+        return self.total()
+
+    def peak_of(self, step: Callable[[], None]) -> int:
+        """Run ``step`` and return the memory it took at its peak; torch.OutOfMemoryError when it
+        does not fit."""
+        raise NotImplementedError
+
+    def figures(self) -> tuple[int, int, int]:
+        """(allocated, reserved, peak) bytes for the log's gpu_memory_* columns; zeros without a GPU."""
+        return 0, 0, 0
+
+    def describe(self) -> str:
+        return "resident memory"
+
+
+class CudaMemory(DeviceMemory):
+    """A CUDA GPU: the caching allocator's peak, its total memory."""
+
+    kind = "cuda"
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def total(self) -> int:
+        return torch.cuda.get_device_properties(self.device).total_memory
+
+    def peak_of(self, step: Callable[[], None]) -> int:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            step()
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device)
+        finally:
+            torch.cuda.empty_cache()  # the next, smaller try must not pay for this one's blocks
+
+    def figures(self) -> tuple[int, int, int]:
+        d = self.device
+        return torch.cuda.memory_allocated(d), torch.cuda.memory_reserved(d), torch.cuda.max_memory_allocated(d)
+
+    def describe(self) -> str:
+        return f"allocator peak on {torch.cuda.get_device_name(self.device)}"
+
+
+class ResidentMemory(DeviceMemory):
+    """The CPU (and MPS, whose memory is the machine's): the growth of this process's peak resident
+    memory during a step. ``budget``: the bytes a step may take (default: the memory available
+    now); a step whose peak passes it raises torch.OutOfMemoryError, as a full GPU would."""
+
+    def __init__(self, budget: Optional[int] = None, kind: str = "cpu"):
+        self.budget = budget
+        self.kind = kind
+
+    def total(self) -> int:
+        return self.budget if self.budget is not None else self.available()
+
+    def available(self) -> int:
+        if self.kind == "mps":
+            return int(torch.mps.recommended_max_memory()) - int(torch.mps.driver_allocated_memory())
+        return ram_bytes()[1]
+
+    def peak_of(self, step: Callable[[], None]) -> int:
+        release_freed_memory()  # freed blocks kept by malloc would hide the next step's growth
+        before = _reset_peak_rss()
+        step()
+        peak = max(0, _peak_rss() - before)
+        if self.budget is not None and peak > self.budget:
+            raise torch.OutOfMemoryError(f"the step took {peak / GIB:.2f} GiB of a {self.budget / GIB:.2f} GiB budget")
+        return peak
+
+    def figures(self) -> tuple[int, int, int]:
+        if self.kind == "mps":
+            allocated = torch.mps.current_allocated_memory()
+            return allocated, torch.mps.driver_allocated_memory(), 0
+        return 0, 0, 0
+
+    def describe(self) -> str:
+        return "peak resident memory" + (" (MPS shares the machine's memory)" if self.kind == "mps" else "")
+
+
+def _reset_peak_rss() -> int:
+    """Reset the kernel's peak resident size of this process to now (Linux); return the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # elsewhere: the peak stays the process's lifetime peak, and growth reads as 0
+    return process_rss()
+
+
+def _peak_rss() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return process_rss()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    amp: bool  # mixed precision (autocast; float16 with a GradScaler)
+    compile: bool  # torch.compile pays off
+    pin_memory: bool  # pinned host memory for copies to the device
+    gpus: int  # devices DataParallel can spread one process over
+    probe: bool  # --auto-batch-size measures real steps (otherwise the memory rule)
+    bf16: bool  # bfloat16 autocast is supported
+    memory: DeviceMemory
+
+
+def capabilities(device: torch.device) -> Capabilities:
+    """What ``device`` can do for the GPU-only options."""
+    if device.type == "cuda":
+        return Capabilities(amp=True, compile=True, pin_memory=True, gpus=torch.cuda.device_count(), probe=True,
+                            bf16=torch.cuda.is_bf16_supported(), memory=CudaMemory(device))
+    return Capabilities(amp=False, compile=False, pin_memory=False, gpus=0, probe=False, bf16=False,
+                        memory=ResidentMemory(kind=device.type))
+
+
+def amp_dtype(device: torch.device, preference: str = "auto",
+              caps: Optional[Capabilities] = None) -> Optional[torch.dtype]:
     """The autocast dtype for --amp on this device, or None where mixed precision stays off."""
-    if device.type != "cuda":
+    caps = caps or capabilities(device)
+    if not caps.amp:
         return None
     if preference == "float16":
         return torch.float16
-    bf16 = torch.cuda.is_bf16_supported()
-    if preference == "bfloat16" or bf16:
-        return torch.bfloat16 if bf16 else torch.float16
+    if preference == "bfloat16" or caps.bf16:
+        return torch.bfloat16 if caps.bf16 else torch.float16
     return torch.float16
 
 
@@ -174,20 +314,12 @@ class MemorySnapshot:
         }
 
 
-def memory_snapshot(device: torch.device) -> MemorySnapshot:
-    rss = process_rss()
-    if device.type == "cuda":
-        return MemorySnapshot(
-            "cuda",
-            allocated=torch.cuda.memory_allocated(device),
-            reserved=torch.cuda.memory_reserved(device),
-            peak=torch.cuda.max_memory_allocated(device),
-            rss=rss,
-        )
-    if device.type == "mps":
-        allocated = torch.mps.current_allocated_memory()
-        return MemorySnapshot("mps", allocated=allocated, reserved=torch.mps.driver_allocated_memory(), rss=rss)
-    return MemorySnapshot("cpu", rss=rss)
+def memory_snapshot(device: torch.device, memory: Optional[DeviceMemory] = None) -> MemorySnapshot:
+    """The memory figures of the log and the panel; ``memory``: where the GPU figures come from
+    (default: the device's own source)."""
+    memory = memory or capabilities(device).memory
+    allocated, reserved, peak = memory.figures()
+    return MemorySnapshot(memory.kind, allocated=allocated, reserved=reserved, peak=peak, rss=process_rss())
 
 
 # -- the C allocator ------------------------------------------------------------------------------

@@ -67,8 +67,12 @@ def train(
     settings: TrainSettings,
     observer: Optional[TrainingObserver] = None,
     resume: Optional[ResumePlan] = None,
+    capabilities: Optional[hardware.Capabilities] = None,
 ) -> TrainOutcome:
     """Train (or continue ``resume``) with ``settings``; what happens goes to ``observer``.
+
+    ``capabilities``: what the device can do for the GPU-only options (default: what it can); the
+    tests hand the CPU a GPU's, so that every GPU-only branch runs on the CPU too.
 
     Raises ``training.Interrupted`` after a stop request (Ctrl-C) once a resumable checkpoint is
     written, ``TrainingStopped`` for a run that cannot go on, and other ``SlrError`` for bad input.
@@ -77,7 +81,7 @@ def train(
     dist = init_distributed(choice.kind, settings.dist_timeout_s)
     watcher = observer if (observer is not None and dist.is_main) else SilentObserver()
     try:
-        outcome = _run(settings, choice, dist, resume, watcher)
+        outcome = _run(settings, choice, dist, resume, watcher, capabilities)
     except (SystemExit, TrainingStopped, Interrupted):
         # Stops every rank agreed on (a stop signal, a non-finite loss): leave together, after rank 0
         # has written its checkpoint.
@@ -98,11 +102,12 @@ def train(
 
 
 def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[ResumePlan],
-         observer: TrainingObserver) -> TrainOutcome:
+         observer: TrainingObserver, caps: Optional[hardware.Capabilities]) -> TrainOutcome:
     device = choice.device
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    for text in hardware_notices(settings, device, dist):
+    caps = caps or hardware.capabilities(device)
+    for text in hardware_notices(settings, device, dist, caps):
         observer.notice(text)
     state = resume.state if resume is not None else None
     if resume is not None:
@@ -130,18 +135,18 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         check_same_layout(state, data.keypoint_layout, resume.path)
     for text in data.notices if dist.is_main else ():
         observer.notice(text)
-    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
-    settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer)
+    amp = hardware.amp_dtype(device, settings.amp_dtype, caps) if settings.amp else None
+    settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer, caps)
     runtime["malloc_mmap_mib"] = _fix_mmap_threshold(settings, observer)
     settings, runtime, world_notes = fit_batch_to_world(settings, runtime, state, dist, resume.path if resume else None)
-    train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"])
+    train_loader, val_loader = data.loaders(settings, dist, device, runtime["num_workers"], pin=caps.pin_memory)
 
     from slr.models.registry import build_model, count_parameters
 
     model = build_model(settings.model, settings, data.input_dim, settings.num_gloss, settings.num_cat)
     model = model.to(device)
     total_params, trainable = count_parameters(model)
-    model = wrap_model(model, settings, device, dist)
+    model = wrap_model(model, settings, device, dist, caps)
 
     extras = {
         "slr_version": __version__,
@@ -155,7 +160,8 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         "keypoint_layout": data.keypoint_layout,  # --keypoint-layout's declaration: inference reads clips alike
         "runtime": runtime,
     }
-    trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
+    trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras,
+                      memory=caps.memory)
     if resume is not None:
         trainer.load_state_dict(state, resume.path, checked.progress)
     if dist.is_main:
@@ -201,13 +207,15 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
     return "; ".join(parts)
 
 
-def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistInfo) -> list[str]:
+def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistInfo,
+                     caps: Optional[hardware.Capabilities] = None) -> list[str]:
     """GPU-only options on hardware that cannot use them: one notice each, never an error."""
     notes = []
-    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
-    if settings.amp and device.type != "cuda":
+    caps = caps or hardware.capabilities(device)
+    gpus = caps.gpus
+    if settings.amp and not caps.amp:
         notes.append(f"{setting('amp')}: mixed precision is for CUDA GPUs; training in float32 on {device.type}")
-    if settings.compile_model and device.type != "cuda":
+    if settings.compile_model and not caps.compile:
         notes.append(f"{setting('compile_model')}: skipped on {device.type} (compilation pays off on CUDA GPUs)")
     if settings.enable_parallel and gpus < 2 and not dist.enabled:
         notes.append(f"{setting('enable_parallel')}: {gpus} GPU(s) visible; DataParallel needs at least 2, "
@@ -215,17 +223,17 @@ def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistIn
     if settings.enable_parallel and settings.compile_model and gpus >= 2 and not dist.enabled:
         notes.append(f"{setting('compile_model')}: not combined with DataParallel (no gain, known failures); "
                      "not compiling")
-    if settings.pin_memory and device.type != "cuda":
+    if settings.pin_memory and not caps.pin_memory:
         notes.append(f"{setting('pin_memory')}: only helps copies to a CUDA GPU; off on {device.type}")
     return notes
 
 
-def wrap_model(model: torch.nn.Module, settings: TrainSettings, device: torch.device, dist: DistInfo):
+def wrap_model(model: torch.nn.Module, settings: TrainSettings, device: torch.device, dist: DistInfo,
+               caps: Optional[hardware.Capabilities] = None):
     """compile first (before DDP wrapping), then DDP under torchrun or DataParallel on several GPUs."""
-    data_parallel = (
-        settings.enable_parallel and device.type == "cuda" and torch.cuda.device_count() > 1 and not dist.enabled
-    )
-    if settings.compile_model and device.type == "cuda" and not data_parallel:
+    caps = caps or hardware.capabilities(device)
+    data_parallel = settings.enable_parallel and caps.gpus > 1 and not dist.enabled
+    if settings.compile_model and caps.compile and not data_parallel:
         # Clip lengths vary from batch to batch: dynamic shapes avoid one recompile per length.
         model = torch.compile(model, dynamic=True)
     if dist.enabled:
@@ -237,8 +245,9 @@ def wrap_model(model: torch.nn.Module, settings: TrainSettings, device: torch.de
 
 
 def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, resume_state, amp,
-                         observer: TrainingObserver):
+                         observer: TrainingObserver, caps: Optional[hardware.Capabilities] = None):
     """Replace --auto-batch-size / --auto-workers by the values picked, and record why."""
+    caps = caps or hardware.capabilities(device)
     runtime: dict[str, Any] = {"device": str(device), "world_size": dist.world_size}
     runtime["threads"] = apply_threads(settings.threads).as_dict()  # slr/engine/threads.py
     updates: dict[str, Any] = {}
@@ -255,10 +264,11 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
             given = settings.batch_size if "batch_size" in settings.model_fields_set else None
             pick = choose_batch_size(
                 given, settings.gradient_accumulation_steps, device,
-                step=probe_step(settings, data, device, amp) if device.type == "cuda" else None,
+                step=probe_step(settings, data, device, amp) if caps.probe else None,
                 bytes_per_sample=lambda: activation_bytes_per_sample(
                     settings.model, settings, data.input_dim, data.longest_clip),
                 frames=data.longest_clip,
+                memory=caps.memory,
             )
             size, reason = min_across_ranks(pick.batch_size, dist, device), pick.reason
             accumulation = pick.accumulation
@@ -285,7 +295,8 @@ def resolve_auto_options(settings: TrainSettings, device, data, dist: DistInfo, 
     return settings, runtime
 
 
-def resume(request: ResumeSettings, observer: Optional[TrainingObserver] = None) -> TrainOutcome:
+def resume(request: ResumeSettings, observer: Optional[TrainingObserver] = None,
+           capabilities: Optional[hardware.Capabilities] = None) -> TrainOutcome:
     """Continue the run of ``request.checkpoint``: ``train`` with the plan of ``plan_resume``."""
     plan = plan_resume(request)
-    return train(plan.settings, observer, resume=plan)
+    return train(plan.settings, observer, resume=plan, capabilities=capabilities)

@@ -66,9 +66,10 @@ def run_smoke(settings: SmokeSettings, on_note: Optional[Callable[[str], None]] 
     frames_input = settings.frames and model_spec(settings.model).input_kind == "features"
     if settings.frames and not frames_input:
         note(f"{setting('frames')} only applies to iv3_gru; the transformer reads keypoints")
-    if settings.amp and device.type != "cuda":
+    caps = hardware.capabilities(device)
+    if settings.amp and not caps.amp:
         note(f"{setting('amp')}: mixed precision is for CUDA GPUs; float32 on {device.type}")
-    if settings.compile_model and device.type != "cuda":
+    if settings.compile_model and not caps.compile:
         note(f"{setting('compile_model')}: skipped on {device.type}")
     if frames_input:
         return _smoke_frames(settings, device)

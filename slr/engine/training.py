@@ -28,7 +28,7 @@ from slr.data.clip_limits import batch_value_note
 from slr.engine import checkpoint as ckpt
 from slr.engine.checkpoint import Progress, capture_rng, check_resume_values, make_checkpoint, restore_rng
 from slr.engine.distributed import DistInfo, all_reduce_sum, any_rank
-from slr.engine.hardware import memory_snapshot, release_freed_memory
+from slr.engine.hardware import DeviceMemory, memory_snapshot, release_freed_memory
 from slr.engine.observer import TrainingObserver
 from slr.engine.resume import every_ranks_rng, rng_for_rank, totals_to_save
 from slr.engine.run_folder import RunPaths, open_tensorboard_log, write_log_csv
@@ -80,6 +80,7 @@ class Trainer:
         view: TrainingObserver,
         amp_dtype: Optional[torch.dtype],
         checkpoint_extras: dict[str, Any],
+        memory: Optional[DeviceMemory] = None,
     ):
         self.s = settings
         self.model = model
@@ -90,6 +91,7 @@ class Trainer:
         self.dist = dist
         self.view = view
         self.extras = checkpoint_extras
+        self.memory = memory  # where the GPU memory figures come from (default: the device's own)
         self.step = TrainStep(settings, model, device, amp_dtype, self._steps_per_epoch(), dist)
         self.progress = RunProgress()
         self.tensorboard = open_tensorboard_log(settings, paths.output_dir, dist.is_main)  # rank 0 writes
@@ -199,7 +201,7 @@ class Trainer:
         if s.release_memory:
             release_freed_memory()  # slr/engine/hardware.py: before the RSS is logged
         epoch_time = time.perf_counter() - started
-        snapshot = memory_snapshot(self.device)
+        snapshot = memory_snapshot(self.device, self.memory)
         improved = val.gloss_acc > p.best_metric
         if improved:
             p.best_metric, p.best_epoch, p.stale_epochs = val.gloss_acc, epoch, 0
@@ -282,7 +284,7 @@ class Trainer:
             elapsed = time.perf_counter() - epoch_started
             self.view.step(done, samples_seen / max(elapsed, 1e-9), totals.mean_loss())
             if self.view.wants_memory:
-                self.view.memory(memory_snapshot(self.device))
+                self.view.memory(memory_snapshot(self.device, self.memory))
             if stop:
                 p.step, p.totals = done, EpochTotals(*totals_to_save(totals.values, self.dist))  # every rank's clips
                 p.epoch_seconds = time.perf_counter() - epoch_started
