@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from slr.errors import setting
 
 ModelName = Literal["transformer", "iv3_gru"]
+#: The class-names file has one flag in every command; --classes-csv, the training and extraction
+#: commands' spelling before, is still accepted everywhere.
+CLASSES_FLAGS = ["--classes", "--classes-csv"]
 
 
 def positional(default: Any = ..., **kwargs: Any) -> Any:
@@ -99,7 +102,8 @@ class DataSettings(ClipKeySettings, ClipLimitSettings):
         None, description="Validation labels CSV; default: labels.csv in the validation directory."
     )
     classes_csv: Optional[Path] = Field(
-        None, description="Class names (gloss,name,cat,cat_name); default: names taken from the clip file names."
+        None, description="Class names (gloss,name,cat,cat_name); default: names taken from the clip file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     max_frames: Optional[int] = Field(
         None,
@@ -529,6 +533,7 @@ class EvaluateSettings(ClipLimitSettings, ThreadSettings):
     classes: Optional[Path] = Field(
         None,
         description="Class names (gloss,name,cat,cat_name); default: the checkpoint's names, else the clip file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     output_dir: Optional[Path] = Field(
         None,
@@ -612,7 +617,8 @@ class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
     )
     top_k: int = Field(5, ge=1, description="How many glosses to list per clip.")
     classes: Optional[Path] = Field(
-        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint."
+        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
@@ -657,6 +663,7 @@ class CompareSettings(Settings):
     classes: Optional[Path] = Field(
         None,
         description="Class names (gloss,name,cat,cat_name); default: the checkpoints' names, else the clip file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     output_dir: Optional[Path] = Field(
         None,
@@ -761,7 +768,8 @@ class ExtractSettings(KeypointExtractionSettings):
     feature_batch_size: int = Field(16, ge=1, le=1024, description="Frames per InceptionV3 forward pass.")
     device: Literal["auto", "cuda", "mps", "cpu"] = Field("cpu", description="Where InceptionV3 runs (--features).")
     classes_csv: Optional[Path] = Field(
-        None, description="Class names (gloss,name,cat,cat_name): write labels.csv from the names in the file names."
+        None, description="Class names (gloss,name,cat,cat_name): write labels.csv from the names in the file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     name_pattern: str = Field(
         DEFAULT_NAME_PATTERN,
