@@ -233,7 +233,8 @@ def _smoke(settings: SmokeSettings) -> None:
 @settings_command(HwinfoSettings, extra=[CONFIG])
 @guarded
 def hwinfo(flags: dict, config: Optional[Path]) -> None:
-    """Show the device training would use, and what --auto-workers / --auto-batch-size would pick."""
+    """Show the device training would use, and what --auto-workers / --auto-batch-size would pick
+    (--probe MODEL: the batch size measured with real training steps here)."""
     settings = resolve_settings(HwinfoSettings, flags, config)
     from slr.engine.hwinfo import run_hwinfo
     from slr.ui.hwinfo_view import render_hwinfo

@@ -310,10 +310,24 @@ class ThreadSettings(Settings):
     )
 
 
-class HardwareSettings(ThreadSettings):
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field(
-        "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
-    )
+DeviceName = Literal["auto", "cuda", "mps", "cpu"]
+
+
+class DeviceSettings(Settings):
+    """The device a command runs its model on: one field and one flag, --device, in every such command."""
+
+    device: DeviceName = Field("auto", description="Where to run; auto picks CUDA, then MPS, then CPU.")
+
+
+class JsonOutputSettings(Settings):
+    """--json: the result as one JSON object, for programs, in every command that prints a result."""
+
+    json_output: bool = Field(False, description="Print the result as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class HardwareSettings(DeviceSettings, ThreadSettings):
     amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported); CUDA only.")
     amp_dtype: Literal["auto", "float16", "bfloat16"] = Field(
         "auto", description="Mixed-precision type; auto = bfloat16 where the GPU supports it, else float16."
@@ -403,7 +417,7 @@ class OutputSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class ValidateSettings(ClipKeySettings, ClipLimitSettings):
+class ValidateSettings(ClipKeySettings, ClipLimitSettings, JsonOutputSettings):
     """`slr validate DIR`: check clip files and labels before training."""
 
     directory: Path = positional(description="Directory of .npz clips to check.")
@@ -417,15 +431,12 @@ class ValidateSettings(ClipKeySettings, ClipLimitSettings):
         le=1,
         description="Flag clips whose share of all-zero frames (nothing detected) is above this.",
     )
-    json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
     group_by: Optional[str] = Field(
         None,
         description="Also warn when a train split shares groups of this column (or regular expression on clip "
         "names, as in `slr split`) with another split; signer, session, subject, participant and speaker "
         "columns are always checked.",
     )
-
-    model_config = ConfigDict(populate_by_name=True)
 
 
 class DistributedSettings(Settings):
@@ -495,11 +506,9 @@ class SmokeSettings(ClassCountSettings, TransformerSettings, IV3GRUSettings, Har
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed.")
 
 
-class HwinfoSettings(Settings):
+class HwinfoSettings(DeviceSettings, JsonOutputSettings):
     """`slr hwinfo`: the hardware training would use and what the auto options would pick."""
 
-    json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Device to report on.")
     probe: Optional[ModelName] = Field(
         None, description="Measure --auto-batch-size's batch for this model with real training steps on the device "
         "(CUDA: allocator peak; CPU, MPS: resident memory), beside the memory rule's guess, and time a step.")
@@ -508,8 +517,6 @@ class HwinfoSettings(Settings):
     frames: Optional[int] = Field(None, ge=1, le=100_000, description="--probe: frames per clip (default 64).")
     width: Optional[int] = Field(None, ge=1, le=100_000,
                                  description="--probe: values per frame (default: the model's usual input).")
-
-    model_config = ConfigDict(populate_by_name=True)
 
 
 def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
@@ -523,7 +530,7 @@ def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
 # ---------------------------------------------------------------------------------------------
 
 
-class EvaluateSettings(ClipLimitSettings, ThreadSettings):
+class EvaluateSettings(ClipLimitSettings, ThreadSettings, DeviceSettings, JsonOutputSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -541,7 +548,6 @@ class EvaluateSettings(ClipLimitSettings, ThreadSettings):
         "default: evaluation/ beside the checkpoint.",
     )
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
     top_confusions: int = Field(10, ge=0, description="How many of the most confused class pairs to list.")
     confusion_top: Optional[int] = Field(
         None,
@@ -555,9 +561,6 @@ class EvaluateSettings(ClipLimitSettings, ThreadSettings):
         min_length=1,
         description="A labels CSV column (e.g. signer): accuracy per value of it, also in per_group.csv.",
     )
-    json_output: bool = Field(False, description="Print the results as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _one_directory(self) -> "EvaluateSettings":
@@ -608,7 +611,7 @@ class VideoPredictSettings(Settings):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
-class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
+class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings, DeviceSettings, JsonOutputSettings):
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
@@ -621,10 +624,6 @@ class PredictSettings(VideoPredictSettings, ClipLimitSettings, ThreadSettings):
         json_schema_extra={"flags": CLASSES_FLAGS},
     )
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
-    json_output: bool = Field(False, description="Print the predictions as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
 
 class ExportSettings(Settings):
@@ -649,7 +648,7 @@ class PlotSettings(Settings):
     output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
 
 
-class CompareSettings(Settings):
+class CompareSettings(DeviceSettings, JsonOutputSettings):
     """`slr compare CKPT_A CKPT_B...`: checkpoints side by side on the same labelled recordings."""
 
     checkpoints: list[Path] = Field(default_factory=list, description="Checkpoints to compare (two or more).")
@@ -672,10 +671,6 @@ class CompareSettings(Settings):
     )
     differing_classes: int = Field(10, ge=0, description="How many of the classes whose accuracy differs most to list.")
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the models.")
-    json_output: bool = Field(False, description="Print the comparison as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _enough_to_compare(self) -> "CompareSettings":
@@ -691,7 +686,7 @@ class CompareSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class SplitSettings(Settings):
+class SplitSettings(JsonOutputSettings):
     """`slr split DIR --group-by COLUMN|REGEX --val F`: train and val (and test) label files beside labels.csv,
     with no group (signer, session) in two splits, stratified by gloss as far as the groups allow."""
 
@@ -713,9 +708,6 @@ class SplitSettings(Settings):
     overwrite: bool = Field(
         False, description="Replace the split files of an earlier split (refused by default); never labels.csv."
     )
-    json_output: bool = Field(False, description="Print the split as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _train_keeps_some(self) -> "SplitSettings":
@@ -766,7 +758,7 @@ class ExtractSettings(KeypointExtractionSettings):
         "(inception_v3_google-0cc3c7bd.pth).",
     )
     feature_batch_size: int = Field(16, ge=1, le=1024, description="Frames per InceptionV3 forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("cpu", description="Where InceptionV3 runs (--features).")
+    device: DeviceName = Field("cpu", description="Where InceptionV3 runs (--features).")
     classes_csv: Optional[Path] = Field(
         None, description="Class names (gloss,name,cat,cat_name): write labels.csv from the names in the file names.",
         json_schema_extra={"flags": CLASSES_FLAGS},
