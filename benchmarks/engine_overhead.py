@@ -172,7 +172,7 @@ def components(settings: TrainSettings, bare: Bare, steps: int) -> dict[str, flo
     """Seconds per training step of each part the engine adds to the bare step."""
     from slr.engine.data_setup import build_data
     from slr.engine.distributed import DistInfo
-    from slr.engine.metrics import RunningTotals
+    from slr.engine.training import RunningTotals
 
     dist = DistInfo()
     device = torch.device("cpu")

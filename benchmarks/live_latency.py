@@ -84,7 +84,7 @@ def bare_loop(video: Path) -> tuple[int, float]:
 
 def default_checkpoint(folder: Path) -> Path:
     from slr.engine.checkpoint import save_checkpoint
-    from slr.engine.checkpoint_schema import make_checkpoint
+    from slr.engine.checkpoint import make_checkpoint
     from slr.models.registry import build_model, model_spec
 
     settings = TrainSettings(model="transformer", num_gloss=105, num_cat=10)

@@ -17,7 +17,7 @@ from slr.errors import SlrError
 
 #: Temporary files are named ``.<target>.<host>-<pid>-<random>.tmp`` (an optional suffix may follow,
 #: e.g. export's ``.onnx``): the host and process id say whether the writer still lives, so a later
-#: run can remove what a killed one left (slr/engine/stale_temps.py reads this pattern).
+#: run can remove what a killed one left (slr/engine/run_folder.py reads this pattern).
 TEMP_TAG = ".tmp"
 
 

@@ -160,8 +160,8 @@ def train(flags: dict, config: Optional[Path]) -> None:
     if settings.smoke_test:  # the guide's `train.py --model X --smoke-test`
         shared = {k: getattr(settings, k) for k in settings.model_fields_set if k in SmokeSettings.model_fields}
         _smoke(SmokeSettings(**{**shared, "model": settings.model}))
-    if settings.resume == "auto":  # the output folder's _last.pt, or a new run (slr/engine/resume_auto.py)
-        from slr.engine.resume_auto import find_resumable
+    if settings.resume == "auto":  # the output folder's _last.pt, or a new run (slr/engine/resume.py)
+        from slr.engine.resume import find_resumable
 
         settings = settings.model_copy(update={"resume": find_resumable(settings)})
     if settings.resume is not None:  # the guide's `train.py --resume CKPT ...`: the same as `slr resume`
@@ -188,7 +188,7 @@ def resume(flags: dict, checkpoint: Path, config: Optional[Path]) -> None:
 def _train(request: TrainSettings | ResumeSettings) -> None:
     """Train or resume, showing progress; the curves are drawn after the run."""
     from slr.engine.run import plan_resume, train as run_train
-    from slr.engine.trainer import Interrupted
+    from slr.engine.training import Interrupted
     from slr.ui.training_view import TrainingView, show_outcome
 
     keep_going_without_stdout()  # `slr train ... | head` must not end the run
@@ -240,7 +240,8 @@ def _smoke(settings: SmokeSettings) -> None:
 @settings_command(HwinfoSettings, extra=[CONFIG])
 @guarded
 def hwinfo(flags: dict, config: Optional[Path]) -> None:
-    """Show the device training would use, and what --auto-workers / --auto-batch-size would pick."""
+    """Show the device training would use, and what --auto-workers / --auto-batch-size would pick
+    (--probe MODEL: the batch size measured with real training steps here)."""
     settings = resolve_settings(HwinfoSettings, flags, config)
     from slr.engine.hwinfo import run_hwinfo
     from slr.ui.hwinfo_view import render_hwinfo

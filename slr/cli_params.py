@@ -92,7 +92,7 @@ def _parameter(name: str, info: FieldInfo, panel: str | None, default_note: str 
     else:
         default = typer.Option(
             None,
-            flag_name(name, info),
+            *extra.get("flags", [flag_name(name, info)]),  # a field may name its flags (the first is shown)
             help=help_text,
             metavar=_metavar(info.annotation),
             show_default=False,

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from slr.errors import setting
 
 ModelName = Literal["transformer", "iv3_gru"]
+#: The class-names file has one flag in every command; --classes-csv, the training and extraction
+#: commands' spelling before, is still accepted everywhere.
+CLASSES_FLAGS = ["--classes", "--classes-csv"]
 
 
 def positional(default: Any = ..., **kwargs: Any) -> Any:
@@ -131,7 +134,8 @@ class DataSettings(ClipKeySettings, ClipLimitSettings):
         "--labels-val-csv, when that is its labels_val.csv.",
     )
     classes_csv: Optional[Path] = Field(
-        None, description="Class names (gloss,name,cat,cat_name); default: names taken from the clip file names."
+        None, description="Class names (gloss,name,cat,cat_name); default: names taken from the clip file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     max_frames: Optional[int] = Field(
         None,
@@ -338,10 +342,24 @@ class ThreadSettings(Settings):
     )
 
 
-class HardwareSettings(ThreadSettings):
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field(
-        "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
-    )
+DeviceName = Literal["auto", "cuda", "mps", "cpu"]
+
+
+class DeviceSettings(Settings):
+    """The device a command runs its model on: one field and one flag, --device, in every such command."""
+
+    device: DeviceName = Field("auto", description="Where to run; auto picks CUDA, then MPS, then CPU.")
+
+
+class JsonOutputSettings(Settings):
+    """--json: the result as one JSON object, for programs, in every command that prints a result."""
+
+    json_output: bool = Field(False, description="Print the result as JSON.", alias="json")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class HardwareSettings(DeviceSettings, ThreadSettings):
     amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported); CUDA only.")
     amp_dtype: Literal["auto", "float16", "bfloat16"] = Field(
         "auto", description="Mixed-precision type; auto = bfloat16 where the GPU supports it, else float16."
@@ -442,7 +460,7 @@ class OutputSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class ValidateSettings(ClipKeySettings, ClipLimitSettings, KeypointLayoutSettings):
+class ValidateSettings(ClipKeySettings, ClipLimitSettings, KeypointLayoutSettings, JsonOutputSettings):
     """`slr validate DIR`: check clip files and labels before training."""
 
     directory: Path = positional(description="Directory of .npz clips to check.")
@@ -456,15 +474,12 @@ class ValidateSettings(ClipKeySettings, ClipLimitSettings, KeypointLayoutSetting
         le=1,
         description="Flag clips whose share of all-zero frames (nothing detected) is above this.",
     )
-    json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
     group_by: Optional[str] = Field(
         None,
         description="Also warn when a train split shares groups of this column (or regular expression on clip "
         "names, as in `slr split`) with another split; signer, session, subject, participant and speaker "
         "columns are always checked.",
     )
-
-    model_config = ConfigDict(populate_by_name=True)
 
 
 class DistributedSettings(Settings):
@@ -619,13 +634,17 @@ class SmokeSettings(ClassCountSettings, TransformerSettings, IV3GRUSettings, Har
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed.")
 
 
-class HwinfoSettings(Settings):
+class HwinfoSettings(DeviceSettings, JsonOutputSettings):
     """`slr hwinfo`: the hardware training would use and what the auto options would pick."""
 
-    json_output: bool = Field(False, description="Print the report as JSON.", alias="json")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Device to report on.")
-
-    model_config = ConfigDict(populate_by_name=True)
+    probe: Optional[ModelName] = Field(
+        None, description="Measure --auto-batch-size's batch for this model with real training steps on the device "
+        "(CUDA: allocator peak; CPU, MPS: resident memory), beside the memory rule's guess, and time a step.")
+    keypoints: Optional[Path] = Field(None, description="--probe: clips whose longest length and width to probe with.")
+    features: Optional[Path] = Field(None, description="--probe: feature clips whose longest length and width to use.")
+    frames: Optional[int] = Field(None, ge=1, le=100_000, description="--probe: frames per clip (default 64).")
+    width: Optional[int] = Field(None, ge=1, le=100_000,
+                                 description="--probe: values per frame (default: the model's usual input).")
 
 
 def model_settings(settings: BaseModel, group: type[Settings]) -> Settings:
@@ -651,7 +670,7 @@ class SanitySettings(Settings):
     )
 
 
-class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings):
+class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings, DeviceSettings, JsonOutputSettings):
     """`slr evaluate CKPT`: accuracy, F1, per-class results and confusion matrices on a labelled directory."""
 
     checkpoint: Path = positional(description="Checkpoint to evaluate (a *_best.pt or *_last.pt).")
@@ -665,6 +684,7 @@ class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings):
     classes: Optional[Path] = Field(
         None,
         description="Class names (gloss,name,cat,cat_name); default: the checkpoint's names, else the clip file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     output_dir: Optional[Path] = Field(
         None,
@@ -672,7 +692,6 @@ class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings):
         "default: evaluation/ beside the checkpoint (several: ensemble_evaluation/ in the folder holding them).",
     )
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
     top_confusions: int = Field(10, ge=0, description="How many of the most confused class pairs to list.")
     confusion_top: Optional[int] = Field(
         None,
@@ -686,9 +705,6 @@ class EvaluateSettings(SanitySettings, ClipLimitSettings, ThreadSettings):
         min_length=1,
         description="A labels CSV column (e.g. signer): accuracy per value of it, also in per_group.csv.",
     )
-    json_output: bool = Field(False, description="Print the results as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _one_directory(self) -> "EvaluateSettings":
@@ -761,7 +777,8 @@ class WindowSettings(Settings):
     )
 
 
-class PredictSettings(VideoPredictSettings, WindowSettings, SanitySettings, ClipLimitSettings, ThreadSettings):
+class PredictSettings(VideoPredictSettings, WindowSettings, SanitySettings, ClipLimitSettings, ThreadSettings,
+                      DeviceSettings, JsonOutputSettings):
     """`slr predict CKPT CLIP.npz|VIDEO...`: the most likely glosses and the category of each clip or video."""
 
     checkpoint: Path = positional(description="Checkpoint to predict with.")
@@ -774,10 +791,10 @@ class PredictSettings(VideoPredictSettings, WindowSettings, SanitySettings, Clip
     )
     top_k: int = Field(5, ge=1, description="How many glosses to list per clip.")
     classes: Optional[Path] = Field(
-        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint."
+        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the model.")
     clip_fps: Optional[float] = Field(
         None,
         gt=0,
@@ -785,9 +802,6 @@ class PredictSettings(VideoPredictSettings, WindowSettings, SanitySettings, Clip
         description="Frame rate of .npz clips that record no timestamps, to turn --window into frames (default: the "
         "checkpoint's extraction fps, else 30).",
     )
-    json_output: bool = Field(False, description="Print the predictions as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _stride_needs_window(self) -> "PredictSettings":
@@ -820,7 +834,8 @@ class LiveSettings(VideoPredictSettings, WindowSettings, SanitySettings, ThreadS
     )
     top_k: int = Field(3, ge=1, description="How many glosses to show per window.")
     classes: Optional[Path] = Field(
-        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint."
+        None, description="Class names (gloss,name,cat,cat_name); default: the names stored in the checkpoint.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     show: bool = Field(False, description="Also show the video in an OpenCV window with the skeleton drawn.")
     json_lines: bool = Field(False, description="Write one JSON record per window to standard output.")
@@ -859,7 +874,7 @@ class PlotSettings(Settings):
     output: Optional[Path] = Field(None, description="The PNG to write; default: the log's name with .png.")
 
 
-class CompareSettings(Settings):
+class CompareSettings(DeviceSettings, JsonOutputSettings):
     """`slr compare CKPT_A CKPT_B...`: checkpoints side by side on the same labelled recordings."""
 
     checkpoints: list[Path] = Field(default_factory=list, description="Checkpoints to compare (two or more).")
@@ -873,6 +888,7 @@ class CompareSettings(Settings):
     classes: Optional[Path] = Field(
         None,
         description="Class names (gloss,name,cat,cat_name); default: the checkpoints' names, else the clip file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     output_dir: Optional[Path] = Field(
         None,
@@ -881,10 +897,6 @@ class CompareSettings(Settings):
     )
     differing_classes: int = Field(10, ge=0, description="How many of the classes whose accuracy differs most to list.")
     batch_size: int = Field(64, ge=1, description="Clips per forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("auto", description="Where to run the models.")
-    json_output: bool = Field(False, description="Print the comparison as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _enough_to_compare(self) -> "CompareSettings":
@@ -900,7 +912,7 @@ class CompareSettings(Settings):
 # ---------------------------------------------------------------------------------------------
 
 
-class SplitSettings(Settings):
+class SplitSettings(JsonOutputSettings):
     """`slr split DIR --group-by COLUMN|REGEX --val F`: train and val (and test) label files beside labels.csv,
     with no group (signer, session) in two splits, stratified by gloss as far as the groups allow."""
 
@@ -922,9 +934,6 @@ class SplitSettings(Settings):
     overwrite: bool = Field(
         False, description="Replace the split files of an earlier split (refused by default); never labels.csv."
     )
-    json_output: bool = Field(False, description="Print the split as JSON.", alias="json")
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _train_keeps_some(self) -> "SplitSettings":
@@ -975,9 +984,10 @@ class ExtractSettings(KeypointExtractionSettings):
         "(inception_v3_google-0cc3c7bd.pth).",
     )
     feature_batch_size: int = Field(16, ge=1, le=1024, description="Frames per InceptionV3 forward pass.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = Field("cpu", description="Where InceptionV3 runs (--features).")
+    device: DeviceName = Field("cpu", description="Where InceptionV3 runs (--features).")
     classes_csv: Optional[Path] = Field(
-        None, description="Class names (gloss,name,cat,cat_name): write labels.csv from the names in the file names."
+        None, description="Class names (gloss,name,cat,cat_name): write labels.csv from the names in the file names.",
+        json_schema_extra={"flags": CLASSES_FLAGS},
     )
     name_pattern: str = Field(
         DEFAULT_NAME_PATTERN,

@@ -1,9 +1,10 @@
 """The trainer's mixed-precision path (autocast, GradScaler, unscale before clipping, the scaler in
 checkpoints), run on the CPU.
 
-`--amp` itself stays off on the CPU (a notice, float32), so these tests force the autocast dtype the
-way `hardware.amp_dtype` picks it on a GPU. The trainer code under test is the code CUDA runs; what
-only a GPU can show (speed, CUDA kernels) is in benchmarks/gpu_checks.py.
+`--amp` itself stays off on the CPU (a notice, float32), so these tests hand the run a GPU's
+capabilities (`hardware.Capabilities`: mixed precision, float16 or bfloat16) for the CPU. The
+trainer code under test is the code CUDA runs; what only a GPU can show (speed, CUDA kernels) is in
+benchmarks/gpu_checks.py.
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ from test_training import settings
 COMMON = dict(amp=True, grad_clip=1.0, dropout=0.0, scheduler="plateau")
 
 
+def gpu_like(**overrides) -> hardware.Capabilities:
+    """A GPU's capabilities for the CPU (none unless named): the GPU-only branches run here."""
+    values = dict(amp=False, compile=False, pin_memory=False, gpus=0, probe=False, bf16=False,
+                  memory=hardware.ResidentMemory())
+    return hardware.Capabilities(**{**values, **overrides})
+
+
 @pytest.fixture
-def force_amp(monkeypatch):
-    def use(dtype: torch.dtype) -> None:
-        monkeypatch.setattr(hardware, "amp_dtype", lambda device, preference="auto": dtype)
+def force_amp():
+    def use(dtype: torch.dtype) -> hardware.Capabilities:
+        return gpu_like(amp=True, bf16=dtype == torch.bfloat16)
 
     return use
 
@@ -37,8 +45,7 @@ def _curve(history):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
 def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dtype):
     reference = train(settings(clips, tmp_path / "fp32", epochs=3, **{**COMMON, "amp": False}))
-    force_amp(dtype)
-    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **COMMON))
+    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **COMMON), capabilities=force_amp(dtype))
     assert mixed.history[-1]["train_loss"] < 0.6 * mixed.history[0]["train_loss"]  # it learns
     for (loss, val_loss, acc), (ref_loss, ref_val_loss, ref_acc) in zip(_curve(mixed.history), _curve(reference.history)):
         # Rounding to 8 or 11 bits of mantissa moves the losses a little; it must not change the run.
@@ -53,13 +60,13 @@ def test_mixed_precision_training_tracks_float32(clips, tmp_path, force_amp, dty
 
 
 def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp_path, force_amp):
-    force_amp(torch.float16)
+    caps = force_amp(torch.float16)
     # One epoch (5 clean steps) already gives the scaler a count to lose: 2 epochs straight, 1 + 1 resumed.
-    straight = train(settings(clips, tmp_path / "straight", epochs=2, **COMMON))
-    train(settings(clips, tmp_path / "resumed", epochs=1, **COMMON))
+    straight = train(settings(clips, tmp_path / "straight", epochs=2, **COMMON), capabilities=caps)
+    train(settings(clips, tmp_path / "resumed", epochs=1, **COMMON), capabilities=caps)
     half = tmp_path / "resumed" / "SignTransformer_last.pt"
     assert ckpt.load_checkpoint(half)["scaler_state"]["_growth_tracker"] > 0  # the scaler has state to lose
-    resumed = resume(ResumeSettings(checkpoint=half, overrides={"epochs": 2}))
+    resumed = resume(ResumeSettings(checkpoint=half, overrides={"epochs": 2}), capabilities=caps)
     flat = [value for row in _curve(resumed.history) for value in row]
     assert flat == pytest.approx([value for row in _curve(straight.history) for value in row], abs=1e-6)
     # The scale and its count of clean steps went on from the checkpoint, not from a fresh scaler.
@@ -67,7 +74,7 @@ def test_float16_resume_restores_the_loss_scale_and_continues_exactly(clips, tmp
     assert end == ckpt.load_checkpoint(tmp_path / "straight" / "SignTransformer_last.pt")["scaler_state"]
 
 def test_iv3_gru_trains_under_float16(clips, tmp_path, force_amp):
-    force_amp(torch.float16)
-    run = train(settings(clips, tmp_path, model="iv3_gru", epochs=3, **COMMON))
+    caps = force_amp(torch.float16)
+    run = train(settings(clips, tmp_path, model="iv3_gru", epochs=3, **COMMON), capabilities=caps)
     losses = [row["train_loss"] for row in run.history]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slr.engine import hardware
+from slr.engine import autobatch
 from slr.engine.autobatch import choose_batch_size, divisor_sizes, fit_given_batch
 
 CPU = torch.device("cpu")
@@ -22,9 +22,9 @@ def test_a_given_batch_size_is_kept_on_the_cpu(given, accumulation):
 
 def test_with_no_batch_size_the_memory_rule_picks_within_the_guides_range():
     pick = choose_batch_size(None, 1, CPU, step=None, bytes_per_sample=lambda: 1, frames=20)
-    assert pick.method == "memory rule" and pick.batch_size == hardware.MAX_AUTO_BATCH
+    assert pick.method == "memory rule" and pick.batch_size == autobatch.MAX_AUTO_BATCH
     huge = choose_batch_size(None, 1, CPU, step=None, bytes_per_sample=lambda: 2**50, frames=20)
-    assert huge.batch_size == hardware.MIN_AUTO_BATCH
+    assert huge.batch_size == autobatch.MIN_AUTO_BATCH
 
 
 def test_divisor_sizes_keep_the_effective_batch_exact():
@@ -48,7 +48,7 @@ def _peaks(limit: int):
     (12, 1, 5, (4, 3)),
 ])
 def test_on_a_gpu_a_given_size_is_lowered_only_when_it_does_not_fit(given, accumulation, limit, expected):
-    size, tried = hardware.largest_fitting_batch(_peaks(limit), total=10**9, safety=0.85,
+    size, tried = autobatch.largest_fitting_batch(_peaks(limit), total=10**9, safety=0.85,
                                                  sizes=divisor_sizes(given))
     pick = fit_given_batch(given, accumulation, size, "; ".join(tried))
     assert (pick.batch_size, pick.accumulation) == expected

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from slr.engine import checkpoint as ckpt
-from slr.engine.trainer import capture_rng
-from slr.engine.checkpoint_schema import check_resume_values, derive_progress, make_checkpoint
+from slr.engine.checkpoint import capture_rng
+from slr.engine.checkpoint import check_resume_values, derive_progress, make_checkpoint
 from slr.errors import CheckpointError
 from slr.models.registry import build_model
 from slr.settings import TrainSettings

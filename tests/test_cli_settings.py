@@ -192,3 +192,28 @@ def test_a_word_setting_that_also_takes_none_says_so_in_help_and_errors():
 
     assert _metavar(TrainSettings.model_fields["scheduler"].annotation) == "[plateau|cosine|warmup_cosine|none]"
     assert _metavar(TrainSettings.model_fields["pooling"].annotation) == "[mean|max|cls]"  # no none to take
+
+
+@pytest.mark.parametrize("model", ["TrainSettings", "ExtractSettings", "EvaluateSettings", "PredictSettings",
+                                   "CompareSettings"])
+@pytest.mark.parametrize("flag", ["--classes", "--classes-csv"])
+def test_the_class_names_file_is_classes_everywhere_and_the_old_spelling_still_works(tmp_path, model, flag):
+    """Before: --classes-csv in train and extract, --classes in evaluate, predict and compare."""
+    import typer as typer_module
+
+    import slr.settings
+    from slr.cli_params import settings_command
+
+    settings_model = getattr(slr.settings, model)
+    seen = {}
+
+    @settings_command(settings_model)
+    def fake(flags):
+        seen.update(flags)
+
+    test_app = typer_module.Typer()
+    test_app.command()(fake)
+    result = CliRunner().invoke(test_app, [flag, str(tmp_path / "c.csv")])
+    assert result.exit_code == 0, result.output
+    field = "classes" if "classes" in settings_model.model_fields else "classes_csv"
+    assert seen == {field: str(tmp_path / "c.csv")}

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from slr.engine import hardware
+from slr.engine import autobatch, hardware
 
 
 pytestmark = pytest.mark.slow  # each test starts slr in a child process that imports torch
@@ -67,9 +67,9 @@ def test_auto_workers_rule():
 
 
 def test_memory_rule_clamps_to_the_guide_range():
-    assert hardware.batch_size_from_memory(10**12, 10**6)[0] == 64
-    assert hardware.batch_size_from_memory(10**6, 10**9)[0] == 8
-    assert hardware.batch_size_from_memory(24 * 4 * 2**20, 2**20)[0] == 16  # 24 fits -> power of two below
+    assert autobatch.batch_size_from_memory(10**12, 10**6)[0] == 64
+    assert autobatch.batch_size_from_memory(10**6, 10**9)[0] == 8
+    assert autobatch.batch_size_from_memory(24 * 4 * 2**20, 2**20)[0] == 16  # 24 fits -> power of two below
 
 
 def test_process_rss_is_plausible():
@@ -94,7 +94,7 @@ def _device_with(budget: int, per_sample: int, fixed: int = 0):
 
 def test_batch_probe_halves_past_out_of_memory_and_keeps_the_first_fit():
     peak_of, calls = _device_with(budget=100 * 2**20, per_sample=3 * 2**20)  # 33 samples fit
-    size, tried = hardware.largest_fitting_batch(peak_of, total=100 * 2**20, safety=1.0)
+    size, tried = autobatch.largest_fitting_batch(peak_of, total=100 * 2**20, safety=1.0)
     assert size == 32 and calls == [64, 32]
     assert tried[0] == "64: out of memory" and tried[1].startswith("32: peak")
 
@@ -102,12 +102,12 @@ def test_batch_probe_halves_past_out_of_memory_and_keeps_the_first_fit():
 def test_batch_probe_leaves_headroom_below_the_safety_share():
     # 32 samples fit in memory but peak at 96% of it: over the 85% share, so 16 is chosen.
     peak_of, calls = _device_with(budget=100 * 2**20, per_sample=3 * 2**20)
-    size, tried = hardware.largest_fitting_batch(peak_of, total=100 * 2**20, safety=0.85)
+    size, tried = autobatch.largest_fitting_batch(peak_of, total=100 * 2**20, safety=0.85)
     assert size == 16 and calls == [64, 32, 16]
     assert "over 85%" in tried[1]
 
 
 def test_batch_probe_reports_when_nothing_fits():
     peak_of, calls = _device_with(budget=2**20, per_sample=2**20, fixed=2**20)
-    size, tried = hardware.largest_fitting_batch(peak_of, total=2**20, safety=0.85)
+    size, tried = autobatch.largest_fitting_batch(peak_of, total=2**20, safety=0.85)
     assert size is None and calls == [64, 32, 16, 8] and len(tried) == 4

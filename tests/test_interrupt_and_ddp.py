@@ -185,7 +185,7 @@ def test_a_second_ctrl_c_always_aborts_with_130_and_keeps_the_last_checkpoint(cl
 
 @pytest.mark.slow
 def test_sigterm_to_torchrun_stops_both_ranks_at_one_step_with_a_save(clips, tmp_path):
-    """torchrun passes SIGTERM on to every rank; they agree on the step to stop at (broadcast_flag),
+    """torchrun passes SIGTERM on to every rank; they agree on the step to stop at (any_rank, once per window),
     rank 0 saves, and no rank hangs in a collective the other left."""
     out = tmp_path / "ddp"
     child = subprocess.Popen(

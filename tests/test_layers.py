@@ -31,7 +31,7 @@ LIBRARY = ("data", "models", "engine", "extract", "analysis", "crossval", "impor
 
 
 def part_of(module: str) -> str | None:
-    """'slr.engine.trainer' -> 'engine'; 'slr.cli_params' -> 'cli'; 'slr.errors' -> 'base'."""
+    """'slr.engine.training' -> 'engine'; 'slr.cli_params' -> 'cli'; 'slr.errors' -> 'base'."""
     parts = module.split(".")
     if parts[0] != "slr":
         return None

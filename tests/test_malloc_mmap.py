@@ -1,4 +1,4 @@
-"""--malloc-mmap-mib: glibc's mmap threshold fixed for the run (slr/engine/memory_release.py)."""
+"""--malloc-mmap-mib: glibc's mmap threshold fixed for the run (slr/engine/hardware.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ STEPS = """
 import sys
 import torch
 from slr.engine.hardware import process_rss
-from slr.engine.memory_release import fix_mmap_threshold
+from slr.engine.hardware import fix_mmap_threshold
 refused = fix_mmap_threshold(int(sys.argv[1]))
 torch.ones(7 * 2**20)
 before = process_rss()
@@ -56,7 +56,7 @@ def test_a_fixed_mmap_threshold_gives_freed_blocks_back():
 
 @pytest.mark.slow
 def test_a_run_records_the_threshold_it_set(tmp_path, one_thread):
-    from slr.engine.memory_release import fix_mmap_threshold
+    from slr.engine.hardware import fix_mmap_threshold
     from slr.engine.run import train
 
     write_synthetic_dataset(tmp_path / "clips", 12, num_gloss=3, num_cat=2, min_frames=6, max_frames=12)

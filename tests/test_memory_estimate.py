@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from slr.engine.checkpoint import save_checkpoint
-from slr.engine.checkpoint_schema import make_checkpoint
+from slr.engine.checkpoint import make_checkpoint
 from slr.errors import ConfigError
 from slr.models.memory_estimate import INCEPTION_V3_PARAMETERS, check_fits_memory, machine_memory
 from slr.models.registry import build_model, count_parameters, model_spec

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from slr.errors import ConfigError
-from slr.models import MODELS, InceptionV3GRU, SignTransformer, build_model, checkpoint_filename, count_parameters
+from slr.models import MODELS, InceptionV3GRU, SignTransformer, build_model, count_parameters
 import typing
 from pathlib import Path
 
@@ -43,10 +43,12 @@ def test_nothing_outside_the_registry_branches_on_a_model_name():
 
 
 def test_checkpoint_filenames():
-    assert checkpoint_filename("transformer", "last") == "SignTransformer_last.pt"
-    assert checkpoint_filename("iv3_gru", "best") == "InceptionV3GRU_best.pt"
+    from slr.engine.run_folder import checkpoint_name  # the one place a checkpoint's name is built
+
+    assert checkpoint_name("transformer", "last") == "SignTransformer_last.pt"
+    assert checkpoint_name("iv3_gru", "best") == "InceptionV3GRU_best.pt"
     with pytest.raises(ConfigError, match="unknown model"):
-        checkpoint_filename("lstm", "last")
+        checkpoint_name("lstm", "last")
 
 
 @pytest.mark.parametrize(
@@ -112,3 +114,11 @@ def test_default_parameter_counts_are_the_documented_ones():
     guide = TrainSettings(model="transformer", d_model=256, num_heads=8, num_layers=4, ff_dim=1024)
     assert count_parameters(build_model("transformer", guide, 156, 105, 10))[0] == 3_229_299
     assert count_parameters(build_model("iv3_gru", settings, 2048, 105, 10))[0] == 4_842_611
+
+
+def test_the_registry_names_the_clip_keys_training_and_inference_read():
+    from slr.settings import TrainSettings
+
+    settings = TrainSettings(model="iv3_gru", kp_key="points", feature_key="feats")
+    assert MODELS["iv3_gru"].clip_keys(settings) == ("feats", "points")  # the guide: X2048, else X
+    assert MODELS["transformer"].clip_keys(settings) == ("points", None)

@@ -211,10 +211,11 @@ def test_a_frozen_node_is_given_up_after_the_timeout(clips, tmp_path):
 STOP_AT = textwrap.dedent(
     """
     import os, signal, sys
-    import slr.engine.trainer as trainer
+    import slr.engine.training as trainer
 
     STOP, steps = int(os.environ["STOP_AFTER_STEPS"]), [0]
-    original = trainer.Trainer.optimizer_step
+    trainer.SYNC_WINDOW = 1  # agree at every step, so that the stop lands at STOP under torchrun too
+    original = trainer.TrainStep.optimizer_step
 
     def step(self):
         original(self)
@@ -222,7 +223,7 @@ STOP_AT = textwrap.dedent(
         if steps[0] == STOP and self.dist.is_main:
             os.kill(os.getpid(), signal.SIGINT)
 
-    trainer.Trainer.optimizer_step = step
+    trainer.TrainStep.optimizer_step = step
     from slr.cli import main
     sys.argv[0] = "slr"
     main()
@@ -267,6 +268,20 @@ def test_resumed_mid_epoch_on_another_number_of_processes_continues_exactly(
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"batch {16 // resumed_on} per process keeps the global batch of 16" in resumed.stdout
     _compare(_history(straight), _log(out / "log.csv"), tol=TOL)
+
+
+def test_a_stop_at_an_epochs_last_step_saves_the_whole_epoch_and_resumes_exactly(clips, tmp_path, one_thread):
+    """72 clips in batches of 16: 5 steps an epoch; stopped after step 5, the last of epoch 1. Before,
+    the checkpoint said "step 5 of epoch 2", which the resume refused as damaged ("an epoch of this
+    run has 5 steps"); now the epoch ends (validation, log, checkpoint) and the run stops after it."""
+    straight = train(_settings(clips, tmp_path / "single", epochs=2, batch_size=16, dropout=0.0, augment=False))
+    out = tmp_path / "run"
+    last = _interrupted(tmp_path, _args(clips, out, "--epochs", "2", "--batch-size", "16", *EXACT), 1, 5)
+    state = ckpt.load_checkpoint(last, need="resume")
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 0)
+    resumed = _resume(last, 1)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    _compare(_history(straight), _log(out / "log.csv"), tol=1e-6)
 
 
 def test_a_global_batch_the_new_processes_cannot_share_is_refused(clips, tmp_path, one_thread):

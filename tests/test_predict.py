@@ -17,7 +17,7 @@ from slr.data.frames import sample_indices
 from slr.engine.checkpoint import load_trained_model, save_checkpoint
 from slr.models.registry import build_model
 from slr.models.registry import model_spec
-from slr.engine.checkpoint_schema import make_checkpoint
+from slr.engine.checkpoint import make_checkpoint
 from slr.settings import TrainSettings
 
 runner = CliRunner()

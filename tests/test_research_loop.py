@@ -317,7 +317,7 @@ def test_training_batches_are_padded_to_the_buckets(clips, tmp_path, one_thread)
 TRIM_CHECK = """
 import torch
 from slr.engine.hardware import process_rss
-from slr.engine.memory_release import release_freed_memory
+from slr.engine.hardware import release_freed_memory
 keep = []
 for round in range(3):  # blocks of many sizes, every 50th kept: the freed rest is scattered
     sizes = torch.randint(30_000, 250_000, (400,), generator=torch.Generator().manual_seed(round))

@@ -252,7 +252,7 @@ def test_the_guides_local_then_multi_gpu_sequence_moves_the_whole_earlier_run(cl
 
 def tree(folder: Path) -> dict[str, str]:
     """sha256 of every file below ``folder`` by its path there, outside earlier/ and tensorboard/ (whose
-    event files keep their own earlier/, tensorboard_log.py)."""
+    event files keep their own earlier/, slr/engine/run_folder.py)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
             if p.is_file() and p.relative_to(folder).parts[0] not in ("earlier", "tensorboard")}
 

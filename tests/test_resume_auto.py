@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from slr.cli import app
 from slr.engine import checkpoint as ckpt
 from slr.engine.distributed import DistInfo
-from slr.engine.resume_world import fit_batch_to_world
+from slr.engine.resume import fit_batch_to_world
 from slr.errors import CheckpointError
 from slr.settings import TrainSettings
 

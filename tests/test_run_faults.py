@@ -15,7 +15,7 @@ import torch
 
 from slr.engine import checkpoint as ckpt
 from slr.atomic import temporary_name, write_atomically
-from slr.engine.stale_temps import stale_temporaries
+from slr.engine.run_folder import stale_temporaries
 from test_interrupt_and_ddp import _args, _log
 
 SLR = [sys.executable, "-m", "slr"]
@@ -32,7 +32,7 @@ def _wait_for(path: Path, child: subprocess.Popen, timeout: float = 120) -> None
     assert child.poll() is None, child.communicate()[0]
 
 
-# -- one run per output folder (slr/engine/run_lock.py) ------------------------------------------
+# -- one run per output folder (slr/engine/run_folder.py) ----------------------------------------
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_a_write_killed_before_the_rename_keeps_the_old_file(tmp_path):
     assert path.read_bytes() == b"old" and len(_temporaries(tmp_path)) == 1
 
 
-# -- _best.pt and _last.pt agree (slr/engine/best_agreement.py) -----------------------------------
+# -- _best.pt and _last.pt agree (slr/engine/checkpoint.py) ---------------------------------------
 
 
 def _weights_equal(a: Path, b: Path) -> bool:

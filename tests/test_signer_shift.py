@@ -14,7 +14,7 @@ from slr.data.augment import build_transform, keypoint_layout
 from slr.data.synthetic import make_signer_shift_clips, split_by_signer
 from slr.engine import checkpoint as ckpt
 from slr.engine.run import resume, train
-from slr.engine.schedules import warmup_cosine_factor
+from slr.engine.training import warmup_cosine_factor
 from slr.models.transformer import SignTransformer
 from slr.settings import TOOK_THE_VALUE_OF, VALUE_BEFORE_SETTING_EXISTED, AugmentSettings, ResumeSettings, TrainSettings
 

@@ -10,9 +10,9 @@ import torch
 import model_checks
 
 from slr.engine import checkpoint as ckpt
-from slr.engine.checkpoint_schema import make_checkpoint
+from slr.engine.checkpoint import make_checkpoint
 from slr.engine.run import resume, train
-from slr.engine.trainer import capture_rng
+from slr.engine.checkpoint import capture_rng
 from slr.errors import CheckpointError
 from slr.models.conv_block import ConvBlock, MaskedBatchNorm
 from slr.models.iv3_gru import InceptionV3GRU
@@ -183,7 +183,7 @@ def test_late_dropout_is_off_until_switched_on_and_never_in_eval(build, batch_no
 
 @pytest.mark.parametrize("model", ["transformer", "iv3_gru"])
 def test_the_trainer_switches_late_dropout_on_from_its_epoch(clips, tmp_path, model, monkeypatch):
-    import slr.engine.trainer as trainer_module
+    import slr.engine.training as trainer_module
 
     per_epoch: dict[int, set] = {}
     original = trainer_module.Trainer.train_epoch
@@ -232,8 +232,7 @@ def test_conv_blocks_train_under_mixed_precision_as_in_float32(clips, tmp_path, 
     """The convolutions and the masked batch norm under autocast: the run follows float32's."""
     common = dict(COMMON, conv_kernel=5, conv_blocks=2, motion_features=True, hand_centred=True)
     reference = train(settings(clips, tmp_path / "fp32", epochs=3, **{**common, "amp": False}))
-    force_amp(dtype)
-    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **common))
+    mixed = train(settings(clips, tmp_path / "amp", epochs=3, **common), capabilities=force_amp(dtype))
     assert mixed.history[-1]["train_loss"] < 0.6 * mixed.history[0]["train_loss"]  # it learns
     for row, ref in zip(mixed.history, reference.history):
         assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=0.02)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from slr.cli import app
 from slr.engine import checkpoint as ckpt
-from slr.engine.logbook import GUIDE_COLUMNS
+from slr.engine.run_folder import GUIDE_COLUMNS
 from slr.engine.run import resume, train
 from slr.errors import TrainingStopped
 from slr.settings import ResumeSettings, TrainSettings
@@ -271,8 +271,8 @@ def test_a_non_finite_loss_from_the_data_blames_the_data_not_the_learning_rate(t
     from slr.data.dataset import ClipBatch
     from slr.engine.distributed import DistInfo
     from slr.engine.observer import SilentObserver
-    from slr.engine.run import run_paths
-    from slr.engine.trainer import Trainer
+    from slr.engine.run_folder import run_paths
+    from slr.engine.training import Trainer
     from slr.models.registry import build_model
 
     run = settings(tmp_path, tmp_path / "out")

@@ -30,7 +30,7 @@ import numpy as np
 from slr.analysis.metrics import TaskMetrics
 from slr.atomic import write_atomically
 from slr.errors import CheckpointError, ConfigError, DataError, setting
-from slr.engine.report_files import COMPARISON_DIR, COMPARISON_FILES
+from slr.engine.run_folder import COMPARISON_DIR, COMPARISON_FILES
 from slr.output_paths import check_output_dir, clashing_input
 from slr.settings import CompareSettings
 

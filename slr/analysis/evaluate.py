@@ -27,7 +27,7 @@ from slr.analysis.classes import ClassNames, resolve_class_names
 from slr.analysis.metrics import TaskMetrics, task_metrics
 from slr.output_paths import check_output_dir, clashing_input
 from slr.atomic import removed_on_failure, write_atomically
-from slr.engine.report_files import EVALUATION_DIR, EVALUATION_FILES, EVALUATION_GROUP_FILE
+from slr.engine.run_folder import EVALUATION_DIR, EVALUATION_FILES, EVALUATION_GROUP_FILE
 from slr.errors import ConfigError, DataError, setting
 from slr.settings import EvaluateSettings
 

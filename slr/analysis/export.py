@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from slr.atomic import raise_if_disk_full, temporary_name
-from slr.engine.report_files import EXPORT_SUFFIXES
+from slr.engine.run_folder import EXPORT_SUFFIXES
 from slr.errors import ConfigError, SlrError, setting
 from slr.models.registry import model_spec
 from slr.settings import ExportSettings

@@ -105,7 +105,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
     model = ckpt.build_trained_model(state, path, device)
     settings = TrainSettings.model_validate(stored_train_settings(state["settings"]))
     spec = model_spec(state["model"])
-    keypoints = spec.input_kind == "keypoints"
+    key, fallback_key = spec.clip_keys(settings)  # as in training
     return LoadedModel(
         path=path,
         model=model,
@@ -113,8 +113,8 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> LoadedModel:
         settings=settings,
         device=device,
         input_kind=spec.input_kind,
-        key=settings.kp_key if keypoints else settings.feature_key,
-        fallback_key=None if keypoints else settings.kp_key,  # as in training: X2048, else X
+        key=key,
+        fallback_key=fallback_key,
         input_dim=int(state["input_dim"]),
         num_gloss=int(state["num_gloss"]),
         num_cat=int(state["num_cat"]),

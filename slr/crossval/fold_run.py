@@ -175,7 +175,7 @@ def _end_when_orphaned(parent: int) -> None:
 def run_fold_quietly(task: FoldTask) -> FoldResult | dict[str, str]:
     """`run_fold` in a worker process: nothing shown; a stop request comes back as a value (exceptions
     with extra state do not always survive the trip between processes)."""
-    from slr.engine.trainer import Interrupted
+    from slr.engine.training import Interrupted
     from slr.errors import SlrError
 
     _BUSY.set()

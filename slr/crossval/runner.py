@@ -252,7 +252,7 @@ def _run_tasks(tasks: Sequence[FoldTask], jobs: int, observer: CvObserver) -> li
 
 
 def _run_here(task: FoldTask, observer: CvObserver) -> FoldResult:
-    from slr.engine.trainer import Interrupted
+    from slr.engine.training import Interrupted
 
     try:
         result = run_fold(task, observer.training(task), on_start=lambda resumed: observer.fold_start(task, resumed))

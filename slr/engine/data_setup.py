@@ -23,6 +23,7 @@ from slr.data.notices import CheckedSplit, training_data_notices
 from slr.data.clip_limits import clip_limits
 from slr.data.split import train_val_group_notices
 from slr.data.validate import check_training_data
+from slr.engine import hardware
 from slr.engine.distributed import DistInfo
 from slr.engine.sampler import EpochSampler
 from slr.errors import ConfigError, DataError, command, setting
@@ -57,8 +58,10 @@ class RunData:
             f"up to {self.longest_clip} frames" + (f"; {self.layout_line}" if self.layout_line else "")
         )
 
-    def loaders(self, settings: TrainSettings, dist: DistInfo, device: torch.device, workers: int):
-        pin = settings.pin_memory and device.type == "cuda"
+    def loaders(self, settings: TrainSettings, dist: DistInfo, device: torch.device, workers: int,
+                pin: Optional[bool] = None):
+        """``pin``: whether the device takes pinned memory (default: hardware.capabilities decides)."""
+        pin = settings.pin_memory and (hardware.capabilities(device).pin_memory if pin is None else pin)
         if workers > 0:  # workers read the parent's cache: fill it before they fork
             self.train.preload()
             self.val.preload()
@@ -137,8 +140,7 @@ def validate_command(settings: TrainSettings, src: SplitSource) -> str:
 def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) -> RunData:
     spec = model_spec(settings.model)
     keypoints = spec.input_kind == "keypoints"
-    key = settings.kp_key if keypoints else settings.feature_key
-    fallback = None if keypoints else settings.kp_key  # the guide: features in X2048, or X
+    key, fallback = spec.clip_keys(settings)  # the guide: features in X2048, or X
     width = settings.kp_dim if keypoints else settings.feature_dim
     train_src, val_src = _sources(settings)
     datasets, frames, notices, labels, checked = [], [], [], [], []

@@ -6,7 +6,7 @@ import datetime
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -70,13 +70,14 @@ def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return values
 
 
-def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every rank when any rank says True (e.g. stop early, interrupted, non-finite loss)."""
+def any_rank(flags: Sequence[bool], info: DistInfo, device: torch.device) -> tuple[bool, ...]:
+    """Each flag true on every rank when any rank says true (interrupted, non-finite loss), all in
+    one collective."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return tuple(bool(v) for v in t.tolist())
 
 
 def min_across_ranks(value: int, info: DistInfo, device: torch.device) -> int:

@@ -1,21 +1,24 @@
-"""What the machine offers and what the auto options pick: device, CPUs, memory, workers, batch size."""
+"""What the machine offers, and what the auto options pick from it: device, CPUs, memory, workers,
+mixed precision, the memory figures of the log; and the C allocator's hold on freed memory.
+The batch size is picked in slr/engine/autobatch.py."""
 
 from __future__ import annotations
 
-import gc
+import ctypes
 import os
 import resource
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Optional
 
 import torch
 
 from slr.errors import setting
 
-MIN_AUTO_BATCH, MAX_AUTO_BATCH = 8, 64  # the training guide's range for --auto-batch-size
 MAX_AUTO_WORKERS = 8
 GIB = 1024**3
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,155 @@ def gpu_infos() -> list[GpuInfo]:
     return infos
 
 
-def amp_dtype(device: torch.device, preference: str = "auto") -> Optional[torch.dtype]:
+# -- what only some devices can do ------------------------------------------------------------------
+# Every option that only a GPU can use (mixed precision, compile, pinned memory, DataParallel, a
+# measured batch size, the GPU memory figures) is decided from a ``Capabilities`` value, made for
+# the device by ``capabilities(device)``: the one place a device's kind decides them. A test hands
+# the CPU a GPU's capabilities and so drives every one of those branches on the CPU
+# (docs/architecture.md lists each branch and its test).
+
+
+class DeviceMemory:
+    """Where a device's memory figures come from: the probe's peak per step, and the memory panel."""
+
+    kind = "cpu"
+
+    def total(self) -> int:
+        raise NotImplementedError
+
+    def available(self) -> int:
+        """What the memory rule may plan with."""
+        return self.total()
+
+    def peak_of(self, step: Callable[[], None]) -> int:
+        """Run ``step`` and return the memory it took at its peak; torch.OutOfMemoryError when it
+        does not fit."""
+        raise NotImplementedError
+
+    def figures(self) -> tuple[int, int, int]:
+        """(allocated, reserved, peak) bytes for the log's gpu_memory_* columns; zeros without a GPU."""
+        return 0, 0, 0
+
+    def describe(self) -> str:
+        return "resident memory"
+
+
+class CudaMemory(DeviceMemory):
+    """A CUDA GPU: the caching allocator's peak, its total memory."""
+
+    kind = "cuda"
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def total(self) -> int:
+        return torch.cuda.get_device_properties(self.device).total_memory
+
+    def peak_of(self, step: Callable[[], None]) -> int:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            step()
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device)
+        finally:
+            torch.cuda.empty_cache()  # the next, smaller try must not pay for this one's blocks
+
+    def figures(self) -> tuple[int, int, int]:
+        d = self.device
+        return torch.cuda.memory_allocated(d), torch.cuda.memory_reserved(d), torch.cuda.max_memory_allocated(d)
+
+    def describe(self) -> str:
+        return f"allocator peak on {torch.cuda.get_device_name(self.device)}"
+
+
+class ResidentMemory(DeviceMemory):
+    """The CPU (and MPS, whose memory is the machine's): the growth of this process's peak resident
+    memory during a step. ``budget``: the bytes a step may take (default: the memory available
+    now); a step whose peak passes it raises torch.OutOfMemoryError, as a full GPU would."""
+
+    def __init__(self, budget: Optional[int] = None, kind: str = "cpu"):
+        self.budget = budget
+        self.kind = kind
+
+    def total(self) -> int:
+        return self.budget if self.budget is not None else self.available()
+
+    def available(self) -> int:
+        if self.kind == "mps":
+            return int(torch.mps.recommended_max_memory()) - int(torch.mps.driver_allocated_memory())
+        return ram_bytes()[1]
+
+    def peak_of(self, step: Callable[[], None]) -> int:
+        release_freed_memory()  # freed blocks kept by malloc would hide the next step's growth
+        before = _reset_peak_rss()
+        step()
+        peak = max(0, _peak_rss() - before)
+        if self.budget is not None and peak > self.budget:
+            raise torch.OutOfMemoryError(f"the step took {peak / GIB:.2f} GiB of a {self.budget / GIB:.2f} GiB budget")
+        return peak
+
+    def figures(self) -> tuple[int, int, int]:
+        if self.kind == "mps":
+            allocated = torch.mps.current_allocated_memory()
+            return allocated, torch.mps.driver_allocated_memory(), 0
+        return 0, 0, 0
+
+    def describe(self) -> str:
+        return "peak resident memory" + (" (MPS shares the machine's memory)" if self.kind == "mps" else "")
+
+
+def _reset_peak_rss() -> int:
+    """Reset the kernel's peak resident size of this process to now (Linux); return the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # elsewhere: the peak stays the process's lifetime peak, and growth reads as 0
+    return process_rss()
+
+
+def _peak_rss() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return process_rss()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    amp: bool  # mixed precision (autocast; float16 with a GradScaler)
+    compile: bool  # torch.compile pays off
+    pin_memory: bool  # pinned host memory for copies to the device
+    gpus: int  # devices DataParallel can spread one process over
+    probe: bool  # --auto-batch-size measures real steps (otherwise the memory rule)
+    bf16: bool  # bfloat16 autocast is supported
+    memory: DeviceMemory
+
+
+def capabilities(device: torch.device) -> Capabilities:
+    """What ``device`` can do for the GPU-only options."""
+    if device.type == "cuda":
+        return Capabilities(amp=True, compile=True, pin_memory=True, gpus=torch.cuda.device_count(), probe=True,
+                            bf16=torch.cuda.is_bf16_supported(), memory=CudaMemory(device))
+    return Capabilities(amp=False, compile=False, pin_memory=False, gpus=0, probe=False, bf16=False,
+                        memory=ResidentMemory(kind=device.type))
+
+
+def amp_dtype(device: torch.device, preference: str = "auto",
+              caps: Optional[Capabilities] = None) -> Optional[torch.dtype]:
     """The autocast dtype for --amp on this device, or None where mixed precision stays off."""
-    if device.type != "cuda":
+    caps = caps or capabilities(device)
+    if not caps.amp:
         return None
     if preference == "float16":
         return torch.float16
-    bf16 = torch.cuda.is_bf16_supported()
-    if preference == "bfloat16" or bf16:
-        return torch.bfloat16 if bf16 else torch.float16
+    if preference == "bfloat16" or caps.bf16:
+        return torch.bfloat16 if caps.bf16 else torch.float16
     return torch.float16
 
 
@@ -150,105 +293,6 @@ def auto_workers(device_kind: str, cpus: Optional[int] = None) -> tuple[int, str
         )
     n = max(1, min(MAX_AUTO_WORKERS, cpus - 1))
     return n, f"{cpus} usable CPU(s): one left for the training process, at most {MAX_AUTO_WORKERS}"
-
-
-# ---------------------------------------------------------------------------------------------
-# --auto-batch-size
-# ---------------------------------------------------------------------------------------------
-
-
-def _clamp_pow2(n: float) -> int:
-    n = max(MIN_AUTO_BATCH, min(MAX_AUTO_BATCH, int(n)))
-    return 1 << (n.bit_length() - 1)  # round down to a power of two
-
-
-def batch_size_from_memory(available_bytes: int, bytes_per_sample: int, share: float = 0.25) -> tuple[int, str]:
-    """The memory rule: use at most ``share`` of the available memory for one step's activations."""
-    fits = available_bytes * share / max(1, bytes_per_sample)
-    batch = _clamp_pow2(fits)
-    return batch, (
-        f"{share:.0%} of {available_bytes / GIB:.1f} GiB available / "
-        f"~{bytes_per_sample / 2**20:.1f} MiB per sample = {fits:.0f}, clamped to "
-        f"{MIN_AUTO_BATCH}-{MAX_AUTO_BATCH} and rounded down to a power of two"
-    )
-
-
-def probe_batch_size(
-    step: Callable[[int], None],
-    device: torch.device,
-    safety: float = 0.85,
-    sizes: Optional[list[int]] = None,
-) -> tuple[Optional[int], str]:
-    """Measure on CUDA: run real training steps at each of ``sizes`` (default 64, 32, 16, 8) and keep
-    the first, largest, that fits; None when none does.
-
-    ``step(batch)`` runs one training step on a worst-case batch (longest clips). A size fits when it
-    neither runs out of memory nor peaks above ``safety`` of the GPU's total memory.
-    """
-    total = torch.cuda.get_device_properties(device).total_memory
-
-    def peak_of(size: int) -> int:
-        _release(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        try:
-            step(size)
-            torch.cuda.synchronize(device)
-            return torch.cuda.max_memory_allocated(device)
-        finally:
-            _release(device)
-
-    size, tried = largest_fitting_batch(peak_of, total, safety, sizes)
-    if size is None:
-        return None, "measured: even the smallest size did not fit comfortably; " + "; ".join(tried)
-    return size, f"measured on {torch.cuda.get_device_name(device)}: " + "; ".join(tried)
-
-
-def auto_batch_sizes() -> list[int]:
-    """The sizes --auto-batch-size tries when no batch size was given: 64, 32, 16, 8."""
-    sizes, size = [], MAX_AUTO_BATCH
-    while size >= MIN_AUTO_BATCH:
-        sizes.append(size)
-        size //= 2
-    return sizes
-
-
-def largest_fitting_batch(
-    peak_of: Callable[[int], int], total: int, safety: float, sizes: Optional[list[int]] = None
-) -> tuple[Optional[int], list[str]]:
-    """Try ``sizes`` from the largest until one step neither runs out of memory nor peaks above
-    ``safety * total`` bytes. Returns that size (None when none fits) and what each try measured.
-
-    ``peak_of(size)`` runs one step and returns its peak memory, or raises torch.OutOfMemoryError.
-    """
-    tried = []
-    for size in sizes or auto_batch_sizes():
-        try:
-            peak = peak_of(size)
-        except torch.OutOfMemoryError:
-            tried.append(f"{size}: out of memory")
-            continue
-        if peak <= safety * total:
-            tried.append(f"{size}: peak {peak / GIB:.2f} GiB")
-            return size, tried
-        tried.append(f"{size}: peak {peak / GIB:.2f} GiB over {safety:.0%} of {total / GIB:.1f} GiB")
-    return None, tried
-
-
-def _release(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def activation_bytes_per_sample(model_name: str, settings, input_dim: int, frames: int) -> int:
-    """A rough upper bound of one clip's training memory (activations kept for backward), in bytes.
-
-    Used by the memory rule on CPU and MPS, where probing is neither needed nor reliable; each
-    model's estimate lives in its registry entry.
-    """
-    from slr.models.registry import model_spec
-
-    return model_spec(model_name).bytes_per_sample(settings, input_dim, frames)
 
 
 @dataclass(frozen=True)
@@ -270,17 +314,78 @@ class MemorySnapshot:
         }
 
 
-def memory_snapshot(device: torch.device) -> MemorySnapshot:
-    rss = process_rss()
-    if device.type == "cuda":
-        return MemorySnapshot(
-            "cuda",
-            allocated=torch.cuda.memory_allocated(device),
-            reserved=torch.cuda.memory_reserved(device),
-            peak=torch.cuda.max_memory_allocated(device),
-            rss=rss,
-        )
-    if device.type == "mps":
-        allocated = torch.mps.current_allocated_memory()
-        return MemorySnapshot("mps", allocated=allocated, reserved=torch.mps.driver_allocated_memory(), rss=rss)
-    return MemorySnapshot("cpu", rss=rss)
+def memory_snapshot(device: torch.device, memory: Optional[DeviceMemory] = None) -> MemorySnapshot:
+    """The memory figures of the log and the panel; ``memory``: where the GPU figures come from
+    (default: the device's own source)."""
+    memory = memory or capabilities(device).memory
+    allocated, reserved, peak = memory.figures()
+    return MemorySnapshot(memory.kind, allocated=allocated, reserved=reserved, peak=peak, rss=process_rss())
+
+
+# -- the C allocator ------------------------------------------------------------------------------
+# Keep the C allocator from holding on to freed memory (glibc; a no-op elsewhere).
+#
+# Why: PyTorch's CPU tensors come from malloc. glibc serves a large request with its own mmap and
+# unmaps it on free, but the first time such a block is freed it raises its mmap threshold to that
+# block's size (up to 32 MiB): from then on every activation of a step, 3-30 MB each with clips of
+# up to 225 frames, comes from the heap, and with batch shapes that vary the freed blocks rarely fit
+# the next request. The heap then holds freed holes beside the live tensors: the resident memory
+# climbs over epochs although nothing leaks (docs/results.md, "Memory": 2.1 GB to 3.6 GB in the
+# issue; 820 MB with MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=0, which slowed every step).
+#
+# Two measures, each from a setting:
+#
+# - ``release_freed_memory``: one malloc_trim per epoch returns the free pages in every arena at a
+#   cost of milliseconds, so the memory between epochs stays flat;
+# - ``fix_mmap_threshold``: mallopt(M_MMAP_THRESHOLD) at the start of a run, which keeps the
+#   threshold where it is set (glibc's dynamic raise stops once it is set), so blocks above it are
+#   mapped and unmapped on their own and never leave holes in the heap. That lowers the peak inside
+#   an epoch, but each such block then comes from fresh pages, a page fault per 4 KiB at every
+#   step: measured, 16 MiB took a 98 MB data set's peak from 1.43-1.51 GB to 1.33 GB at 0.86x the
+#   speed (benchmarks/memory_buckets.py, docs/results.md), so it is off unless asked for. It holds
+#   for the rest of the process: glibc has no way back to its dynamic rule.
+
+
+@lru_cache(maxsize=None)
+def _glibc() -> Optional[ctypes.CDLL]:
+    """The process's C library when it is glibc, else None.
+
+    ``ctypes.CDLL(None)`` gives the symbols already loaded into the process; unlike
+    ``ctypes.util.find_library`` it starts no ldconfig/gcc subprocess (a fork of a process that may
+    hold a gigabyte by then).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc only: musl has neither this nor malloc_trim
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def release_freed_memory() -> bool:
+    """Return free heap pages to the system; False where the C library cannot."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+def fix_mmap_threshold(mib: int) -> Optional[str]:
+    """Serve blocks of ``mib`` MiB and more with their own mapping from now on, in this process.
+
+    Returns None once set, else why not (not glibc, or glibc refused the value); ``mib`` 0 leaves
+    glibc's own rule and returns None.
+    """
+    if mib <= 0:
+        return None
+    libc = _glibc()
+    if libc is None:
+        return "the C library is not glibc"
+    if not libc.mallopt(M_MMAP_THRESHOLD, mib * 2**20):  # 0: refused (glibc 2.36 takes any value)
+        return f"glibc refused an mmap threshold of {mib} MiB"
+    return None

@@ -7,7 +7,7 @@ fallen, the log must hold every epoch, and ``_last.pt`` read back with ``weights
 fresh model must give the trained model's outputs.
 
 ``--frames`` (iv3_gru) feeds RGB frames through InceptionV3, which clip files do not hold: those
-steps run the Trainer's own step on an in-memory batch.
+steps run the training step alone (TrainStep: no run folder) on an in-memory batch.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from slr.data.synthetic import make_synthetic_clips, write_clips
 from slr.engine import checkpoint as ckpt
 from slr.engine import hardware
 from slr.engine.threads import apply_threads
-from slr.engine.checkpoint_schema import make_checkpoint
-from slr.engine.distributed import DistInfo
+from slr.engine.checkpoint import make_checkpoint
 from slr.engine.observer import SilentObserver
-from slr.engine.trainer import Trainer
+from slr.engine.run_folder import checkpoint_path
+from slr.engine.training import TrainStep
 from slr.errors import setting
 from slr.models.registry import build_model, count_parameters, model_spec
 from slr.settings import SmokeSettings, TrainSettings
@@ -66,9 +66,10 @@ def run_smoke(settings: SmokeSettings, on_note: Optional[Callable[[str], None]] 
     frames_input = settings.frames and model_spec(settings.model).input_kind == "features"
     if settings.frames and not frames_input:
         note(f"{setting('frames')} only applies to iv3_gru; the transformer reads keypoints")
-    if settings.amp and device.type != "cuda":
+    caps = hardware.capabilities(device)
+    if settings.amp and not caps.amp:
         note(f"{setting('amp')}: mixed precision is for CUDA GPUs; float32 on {device.type}")
-    if settings.compile_model and device.type != "cuda":
+    if settings.compile_model and not caps.compile:
         note(f"{setting('compile_model')}: skipped on {device.type}")
     if frames_input:
         return _smoke_frames(settings, device)
@@ -111,20 +112,20 @@ def _smoke_training(settings: SmokeSettings, device: torch.device, tmp: Path) ->
 
 
 def _smoke_frames(settings: SmokeSettings, device: torch.device) -> SmokeReport:
-    """RGB frames through InceptionV3: the Trainer's step on one in-memory batch, repeated."""
+    """RGB frames through InceptionV3: the training step (TrainStep) on one in-memory batch, repeated."""
     batch = _frames_batch(settings).to(device)
     model = build_model(settings.model, settings, FEATURE_DIM, settings.num_gloss, settings.num_cat,
                         frames=True).to(device)
     shared = {k: getattr(settings, k) for k in SmokeSettings.model_fields if k in TrainSettings.model_fields}
     train_settings = TrainSettings(**shared)
     amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
-    trainer = Trainer(train_settings, model, None, None, device, None, DistInfo(), SilentObserver(), amp, {})
+    step = TrainStep(train_settings, model, device, amp)  # the training step alone: no run folder
     model.train()
     losses, started = [], time.perf_counter()
     for _ in range(settings.steps):
-        loss, _, _ = trainer.train_step(batch, window=1)
-        trainer.optimizer_step()
-        losses.append(float(loss))
+        loss, _, _ = step.forward_backward(batch)
+        step.optimizer_step()
+        losses.append(loss.item())
     seconds = time.perf_counter() - started
     report = SmokeReport(_header(settings, model, device, f"{len(batch)} synthetic frame clips", settings.steps),
                          steps=settings.steps, seconds=seconds, clips=settings.steps * len(batch))
@@ -132,7 +133,7 @@ def _smoke_frames(settings: SmokeSettings, device: torch.device) -> SmokeReport:
     report.checks["loss is finite"] = finite
     report.checks[f"loss fell ({losses[0]:.3f} -> {losses[-1]:.3f})"] = finite and losses[-1] <= LOSS_MUST_FALL_TO * losses[0]
     with tempfile.TemporaryDirectory(prefix="slr-smoke-") as tmp:
-        path = Path(tmp) / f"{model_spec(settings.model).class_name}_smoke.pt"
+        path = checkpoint_path(Path(tmp), settings.model, "smoke")
         ckpt.save_checkpoint(make_checkpoint("weights", model=settings.model,
                                              model_class=model_spec(settings.model).class_name,
                                              model_state=ckpt.clean_state_dict(model.state_dict())), path)

@@ -27,7 +27,7 @@ from slr.errors import setting
 from slr.models.registry import model_spec
 from slr.settings import TrainSettings
 
-#: Where the result is kept in the chosen checkpoint (slr/engine/checkpoint_schema.py).
+#: Where the result is kept in the chosen checkpoint (slr/engine/checkpoint.py).
 ENTRY = "test"
 
 

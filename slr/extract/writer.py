@@ -15,7 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from slr.atomic import write_atomically
-from slr.engine.stale_temps import stale_temporaries
+from slr.engine.run_folder import stale_temporaries
 from slr.data.clip_meta import read_meta
 from slr.extract.clip import Clip
 

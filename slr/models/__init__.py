@@ -18,7 +18,6 @@ _EXPORTS = {
     "MODELS": "slr.models.registry",
     "ModelSpec": "slr.models.registry",
     "build_model": "slr.models.registry",
-    "checkpoint_filename": "slr.models.registry",
     "count_parameters": "slr.models.registry",
     "model_spec": "slr.models.registry",
 }

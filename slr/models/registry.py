@@ -42,6 +42,12 @@ class ModelSpec:
     onnx_exporters: tuple[str, ...]  # torch.onnx exporters, the one that works best first
     build: Builder
 
+    def clip_keys(self, settings: BaseModel) -> tuple[str, str | None]:
+        """The array this model reads from a clip, and the one read when a clip lacks it (training
+        and inference alike)."""
+        fallback = getattr(settings, self.fallback_key_setting) if self.fallback_key_setting else None
+        return getattr(settings, self.clip_key_setting), fallback
+
 
 def _transformer_bytes(settings: BaseModel, input_dim: int, frames: int) -> int:
     d, ff, heads, layers = settings.d_model, settings.ff_dim, settings.num_heads, settings.num_layers
@@ -160,8 +166,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameter counts; a frozen backbone counts as not trainable."""
     params = list(model.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
-
-
-def checkpoint_filename(name: str, which: str) -> str:
-    """``checkpoint_filename("transformer", "last")`` → ``"SignTransformer_last.pt"``."""
-    return f"{model_spec(name).class_name}_{which}.pt"

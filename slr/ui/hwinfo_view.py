@@ -61,6 +61,18 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]
             continue
         rows.append((f"--auto-batch-size {model}", f"{b['batch_size']}  ({b['method']}: {b['reason']})"))
     sections.append((f"Auto options (preview for {batch['frames']}-frame clips)", rows))
+    probe = report.get("probe")
+    if probe:
+        sections.append((
+            f"Probe: {probe['model']} on {probe['device']}, clips of {probe['frames']} x {probe['width']} "
+            f"({probe['shape_from']})",
+            [
+                ("measured batch", f"{probe['measured']['batch_size']}  ({probe['measured']['reason']})"),
+                ("memory rule's guess", f"{probe['rule']['batch_size']}  ({probe['rule']['reason']})"),
+                ("time per step", f"{probe['seconds_per_step'] * 1000:.1f} ms at batch "
+                                  f"{probe['measured']['batch_size']} ({probe['samples_per_s']:.0f} samples/s)"),
+            ],
+        ))
     return sections
 
 
