@@ -75,12 +75,14 @@ class InferredClassCountSettings(Settings):
     """`slr train`: the class counts default to what the data says (slr/data/class_counts.py)."""
 
     num_gloss: Optional[int] = Field(
-        None, ge=2, description="Number of gloss classes; default: from the labels and --classes-csv (largest id + 1)."
+        None, ge=2, le=100_000,
+        description="Number of gloss classes; default: from the labels and --classes (largest id + 1).",
     )
     num_cat: Optional[int] = Field(
         None,
         ge=1,
-        description="Number of category classes; default: from the labels' cat column and --classes-csv (largest "
+        le=100_000,
+        description="Number of category classes; default: from the labels' cat column and --classes (largest "
         "id + 1), or 1 (no category figures) when the labels have no cat column.",
     )
 

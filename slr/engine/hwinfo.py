@@ -18,7 +18,7 @@ from slr.engine.autobatch import choose_batch_size
 from slr.engine.threads import choose_threads
 from slr.errors import ConfigError, DataError, setting
 from slr.models.registry import MODELS, model_spec
-from slr.settings import HwinfoSettings, TrainSettings
+from slr.settings import ClassCountSettings, HwinfoSettings, TrainSettings
 
 #: Clip length the batch-size preview assumes; training uses the longest clip of the real data.
 PREVIEW_FRAMES = 64
@@ -33,7 +33,7 @@ def collect(settings: HwinfoSettings) -> dict[str, Any]:
     threads = choose_threads(None).as_dict()  # what a run without --threads would use now
     batch = {}
     for model, spec in MODELS.items():
-        defaults = TrainSettings(model=model)
+        defaults = _preview_settings(model)
         width = spec.preview_width
         pick = choose_batch_size(  # the preview: the rule, or on a device that probes, the probe
             None, 1, choice.device,
@@ -102,7 +102,7 @@ def probe(settings: HwinfoSettings, memory: Optional[hardware.DeviceMemory] = No
     device = hardware.select_device(settings.device).device
     memory = memory or hardware.capabilities(device).memory
     frames, width, source = _probe_shape(settings, spec)
-    run = TrainSettings(model=model)
+    run = _preview_settings(model)
     step = _preview_step(run, width, frames, device)
     rule = choose_batch_size(None, 1, device, step=None, frames=frames, memory=memory,
                              bytes_per_sample=lambda: spec.bytes_per_sample(run, width, frames))
@@ -122,6 +122,11 @@ def probe(settings: HwinfoSettings, memory: Optional[hardware.DeviceMemory] = No
         "seconds_per_step": round(seconds, 4),
         "samples_per_s": round(measured.batch_size / max(seconds, 1e-9), 1),
     }
+
+
+def _preview_settings(model: str) -> TrainSettings:
+    """A run's defaults, with the guide's class counts: a preview has no labels to count them from."""
+    return TrainSettings(model=model, **ClassCountSettings().model_dump())
 
 
 def _probe_shape(settings: HwinfoSettings, spec) -> tuple[int, int, str]:
