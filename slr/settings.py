@@ -301,8 +301,9 @@ class ThreadSettings(Settings):
         None,
         ge=1,
         le=1024,
-        description="CPU threads for torch; default: auto = the usable cores minus the machine's load, at least 1 "
-        "(on a busy machine extra threads wait on each other: docs/results.md). OMP_NUM_THREADS, when set, is kept.",
+        description="CPU threads for torch; default: auto = start with the cores other processes leave free, then "
+        "time each count on the first training steps and keep the fastest (on a busy machine extra threads wait on "
+        "each other: docs/results.md). OMP_NUM_THREADS, when a count from 1 to 1024, is kept.",
     )
 
 

@@ -35,7 +35,7 @@ from slr.engine.observer import SilentObserver, TrainingObserver
 from slr.engine.run_files import check_writable, files_record, keep_earlier_run
 from slr.engine.run_lock import hold_output_dir, release_all
 from slr.engine.stale_temps import remove_stale_temporaries
-from slr.engine.threads import apply_threads
+from slr.engine.threads import apply_threads, tune_during_training
 from slr.engine.trainer import Interrupted, RunPaths, Trainer
 from slr.errors import CheckpointError, DataError, TrainingStopped, setting
 from slr.models.registry import model_spec
@@ -222,6 +222,8 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         "keypoint_layout": data.keypoint_layout,  # --keypoint-layout's declaration: inference reads clips alike
         "runtime": runtime,
     }
+    if device.type == "cpu" and not dist.enabled:  # auto threads: timed on the first real steps (engine/threads.py)
+        observer = tune_during_training(runtime["threads"], observer)
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras)
     if resume is not None:
         trainer.load_state_dict(state, resume.path)

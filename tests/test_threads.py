@@ -1,0 +1,211 @@
+"""--threads auto: the start count from other processes' CPU time, the choice from timed windows of
+training steps, and OMP_NUM_THREADS read safely (slr/engine/threads.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from slr.engine import threads as th
+from slr.settings import TrainSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeMachine:
+    """A clock whose steps take `seconds[threads]`; the tuner sets the threads through `set`. The
+    first step after a switch also pays `wake` (the pool's threads start)."""
+
+    def __init__(self, seconds: dict[int, float], start: int, wake: float = 0.0):
+        self.seconds, self.threads, self.now, self.wake, self.pending = dict(seconds), start, 0.0, wake, 0.0
+
+    def set(self, n: int) -> None:
+        self.threads, self.pending = n, self.wake
+
+    def clock(self) -> float:
+        return self.now
+
+    def run(self, tuner: th.ThreadTuner, steps: int, gap_every: int = 0) -> list[str]:
+        notes = []
+        for i in range(steps):
+            if gap_every and i % gap_every == gap_every - 1:
+                tuner.pause()
+                self.now += 30.0  # a validation pass and checkpoint writes
+            self.now += self.seconds[self.threads] + self.pending
+            self.pending = 0.0
+            note = tuner.step_done()
+            if note:
+                notes.append(note)
+        return notes
+
+
+def tuner_on(machine: FakeMachine, candidates=(1, 2), **options) -> th.ThreadTuner:
+    return th.ThreadTuner(list(candidates), machine.threads, set_threads=machine.set, clock=machine.clock, **options)
+
+
+@pytest.mark.parametrize("seconds, winner", [({1: 0.30, 2: 0.18}, 2), ({1: 0.20, 2: 0.80}, 1)])
+def test_the_faster_count_is_kept_whichever_it_is(seconds, winner):
+    machine = FakeMachine(seconds, start=1)
+    tuner = tuner_on(machine)
+    notes = machine.run(tuner, 60)
+    assert tuner.chosen == winner and machine.threads == winner and not tuner.probing
+    assert len(notes) == 1 and notes[0].startswith(f"threads: {winner} chosen by measurement")
+    speeds = tuner.decisions[0]["steps_per_s"]
+    assert speeds == {"1": pytest.approx(1 / seconds[1], abs=1e-3), "2": pytest.approx(1 / seconds[2], abs=1e-3)}
+
+
+def test_fewer_threads_win_a_near_tie():
+    machine = FakeMachine({1: 0.200, 2: 0.195}, start=2)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 60)
+    assert tuner.chosen == 1
+
+
+def test_the_step_after_a_switch_and_the_gaps_are_not_timed():
+    # 2 threads are faster; each switch costs one very slow step, and long pauses (validation)
+    # fall inside the windows: neither may count.
+    machine = FakeMachine({1: 0.3, 2: 0.2}, start=1, wake=5.0)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 60, gap_every=4)
+    assert tuner.chosen == 2
+    assert tuner.decisions[0]["steps_per_s"] == {"1": pytest.approx(1 / 0.3, abs=1e-3), "2": pytest.approx(5.0, abs=1e-3)}
+
+
+def test_a_sharp_fall_measures_again_and_follows_the_machine():
+    machine = FakeMachine({1: 0.30, 2: 0.18}, start=2)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 40)
+    assert tuner.chosen == 2
+    machine.seconds = {1: 0.35, 2: 1.5}  # another process took a core: 2 threads now wait on each other
+    notes = machine.run(tuner, 80)
+    assert any("timing 1, 2 thread(s) again" in n for n in notes), notes
+    assert tuner.chosen == 1 and machine.threads == 1
+    assert notes[-1].startswith("threads: 1 chosen (was 2) by measurement")
+
+
+def test_a_slow_patch_shorter_than_the_patience_keeps_the_choice():
+    machine = FakeMachine({1: 0.30, 2: 0.18}, start=2)
+    tuner = tuner_on(machine)
+    machine.run(tuner, 40)
+    machine.seconds[2] = 1.0
+    machine.run(tuner, 1)  # one slow step: one slow window
+    machine.seconds[2] = 0.18
+    notes = machine.run(tuner, 30)
+    assert notes == [] and tuner.chosen == 2 and not tuner.probing
+
+
+def test_the_choice_is_looked_at_again_after_recheck_s():
+    machine = FakeMachine({1: 0.20, 2: 0.60}, start=1)
+    tuner = tuner_on(machine, recheck_s=20.0)
+    machine.run(tuner, 40)
+    assert tuner.chosen == 1
+    machine.seconds = {1: 0.20, 2: 0.10}  # the other process ended: 1 thread does not slow down, but 2 would be faster
+    machine.run(tuner, 200)
+    assert tuner.chosen == 2
+
+
+def test_start_count_uses_the_cores_other_processes_leave_free():
+    assert th.start_threads(2, 1.0, None, 2)[0] == 1
+    assert th.start_threads(2, 0.1, 9.0, 2)[0] == 2  # a measurement wins over a lagging load average
+    assert th.start_threads(16, 3.2, None, 16)[0] == 13
+    assert th.start_threads(16, 0.0, None, 8)[0] == 8  # never above torch's own default
+    assert th.start_threads(2, 7.0, None, 2)[0] == 1
+    assert th.start_threads(2, None, 6.5, 2)[0] == 1  # no /proc/stat: the load average stands in
+    assert th.start_threads(4, None, None, 4)[0] == 4
+    assert th.candidate_counts(2, 1) == [1, 2]
+    assert th.candidate_counts(16, 13) == [1, 2, 4, 8, 13, 16]
+    assert th.candidate_counts(1, 1) == [1]
+
+
+def test_busy_cores_of_others_sees_a_busy_process_and_not_its_own_work():
+    if th.busy_cores_of_others(1, 0.05) is None:
+        pytest.skip("no /proc/stat here")
+    cores = th.usable_cores()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        measured = th.busy_cores_of_others(cores, 0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert measured is not None and 0.6 <= measured <= cores
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999", "0", "-3", "abc", "1.5", "٣", "1025"])
+def test_omp_num_threads_that_is_no_thread_count_is_ignored_with_the_reason(value):
+    choice = th.choose_threads(None, cores=2, load=0.0, busy_others=0.0, environ={"OMP_NUM_THREADS": value})
+    assert choice.method == "auto" and choice.threads in (1, 2)
+    assert "OMP_NUM_THREADS=" in choice.reason and "ignored" in choice.reason
+
+
+def test_a_valid_omp_num_threads_is_kept():
+    choice = th.choose_threads(None, cores=2, busy_others=0.0, environ={"OMP_NUM_THREADS": " 3 "})
+    assert (choice.threads, choice.method) == (3, "environment")
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999"])
+def test_hwinfo_with_a_strange_omp_num_threads_is_no_internal_error(value):
+    env = {**os.environ, "OMP_NUM_THREADS": value, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "slr", "hwinfo", "--json"], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=ROOT)
+    assert done.returncode == 0 and "internal error" not in done.stdout + done.stderr, done.stdout + done.stderr
+    threads = json.loads(done.stdout)["threads"]
+    assert threads["method"] == "auto" and 1 <= threads["threads"] <= threads["usable_cores"]
+    assert "is not a thread count" in threads["reason"] or "is above 1024" in threads["reason"]
+
+
+def test_a_run_with_auto_threads_chooses_by_measurement_and_records_it(tmp_path, monkeypatch):
+    from slr.data.synthetic import write_synthetic_dataset
+    from slr.engine.checkpoint import load_checkpoint
+    from slr.engine.run import train
+
+    class Notes:
+        wants_memory = False
+
+        def __init__(self):
+            self.lines = []
+
+        def note(self, text):
+            self.lines.append(text)
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(th, "_torch_default", lambda torch: 2)  # two candidates on any machine
+    monkeypatch.setattr(th.ThreadTuner, "window_s", 0.0)
+    monkeypatch.setattr(th.ThreadTuner, "rounds", 1)
+    write_synthetic_dataset(tmp_path / "clips", 48, num_gloss=3, num_cat=2, min_frames=6, max_frames=12)
+    settings = TrainSettings(model="transformer", keypoints_train=tmp_path / "clips", keypoints_val=tmp_path / "clips",
+                             num_gloss=3, num_cat=2, epochs=1, batch_size=4, output_dir=tmp_path / "run", plots=False,
+                             tensorboard=False, d_model=16, num_heads=2, num_layers=1, ff_dim=32, device="cpu")
+    before = torch.get_num_threads()
+    monkeypatch.setattr(th, "usable_cores", lambda: 2)
+    notes = Notes()
+    try:
+        train(settings, notes)
+        chosen = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    header = next(line for line in notes.lines if "CPU thread(s)" in line)
+    assert "times 1, 2 thread(s) on its first steps" in header
+    decided = [line for line in notes.lines if "chosen by measurement" in line]
+    assert decided and decided[0].startswith(f"threads: {chosen} chosen"), notes.lines
+    runtime = load_checkpoint(tmp_path / "run" / "SignTransformer_last.pt", need="model")["runtime"]["threads"]
+    assert runtime["threads"] == chosen and runtime["measured"][0]["threads"] == chosen
+    assert set(runtime["measured"][0]["steps_per_s"]) == {"1", "2"}
+
+
+def test_a_given_count_is_never_tuned():
+    inner = object()
+    assert th.tune_during_training({"method": "setting", "threads": 2, "candidates": []}, inner) is inner
+    assert th.tune_during_training({"method": "environment", "threads": 1, "candidates": []}, inner) is inner
+    assert th.tune_during_training({"method": "auto", "threads": 1, "candidates": [1]}, inner) is inner
