@@ -19,14 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeMachine:
-    """A clock whose steps take `seconds[threads]`; the tuner sets the threads through `set`. The
-    first step after a switch also pays `wake` (the pool's threads start)."""
+    """A clock whose steps take `seconds[threads]`; the tuner sets the threads through `set`."""
 
-    def __init__(self, seconds: dict[int, float], start: int, wake: float = 0.0):
-        self.seconds, self.threads, self.now, self.wake, self.pending = dict(seconds), start, 0.0, wake, 0.0
+    def __init__(self, seconds: dict[int, float], start: int):
+        self.seconds, self.threads, self.now = dict(seconds), start, 0.0
 
     def set(self, n: int) -> None:
-        self.threads, self.pending = n, self.wake
+        self.threads = n
 
     def clock(self) -> float:
         return self.now
@@ -37,8 +36,7 @@ class FakeMachine:
             if gap_every and i % gap_every == gap_every - 1:
                 tuner.pause()
                 self.now += 30.0  # a validation pass and checkpoint writes
-            self.now += self.seconds[self.threads] + self.pending
-            self.pending = 0.0
+            self.now += self.seconds[self.threads]
             note = tuner.step_done()
             if note:
                 notes.append(note)
@@ -67,10 +65,10 @@ def test_fewer_threads_win_a_near_tie():
     assert tuner.chosen == 1
 
 
-def test_the_step_after_a_switch_and_the_gaps_are_not_timed():
-    # 2 threads are faster; each switch costs one very slow step, and long pauses (validation)
-    # fall inside the windows: neither may count.
-    machine = FakeMachine({1: 0.3, 2: 0.2}, start=1, wake=5.0)
+def test_the_gaps_between_epochs_are_not_timed():
+    # 2 threads are faster; long pauses (validation, checkpoints) fall inside the windows: they
+    # may not count.
+    machine = FakeMachine({1: 0.3, 2: 0.2}, start=1)
     tuner = tuner_on(machine)
     machine.run(tuner, 60, gap_every=4)
     assert tuner.chosen == 2
@@ -209,3 +207,27 @@ def test_a_given_count_is_never_tuned():
     assert th.tune_during_training({"method": "setting", "threads": 2, "candidates": []}, inner) is inner
     assert th.tune_during_training({"method": "environment", "threads": 1, "candidates": []}, inner) is inner
     assert th.tune_during_training({"method": "auto", "threads": 1, "candidates": [1]}, inner) is inner
+
+
+def test_a_stalled_count_costs_one_step_not_three_windows():
+    # Under load a second thread can take seconds per step: one step of it is a window, and after
+    # that window it is not timed again.
+    machine = FakeMachine({1: 0.15, 2: 3.3}, start=1)
+    tuner = tuner_on(machine)
+    at_two = 0
+    for _ in range(80):
+        at_two += machine.threads == 2
+        machine.now += machine.seconds[machine.threads]
+        tuner.step_done()
+    assert tuner.chosen == 1 and at_two == 1
+    assert tuner.decisions[0]["steps_per_s"]["2"] == pytest.approx(1 / 3.3, abs=1e-3)
+
+
+def test_a_fall_that_changes_nothing_holds_further_probes_back():
+    machine = FakeMachine({1: 0.20, 2: 1.0}, start=1)
+    tuner = tuner_on(machine, hold_s=60.0)
+    machine.run(tuner, 30)
+    machine.seconds = {1: 0.6, 2: 3.0}  # the machine got slower for every count: 1 stays the best
+    notes = machine.run(tuner, 120)  # about 70 s
+    again = [n for n in notes if "again" in n]
+    assert len(again) == 1 and tuner.chosen == 1, notes

@@ -239,12 +239,14 @@ class ThreadTuner:
     The trainer's step loop reports each finished step (`step_done`) and each gap that is not a
     training step (`pause`: an epoch's validation pass, a smaller last batch). Probing runs
     `rounds` rounds, each one window per candidate in an order that rotates, so that a change in
-    the machine's load falls on every candidate alike; the first step after a switch is not
-    timed (the thread pool wakes up). A window is at least `min_steps` timed steps and
-    `window_s` seconds. The winner is the median-fastest; a count with fewer threads wins within
-    `tie` of it (it leaves more to other processes). Then every window is compared with the
-    winner's speed: `patience` windows in a row below `drop` times it, or `recheck_s` seconds,
-    start a new probe.
+    the machine's load falls on every candidate alike. A window is at least `min_steps` timed
+    steps and `window_s` seconds, or one step of `long_window_s` (a new count's threads start in
+    microseconds: its first step is timed too). A count below `hopeless` times the fastest is not
+    timed again (under load a second thread can be 20x slower: each of its windows costs seconds).
+    The winner is the median-fastest; a count with fewer threads wins within `tie` of it (it
+    leaves more to other processes). Then every window is compared with the winner's speed:
+    `patience` windows in a row below `drop` times it start a new probe (after one that changed
+    nothing, not again for `hold_s`), and so does `recheck_s` seconds since the last choice.
     """
 
     # Long enough that a scheduler slice lost to another process averages out (a step of the
@@ -257,6 +259,9 @@ class ThreadTuner:
     drop = 0.6
     patience = 2
     recheck_s = 300.0
+    long_window_s = 2.0  # one step this long is a window: a stalled count is known after one step
+    hopeless = 0.5  # a count below this share of the fastest is not timed again in this probe
+    hold_s = 60.0  # after a fall that changed nothing, no new probe for a fall this soon
 
     def __init__(self, candidates: list[int], start: int, *, set_threads: Optional[Callable[[int], None]] = None,
                  clock: Callable[[], float] = time.perf_counter, **options: float):
@@ -278,11 +283,12 @@ class ThreadTuner:
         self._speeds: dict[int, list[float]] = {}
         self._plan: list[int] = []
         self._last: Optional[float] = None  # end of the previous timed step
-        self._skip = True  # the next step is not timed
         self._steps = 0
         self._elapsed = 0.0
         self._slow = 0
         self._decided_at = 0.0
+        self._hold_until = 0.0
+        self._fell = False  # the running probe was started by a fall
         self._begin_probe()
 
     @property
@@ -296,13 +302,14 @@ class ThreadTuner:
     def step_done(self) -> Optional[str]:
         """One training step finished; returns a sentence when a choice was made or a probe began."""
         now = self._clock()
-        if self._last is None or self._skip:
-            self._last, self._skip = now, False
+        if self._last is None:
+            self._last = now
             return None
         self._steps += 1
         self._elapsed += now - self._last
         self._last = now
-        if self._steps < self.min_steps or self._elapsed < self.window_s:
+        enough = self._steps >= self.min_steps and self._elapsed >= self.window_s
+        if not enough and self._elapsed < self.long_window_s:
             return None
         speed = self._steps / self._elapsed
         self._steps, self._elapsed = 0, 0.0
@@ -311,16 +318,18 @@ class ThreadTuner:
     def _window_done(self, speed: float, now: float) -> Optional[str]:
         if self._plan:
             self._speeds[self._plan.pop(0)].append(speed)
+            self._drop_hopeless()
             if self._plan:
                 self._switch(self._plan[0])
                 return None
             return self._decide(now)
         assert self.reference is not None
         self._slow = self._slow + 1 if speed < self.drop * self.reference else 0
-        if self._slow >= self.patience:
+        if self._slow >= self.patience and now >= self._hold_until:
             note = (f"threads: {speed:.2f} steps/s, below {self.drop:g}x the {self.reference:.2f} measured when "
                     f"{self.chosen} was chosen: timing {', '.join(map(str, self.candidates))} thread(s) again")
             self._begin_probe()
+            self._fell = True
             return note
         if now - self._decided_at >= self.recheck_s:
             self._begin_probe()
@@ -335,26 +344,38 @@ class ThreadTuner:
             i = (first + r) % k
             self._plan += self.candidates[i:] + self.candidates[:i]
         self._slow = 0
+        self._fell = False
         self._switch(self._plan[0])
+
+    def _drop_hopeless(self) -> None:
+        """Counts far slower than the fastest timed so far leave the plan: under load a second
+        thread can be 20x slower, and every window of it costs the run seconds."""
+        timed = {n: statistics.median(v) for n, v in self._speeds.items() if v}
+        fastest = max(timed.values())
+        keep = [n for n in self._plan if n not in timed or timed[n] >= self.hopeless * fastest]
+        if len(set(keep)) == 1 and all(self._speeds[n] for n in set(keep)) and len(timed) == len(self.candidates):
+            keep = []  # only the fastest is left, and it has been timed: decide now
+        self._plan = keep
 
     def _switch(self, n: int) -> None:
         if n != self.current:
             self._set(n)
             self.current = n
-            self._skip = True  # the pool's new threads wake up during the next step
 
     def _decide(self, now: float) -> str:
-        medians = {n: statistics.median(v) for n, v in self._speeds.items()}
+        medians = {n: statistics.median(v) for n, v in self._speeds.items() if v}
         fastest = max(medians.values())
         best = min(n for n, m in medians.items() if m >= (1 - self.tie) * fastest)
         before = self.chosen
+        if self._fell and before == best:
+            self._hold_until = now + self.hold_s  # the fall was the machine, not the count
         self.chosen, self.reference, self._decided_at, self._slow = best, medians[best], now, 0
         self._switch(best)
         self.decisions.append({"threads": best, "steps_per_s": {str(n): round(m, 3) for n, m in medians.items()}})
-        evidence = ", ".join(f"{n}: {medians[n]:.2f}" for n in self.candidates)
         verb = "chosen" if before is None else ("kept" if before == best else f"chosen (was {before})")
-        return (f"threads: {best} {verb} by measurement (median steps/s over {self.rounds} interleaved windows "
-                f"each: {evidence})")
+        evidence = ", ".join(f"{n}: {m:.2f} ({len(self._speeds[n])} window{'s' if len(self._speeds[n]) > 1 else ''})"
+                             for n, m in medians.items())
+        return f"threads: {best} {verb} by measurement (training steps/s by thread count, median of interleaved windows: {evidence})"
 
 
 class TunedObserver:
