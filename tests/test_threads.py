@@ -23,6 +23,7 @@ class FakeMachine:
 
     def __init__(self, seconds: dict[int, float], start: int):
         self.seconds, self.threads, self.now = dict(seconds), start, 0.0
+        self.counts: list[int] = []  # the thread count of every step run
 
     def set(self, n: int) -> None:
         self.threads = n
@@ -37,6 +38,7 @@ class FakeMachine:
                 tuner.pause()
                 self.now += 30.0  # a validation pass and checkpoint writes
             self.now += self.seconds[self.threads]
+            self.counts.append(self.threads)
             note = tuner.step_done()
             if note:
                 notes.append(note)
@@ -181,6 +183,9 @@ def test_a_run_with_auto_threads_chooses_by_measurement_and_records_it(tmp_path,
     monkeypatch.setattr(th, "_torch_default", lambda torch: 2)  # two candidates on any machine
     monkeypatch.setattr(th.ThreadTuner, "window_s", 0.0)
     monkeypatch.setattr(th.ThreadTuner, "rounds", 1)
+    # a quiet machine, whatever this one is doing: both counts are worth timing
+    monkeypatch.setattr(th, "busy_cores_of_others", lambda cores, window_s=0.0: 0.0)
+    monkeypatch.setattr(th.OthersMeter, "sample", lambda self: 0.0)
     write_synthetic_dataset(tmp_path / "clips", 48, num_gloss=3, num_cat=2, min_frames=6, max_frames=12)
     settings = TrainSettings(model="transformer", keypoints_train=tmp_path / "clips", keypoints_val=tmp_path / "clips",
                              num_gloss=3, num_cat=2, epochs=1, batch_size=4, output_dir=tmp_path / "run", plots=False,
@@ -231,3 +236,47 @@ def test_a_fall_that_changes_nothing_holds_further_probes_back():
     notes = machine.run(tuner, 120)  # about 70 s
     again = [n for n in notes if "again" in n]
     assert len(again) == 1 and tuner.chosen == 1, notes
+
+
+class FakeMeter:
+    """Other processes' CPU use, as OthersMeter.sample reports it."""
+
+    def __init__(self, cores: float):
+        self.cores = cores
+
+    def sample(self):
+        return self.cores
+
+
+def test_counts_beyond_the_free_cores_are_not_timed_and_are_timed_once_cores_free_up():
+    machine = FakeMachine({1: 0.15, 2: 3.3}, start=1)
+    meter = FakeMeter(1.9)  # four busy processes on 2 cores
+    tuner = tuner_on(machine, cores=2, others=meter.sample, others_now=1.9)
+    notes = machine.run(tuner, 40)
+    assert tuner.chosen == 1 and notes[0].startswith("threads: 1 chosen by measurement (other processes take 1.9")
+    assert tuner.decisions[0] == {"threads": 1, "steps_per_s": {}, "others_cores": 1.9}
+    assert set(machine.counts) == {1}  # not one step at 2 threads
+    meter.cores, machine.seconds = 0.05, {1: 0.15, 2: 0.09}  # they ended
+    notes = machine.run(tuner, 60)
+    assert any("timing 1, 2 thread(s) again" in n for n in notes), notes
+    assert tuner.chosen == 2 and machine.threads == 2
+
+
+def test_with_one_busy_process_both_counts_are_timed():
+    machine = FakeMachine({1: 0.15, 2: 0.40}, start=1)
+    tuner = tuner_on(machine, cores=2, others=FakeMeter(1.0).sample, others_now=1.0)
+    machine.run(tuner, 60)
+    assert tuner.chosen == 1 and set(tuner.decisions[0]["steps_per_s"]) == {"1", "2"}
+
+
+def test_others_meter_reads_this_machine():
+    import time
+
+    meter = th.OthersMeter(th.usable_cores())
+    if meter._prev is None:
+        pytest.skip("no /proc/stat here")
+    ends = time.monotonic() + 0.2
+    while time.monotonic() < ends:  # this process's own work is not the others'
+        pass
+    value = meter.sample()
+    assert value is not None and 0.0 <= value <= th.usable_cores()

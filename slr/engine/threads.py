@@ -94,23 +94,40 @@ def _cpu_jiffies(cpus: Optional[set[int]]) -> Optional[tuple[int, int]]:
     return (busy, total) if total else None
 
 
+class OthersMeter:
+    """Cores' worth of CPU time other processes took on the usable cores since the last sample
+    (this process's own use left out), without waiting: the tuner samples it once per window."""
+
+    def __init__(self, cores: int):
+        self.cores = cores
+        try:
+            self._cpus: Optional[set[int]] = set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            self._cpus = None
+        self._prev = self._read()
+
+    def _read(self) -> Optional[tuple[tuple[int, int], float, float]]:
+        jiffies = _cpu_jiffies(self._cpus)
+        return None if jiffies is None else (jiffies, _own_cpu_seconds(), time.monotonic())
+
+    def sample(self) -> Optional[float]:
+        now = self._read()
+        prev, self._prev = self._prev, now
+        if now is None or prev is None or now[0][1] <= prev[0][1]:
+            return None
+        share = (now[0][0] - prev[0][0]) / (now[0][1] - prev[0][1])  # of all the usable cores' time
+        own = (now[1] - prev[1]) / max(now[2] - prev[2], 1e-9)
+        return max(0.0, min(float(self.cores), share * self.cores - own))
+
+
 def busy_cores_of_others(cores: int, window_s: float = BUSY_WINDOW_S) -> Optional[float]:
-    """Cores' worth of CPU time that other processes took on the usable cores over `window_s`
-    (this process's own use left out); None where /proc/stat cannot be read."""
-    try:
-        cpus: Optional[set[int]] = set(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = None
-    before, own_before, wall_before = _cpu_jiffies(cpus), _own_cpu_seconds(), time.monotonic()
-    if before is None:
+    """Cores' worth of CPU time that other processes took on the usable cores over `window_s`;
+    None where /proc/stat cannot be read."""
+    meter = OthersMeter(cores)
+    if meter._prev is None:
         return None
     time.sleep(window_s)
-    after, own_after, wall_after = _cpu_jiffies(cpus), _own_cpu_seconds(), time.monotonic()
-    if after is None or after[1] <= before[1]:
-        return None
-    share = (after[0] - before[0]) / (after[1] - before[1])  # of all the usable cores' time
-    own = (own_after - own_before) / max(wall_after - wall_before, 1e-9)
-    return max(0.0, min(float(cores), share * cores - own))
+    return meter.sample()
 
 
 def _own_cpu_seconds() -> float:
@@ -264,7 +281,9 @@ class ThreadTuner:
     hold_s = 60.0  # after a fall that changed nothing, no new probe for a fall this soon
 
     def __init__(self, candidates: list[int], start: int, *, set_threads: Optional[Callable[[int], None]] = None,
-                 clock: Callable[[], float] = time.perf_counter, **options: float):
+                 clock: Callable[[], float] = time.perf_counter, cores: Optional[int] = None,
+                 others: Optional[Callable[[], Optional[float]]] = None, others_now: Optional[float] = None,
+                 **options: float):
         if set_threads is None:
             import torch
 
@@ -289,6 +308,11 @@ class ThreadTuner:
         self._decided_at = 0.0
         self._hold_until = 0.0
         self._fell = False  # the running probe was started by a fall
+        self._cores = cores or max(candidates)
+        self._others = others  # samples other processes' CPU since its last call (OthersMeter.sample)
+        self._others_now = others_now  # cores' worth; None: unknown, every candidate is timed
+        self._timed: set[int] = set()  # the counts the last probe timed
+        self._note: Optional[str] = None  # a decision taken outside step_done, said at the next step
         self._begin_probe()
 
     @property
@@ -302,6 +326,10 @@ class ThreadTuner:
     def step_done(self) -> Optional[str]:
         """One training step finished; returns a sentence when a choice was made or a probe began."""
         now = self._clock()
+        if self._note is not None:
+            note, self._note = self._note, None
+            self._last = now
+            return note
         if self._last is None:
             self._last = now
             return None
@@ -316,6 +344,8 @@ class ThreadTuner:
         return self._window_done(speed, now)
 
     def _window_done(self, speed: float, now: float) -> Optional[str]:
+        if self._others is not None:
+            self._others_now = self._others()
         if self._plan:
             self._speeds[self._plan.pop(0)].append(speed)
             self._drop_hopeless()
@@ -323,7 +353,9 @@ class ThreadTuner:
                 self._switch(self._plan[0])
                 return None
             return self._decide(now)
-        assert self.reference is not None
+        if self.reference is None:
+            self.reference = speed
+            return None
         self._slow = self._slow + 1 if speed < self.drop * self.reference else 0
         if self._slow >= self.patience and now >= self._hold_until:
             note = (f"threads: {speed:.2f} steps/s, below {self.drop:g}x the {self.reference:.2f} measured when "
@@ -333,18 +365,36 @@ class ThreadTuner:
             return note
         if now - self._decided_at >= self.recheck_s:
             self._begin_probe()
+        elif now >= self._hold_until and max(self._plausible()) > max(self._timed):
+            self._begin_probe()
+            return (f"threads: other processes now take {self._others_now:.1f} of {self._cores} core(s): timing "
+                    f"{', '.join(map(str, self._plausible()))} thread(s) again")
         return None
 
+    def _plausible(self) -> list[int]:
+        """The candidates worth timing: up to one more than the cores other processes leave free
+        (a count beyond that only waits on them, and under load one window of it costs seconds)."""
+        if self._others_now is None:
+            return self.candidates
+        limit = math.floor(self._cores - self._others_now + 0.5) + 1
+        return [n for n in self.candidates if n <= limit] or self.candidates[:1]
+
     def _begin_probe(self) -> None:
-        self._speeds = {n: [] for n in self.candidates}
+        counts = self._plausible()
+        self._timed = set(counts)
+        self._speeds = {n: [] for n in counts}
         self._plan = []
-        k = len(self.candidates)
-        first = self.candidates.index(self.current) if self.current in self.candidates else 0
-        for r in range(self.rounds):  # from the count running now (no switch to start), rotating
-            i = (first + r) % k
-            self._plan += self.candidates[i:] + self.candidates[:i]
         self._slow = 0
         self._fell = False
+        if len(counts) == 1:  # nothing to compare: the one plausible count, with the CPU use as evidence
+            self._switch(counts[0])
+            self._note = self._decide(self._clock(), evidence_only=True)
+            return
+        k = len(counts)
+        first = counts.index(self.current) if self.current in counts else 0
+        for r in range(self.rounds):  # from the count running now (no switch to start), rotating
+            i = (first + r) % k
+            self._plan += counts[i:] + counts[:i]
         self._switch(self._plan[0])
 
     def _drop_hopeless(self) -> None:
@@ -353,7 +403,7 @@ class ThreadTuner:
         timed = {n: statistics.median(v) for n, v in self._speeds.items() if v}
         fastest = max(timed.values())
         keep = [n for n in self._plan if n not in timed or timed[n] >= self.hopeless * fastest]
-        if len(set(keep)) == 1 and all(self._speeds[n] for n in set(keep)) and len(timed) == len(self.candidates):
+        if len(set(keep)) == 1 and all(self._speeds[n] for n in set(keep)) and len(timed) == len(self._speeds):
             keep = []  # only the fastest is left, and it has been timed: decide now
         self._plan = keep
 
@@ -362,20 +412,30 @@ class ThreadTuner:
             self._set(n)
             self.current = n
 
-    def _decide(self, now: float) -> str:
-        medians = {n: statistics.median(v) for n, v in self._speeds.items() if v}
-        fastest = max(medians.values())
-        best = min(n for n, m in medians.items() if m >= (1 - self.tie) * fastest)
+    def _decide(self, now: float, evidence_only: bool = False) -> str:
         before = self.chosen
+        if evidence_only:  # one plausible count: the CPU other processes take is the evidence
+            best, medians = self.current, {}
+            why = (f"other processes take {self._others_now:.1f} of {self._cores} usable core(s): a second "
+                   "count would only wait on them")
+        else:
+            medians = {n: statistics.median(v) for n, v in self._speeds.items() if v}
+            fastest = max(medians.values())
+            best = min(n for n, m in medians.items() if m >= (1 - self.tie) * fastest)
+            why = "training steps/s by thread count, median of interleaved windows: " + ", ".join(
+                f"{n}: {m:.2f} ({len(self._speeds[n])} window{'s' if len(self._speeds[n]) > 1 else ''})"
+                for n, m in medians.items())
         if self._fell and before == best:
             self._hold_until = now + self.hold_s  # the fall was the machine, not the count
-        self.chosen, self.reference, self._decided_at, self._slow = best, medians[best], now, 0
+        # the reference speed: the winner's, or (evidence only) the first window's after it
+        self.chosen, self.reference, self._decided_at, self._slow = best, medians.get(best), now, 0
         self._switch(best)
-        self.decisions.append({"threads": best, "steps_per_s": {str(n): round(m, 3) for n, m in medians.items()}})
+        record: dict[str, Any] = {"threads": best, "steps_per_s": {str(n): round(m, 3) for n, m in medians.items()}}
+        if self._others_now is not None:
+            record["others_cores"] = round(self._others_now, 2)
+        self.decisions.append(record)
         verb = "chosen" if before is None else ("kept" if before == best else f"chosen (was {before})")
-        evidence = ", ".join(f"{n}: {m:.2f} ({len(self._speeds[n])} window{'s' if len(self._speeds[n]) > 1 else ''})"
-                             for n, m in medians.items())
-        return f"threads: {best} {verb} by measurement (training steps/s by thread count, median of interleaved windows: {evidence})"
+        return f"threads: {best} {verb} by measurement ({why})"
 
 
 class TunedObserver:
@@ -416,4 +476,7 @@ def tune_during_training(record: dict[str, Any], inner: Any, **tuner_options: An
     count is auto and there is more than one candidate to time."""
     if record.get("method") != "auto" or len(record.get("candidates") or ()) < 2:
         return inner
-    return TunedObserver(inner, ThreadTuner(record["candidates"], record["threads"], **tuner_options), record)
+    cores = record.get("usable_cores") or max(record["candidates"])
+    tuner = ThreadTuner(record["candidates"], record["threads"], cores=cores, others=OthersMeter(cores).sample,
+                        others_now=record.get("busy_others"), **tuner_options)
+    return TunedObserver(inner, tuner, record)
