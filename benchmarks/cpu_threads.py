@@ -83,7 +83,7 @@ def main() -> None:
             if variant == "auto":
                 choice = th.choose_threads(None, environ={})
                 torch.set_num_threads(choice.threads)
-                tuner = th.ThreadTuner(choice.candidates, choice.threads) if len(choice.candidates) > 1 else None
+                tuner = th.tuner_for(choice.as_dict())  # as `slr train` makes it
             else:
                 torch.set_num_threads(int(variant))
             started = time.perf_counter()

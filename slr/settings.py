@@ -311,7 +311,8 @@ class HardwareSettings(ThreadSettings):
     device: Literal["auto", "cuda", "mps", "cpu"] = Field(
         "auto", description="Where to train; auto picks CUDA, then MPS, then CPU."
     )
-    amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported); CUDA only.")
+    amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported) on CUDA GPUs; "
+                      "bfloat16 on CPUs with native bfloat16 (AVX512-BF16, AMX).")
     amp_dtype: Literal["auto", "float16", "bfloat16"] = Field(
         "auto", description="Mixed-precision type; auto = bfloat16 where the GPU supports it, else float16."
     )

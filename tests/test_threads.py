@@ -199,7 +199,7 @@ def test_a_run_with_auto_threads_chooses_by_measurement_and_records_it(tmp_path,
     finally:
         torch.set_num_threads(before)
     header = next(line for line in notes.lines if "CPU thread(s)" in line)
-    assert "times 1, 2 thread(s) on its first steps" in header
+    assert "chooses among 1, 2 thread(s) by timing its first steps" in header
     decided = [line for line in notes.lines if "chosen by measurement" in line]
     assert decided and decided[0].startswith(f"threads: {chosen} chosen"), notes.lines
     runtime = load_checkpoint(tmp_path / "run" / "SignTransformer_last.pt", need="model")["runtime"]["threads"]

@@ -124,8 +124,25 @@ def gpu_infos() -> list[GpuInfo]:
     return infos
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX): there --amp's
+    bfloat16 autocast made the guide's training step 1.5x faster (docs/results.md); elsewhere
+    torch emulates it, slower than float32."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[-1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def amp_dtype(device: torch.device, preference: str = "auto") -> Optional[torch.dtype]:
     """The autocast dtype for --amp on this device, or None where mixed precision stays off."""
+    if device.type == "cpu":  # bfloat16 only (float32's range, no loss scaling), and only where it is fast
+        return torch.bfloat16 if preference != "float16" and cpu_has_fast_bf16() else None
     if device.type != "cuda":
         return None
     if preference == "float16":

@@ -313,8 +313,9 @@ def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistIn
     """GPU-only options on hardware that cannot use them: one notice each, never an error."""
     notes = []
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
-    if settings.amp and device.type != "cuda":
-        notes.append(f"{setting('amp')}: mixed precision is for CUDA GPUs; training in float32 on {device.type}")
+    if settings.amp and hardware.amp_dtype(device, settings.amp_dtype) is None:
+        notes.append(f"{setting('amp')}: mixed precision is for CUDA GPUs and CPUs with native bfloat16 "
+                     f"(AVX512-BF16, AMX); training in float32 on {device.type}")
     if settings.compile_model and device.type != "cuda":
         notes.append(f"{setting('compile_model')}: skipped on {device.type} (compilation pays off on CUDA GPUs)")
     if settings.enable_parallel and gpus < 2 and not dist.enabled:

@@ -213,8 +213,8 @@ def choose_threads(requested: Optional[int], *, cores: Optional[int] = None, loa
     candidates = candidate_counts(ceiling, n)
     reason = f"auto: {why}" + (f"; {refused}" if refused else "")
     if len(candidates) > 1:
-        reason += (f"; training starts with {n} and times {', '.join(map(str, candidates))} thread(s) on its first "
-                   "steps, keeping the fastest")
+        reason += (f"; training starts with {n} and chooses among {', '.join(map(str, candidates))} thread(s) by "
+                   "timing its first steps")
     return ThreadChoice(n, reason, "auto", cores, load, busy_others, candidates)
 
 
@@ -470,13 +470,18 @@ class TunedObserver:
         self._inner.note(note)
 
 
-def tune_during_training(record: dict[str, Any], inner: Any, **tuner_options: Any) -> Any:
-    """The observer the trainer should report to, given the run's `runtime["threads"]` (a
-    `ThreadChoice.as_dict()`, updated with what the measuring chooses): `inner` itself unless the
-    count is auto and there is more than one candidate to time."""
+def tuner_for(record: Mapping[str, Any], **tuner_options: Any) -> Optional[ThreadTuner]:
+    """The tuner of a run whose `runtime["threads"]` is `record` (a `ThreadChoice.as_dict()`), or
+    None unless the count is auto and there is more than one candidate to time."""
     if record.get("method") != "auto" or len(record.get("candidates") or ()) < 2:
-        return inner
+        return None
     cores = record.get("usable_cores") or max(record["candidates"])
-    tuner = ThreadTuner(record["candidates"], record["threads"], cores=cores, others=OthersMeter(cores).sample,
-                        others_now=record.get("busy_others"), **tuner_options)
-    return TunedObserver(inner, tuner, record)
+    return ThreadTuner(record["candidates"], record["threads"], cores=cores, others=OthersMeter(cores).sample,
+                       others_now=record.get("busy_others"), **tuner_options)
+
+
+def tune_during_training(record: dict[str, Any], inner: Any, **tuner_options: Any) -> Any:
+    """The observer the trainer should report to: `inner`, watched by the run's tuner when there is
+    one; `record` is updated with what the measuring chooses (checkpoints carry it)."""
+    tuner = tuner_for(record, **tuner_options)
+    return inner if tuner is None else TunedObserver(inner, tuner, record)
