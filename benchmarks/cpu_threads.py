@@ -94,7 +94,10 @@ def main() -> None:
                 if tuner is not None:
                     tuner.step_done()
             speed = done / (time.perf_counter() - started)
-            picked = f" -> {tuner.chosen}" if tuner is not None else ""
+            picked = ""
+            if tuner is not None and tuner.decisions:  # the choice, and the counts its first probe timed
+                timed = "/".join(tuner.decisions[0]["steps_per_s"]) or "none"
+                picked = f" -> {tuner.chosen} (timed: {timed})"
             return speed, picked
 
         variants = [str(n) for n in range(1, default + 1)] + ["auto"]

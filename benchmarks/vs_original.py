@@ -18,6 +18,8 @@ guide's model and optimiser (d-model 256, 8 heads, 4 layers, ff 1024, attention 
 runs slr with none of them. Neither gets thread or worker flags: each decides as it does for a
 user. Printed: the load average before and after, each pair's times and ratio, and the median
 ratio slr / original (the target: at most 0.67). About 4 minutes on a quiet 2-core machine.
+`--slr-flags "--amp"` adds flags to slr's command only (bfloat16 autocast on a CPU with native
+bfloat16, as the guide's own basic command asks for with --amp).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -46,7 +49,8 @@ def class_counts(data: Path) -> tuple[int, int]:
     return gloss, cat
 
 
-def commands(original: Path, data: Path, out: Path, settings: str, epochs: int) -> dict[str, list[str]]:
+def commands(original: Path, data: Path, out: Path, settings: str, epochs: int,
+             slr_flags: list[str]) -> dict[str, list[str]]:
     gloss, cat = class_counts(data)
     tr, va = data / "train", data / "val"
     common = ["--num-gloss", str(gloss), "--num-cat", str(cat), "--epochs", str(epochs), "--batch-size", "32"]
@@ -56,7 +60,7 @@ def commands(original: Path, data: Path, out: Path, settings: str, epochs: int) 
             *common, "--output-dir", str(out / "original")]
     slr = [sys.executable, "-m", "slr", "train", "transformer", "--keypoints-train", str(tr), "--keypoints-val",
            str(va), "--labels-train-csv", str(tr / "labels.csv"), "--labels-val-csv", str(va / "labels.csv"),
-           *common, *(GUIDE if settings == "guide" else []), "--output-dir", str(out / "slr")]
+           *common, *(GUIDE if settings == "guide" else []), *slr_flags, "--output-dir", str(out / "slr")]
     return {"original": orig, "slr": slr}
 
 
@@ -78,6 +82,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--busy", type=int, default=0, help="processes spinning beside both")
+    parser.add_argument("--slr-flags", default="", help="more flags for slr only, e.g. '--amp' (bfloat16 on a CPU "
+                        "with native bfloat16)")
     args = parser.parse_args()
     original, data = args.original_dir.resolve(), args.data.resolve()
     if not (original / "training" / "train.py").is_file():
@@ -95,11 +101,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="slr-vs-original-") as tmp:
             work = Path(tmp)
             log = work / "output.log"
-            print(f"settings: {args.settings}; {args.epochs} epochs; data {data}; busy processes: {args.busy}; "
+            print(f"settings: {args.settings}{' + ' + args.slr_flags if args.slr_flags else ''}; {args.epochs} epochs; data {data}; busy processes: {args.busy}; "
                   f"load average before: {_load()}", flush=True)
             for i in range(args.pairs):
                 order = ["original", "slr"] if i % 2 == 0 else ["slr", "original"]
-                cmds = commands(original, data, work / f"pair{i + 1}", args.settings, args.epochs)  # fresh folders
+                cmds = commands(original, data, work / f"pair{i + 1}", args.settings, args.epochs,
+                                shlex.split(args.slr_flags))  # fresh folders each pair
                 for name in order:
                     times[name].append(timed(name, cmds[name], envs[name], work, log))
                 ratio = times["slr"][-1] / times["original"][-1]
@@ -116,7 +123,7 @@ def main() -> None:
     print(f"load average after: {_load()}")
     ratios = [s / o for s, o in zip(times["slr"], times["original"])]
     print(f"median: original {statistics.median(times['original']):.1f} s, slr {statistics.median(times['slr']):.1f} s")
-    print(f"RESULT {args.settings} busy={args.busy}: slr / original = {statistics.median(ratios):.2f} "
+    print(f"RESULT {args.settings}{' ' + args.slr_flags if args.slr_flags else ''} busy={args.busy}: slr / original = {statistics.median(ratios):.2f} "
           f"(pairs {min(ratios):.2f}-{max(ratios):.2f}; target <= 0.67)")
 
 

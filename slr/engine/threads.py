@@ -262,8 +262,9 @@ class ThreadTuner:
     timed again (under load a second thread can be 20x slower: each of its windows costs seconds).
     The winner is the median-fastest; a count with fewer threads wins within `tie` of it (it
     leaves more to other processes). Then every window is compared with the winner's speed:
-    `patience` windows in a row below `drop` times it start a new probe (after one that changed
-    nothing, not again for `hold_s`), and so does `recheck_s` seconds since the last choice.
+    `patience` windows in a row below `drop` times it, or with more free cores than the last probe
+    timed, start a new probe (after one that changed nothing, not again for `hold_s`), and so
+    does `recheck_s` seconds since the last choice.
     """
 
     # Long enough that a scheduler slice lost to another process averages out (a step of the
@@ -307,7 +308,8 @@ class ThreadTuner:
         self._slow = 0
         self._decided_at = 0.0
         self._hold_until = 0.0
-        self._fell = False  # the running probe was started by a fall
+        self._fell = False  # the running probe was started by a change of speed or of free cores
+        self._freed = 0  # windows in a row in which more cores were free than the last probe timed
         self._cores = cores or max(candidates)
         self._others = others  # samples other processes' CPU since its last call (OthersMeter.sample)
         self._others_now = others_now  # cores' worth; None: unknown, every candidate is timed
@@ -357,19 +359,25 @@ class ThreadTuner:
             self.reference = speed
             return None
         self._slow = self._slow + 1 if speed < self.drop * self.reference else 0
+        self._freed = self._freed + 1 if max(self._plausible()) > max(self._timed) else 0
         if self._slow >= self.patience and now >= self._hold_until:
-            note = (f"threads: {speed:.2f} steps/s, below {self.drop:g}x the {self.reference:.2f} measured when "
-                    f"{self.chosen} was chosen: timing {', '.join(map(str, self.candidates))} thread(s) again")
-            self._begin_probe()
-            self._fell = True
-            return note
-        if now - self._decided_at >= self.recheck_s:
-            self._begin_probe()
-        elif now >= self._hold_until and max(self._plausible()) > max(self._timed):
-            self._begin_probe()
-            return (f"threads: other processes now take {self._others_now:.1f} of {self._cores} core(s): timing "
-                    f"{', '.join(map(str, self._plausible()))} thread(s) again")
-        return None
+            why = (f"{speed:.2f} steps/s, below {self.drop:g}x the {self.reference:.2f} measured when {self.chosen} "
+                   "was chosen")
+        elif self._freed >= self.patience and now >= self._hold_until:
+            why = f"other processes now take {self._others_now:.1f} of {self._cores} core(s)"
+        elif now - self._decided_at >= self.recheck_s:
+            self._begin_probe()  # a routine look: no line for it unless the choice changes
+            return None
+        else:
+            return None
+        self._fell = True
+        self._begin_probe()
+        return f"threads: {why}: timing {', '.join(map(str, sorted(self._timed)))} thread(s) again" + (
+            "" if self._plan else f"; {self._note_taken()}")
+
+    def _note_taken(self) -> str:
+        note, self._note = self._note or "", None
+        return note
 
     def _plausible(self) -> list[int]:
         """The candidates worth timing: up to one more than the cores other processes leave free
@@ -384,8 +392,7 @@ class ThreadTuner:
         self._timed = set(counts)
         self._speeds = {n: [] for n in counts}
         self._plan = []
-        self._slow = 0
-        self._fell = False
+        self._slow = self._freed = 0
         if len(counts) == 1:  # nothing to compare: the one plausible count, with the CPU use as evidence
             self._switch(counts[0])
             self._note = self._decide(self._clock(), evidence_only=True)
@@ -426,7 +433,8 @@ class ThreadTuner:
                 f"{n}: {m:.2f} ({len(self._speeds[n])} window{'s' if len(self._speeds[n]) > 1 else ''})"
                 for n, m in medians.items())
         if self._fell and before == best:
-            self._hold_until = now + self.hold_s  # the fall was the machine, not the count
+            self._hold_until = now + self.hold_s  # the change was the machine's, not the count's
+        self._fell = False
         # the reference speed: the winner's, or (evidence only) the first window's after it
         self.chosen, self.reference, self._decided_at, self._slow = best, medians.get(best), now, 0
         self._switch(best)
