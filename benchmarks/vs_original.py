@@ -28,6 +28,7 @@ import argparse
 import csv
 import os
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,8 @@ def main() -> None:
     parser.add_argument("--slr-flags", default="", help="more flags for slr only, e.g. '--amp' (bfloat16 on a CPU "
                         "with native bfloat16)")
     args = parser.parse_args()
+    # killed (a timeout, Ctrl-C): subprocess.run kills the running command on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     original, data = args.original_dir.resolve(), args.data.resolve()
     if not (original / "training" / "train.py").is_file():
         sys.exit(f"{original}: no training/train.py (pass the original project's folder)")

@@ -12,7 +12,8 @@ take no CPU. So auto measures, twice:
    free now. `slr hwinfo` shows this measurement.
 2. During training (`ThreadTuner`): windows of real training steps at each candidate count,
    interleaved in the first seconds, keep the fastest; measured again when the throughput falls
-   sharply, and every few minutes (another process may have started or ended).
+   sharply, when other processes leave more cores free, and every few minutes. Counts beyond one
+   more than the free cores are not timed: under load one step of them can take seconds.
 
 Thread counts change the last bits of float sums, so a run that must repeat bit for bit sets
 `--threads` (or OMP_NUM_THREADS, which is kept when it is a valid count).
@@ -260,6 +261,8 @@ class ThreadTuner:
     steps and `window_s` seconds, or one step of `long_window_s` (a new count's threads start in
     microseconds: its first step is timed too). A count below `hopeless` times the fastest is not
     timed again (under load a second thread can be 20x slower: each of its windows costs seconds).
+    With `others` (an `OthersMeter`'s sample, taken each window) only counts up to one more than
+    the cores other processes leave free are timed; with one such count it is chosen untimed.
     The winner is the median-fastest; a count with fewer threads wins within `tie` of it (it
     leaves more to other processes). Then every window is compared with the winner's speed:
     `patience` windows in a row below `drop` times it, or with more free cores than the last probe
