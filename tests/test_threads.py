@@ -262,11 +262,18 @@ def test_counts_beyond_the_free_cores_are_not_timed_and_are_timed_once_cores_fre
     assert tuner.chosen == 2 and machine.threads == 2
 
 
-def test_with_one_busy_process_both_counts_are_timed():
+def test_with_a_light_load_both_counts_are_timed():
     machine = FakeMachine({1: 0.15, 2: 0.40}, start=1)
-    tuner = tuner_on(machine, cores=2, others=FakeMeter(1.0).sample, others_now=1.0)
+    tuner = tuner_on(machine, cores=2, others=FakeMeter(0.4).sample, others_now=0.4)
     machine.run(tuner, 60)
     assert tuner.chosen == 1 and set(tuner.decisions[0]["steps_per_s"]) == {"1", "2"}
+
+
+def test_with_one_busy_process_on_two_cores_a_second_thread_is_not_timed():
+    machine = FakeMachine({1: 0.15, 2: 3.0}, start=1)
+    tuner = tuner_on(machine, cores=2, others=FakeMeter(1.0).sample, others_now=1.0)
+    machine.run(tuner, 60)
+    assert tuner.chosen == 1 and set(machine.counts) == {1}
 
 
 def test_others_meter_reads_this_machine():

@@ -12,8 +12,8 @@ take no CPU. So auto measures, twice:
    free now. `slr hwinfo` shows this measurement.
 2. During training (`ThreadTuner`): windows of real training steps at each candidate count,
    interleaved in the first seconds, keep the fastest; measured again when the throughput falls
-   sharply, when other processes leave more cores free, and every few minutes. Counts beyond one
-   more than the free cores are not timed: under load one step of them can take seconds.
+   sharply, when other processes leave more cores free, and every few minutes. Counts beyond the
+   free cores are not timed: under load one step of them can take seconds.
 
 Thread counts change the last bits of float sums, so a run that must repeat bit for bit sets
 `--threads` (or OMP_NUM_THREADS, which is kept when it is a valid count).
@@ -261,8 +261,9 @@ class ThreadTuner:
     steps and `window_s` seconds, or one step of `long_window_s` (a new count's threads start in
     microseconds: its first step is timed too). A count below `hopeless` times the fastest is not
     timed again (under load a second thread can be 20x slower: each of its windows costs seconds).
-    With `others` (an `OthersMeter`'s sample, taken each window) only counts up to one more than
-    the cores other processes leave free are timed; with one such count it is chosen untimed.
+    With `others` (an `OthersMeter`'s sample, taken each window) only counts up to the cores
+    other processes leave free (rounded, at least 1) are timed; with one such count it is chosen
+    untimed.
     The winner is the median-fastest; a count with fewer threads wins within `tie` of it (it
     leaves more to other processes). Then every window is compared with the winner's speed:
     `patience` windows in a row below `drop` times it, or with more free cores than the last probe
@@ -383,11 +384,12 @@ class ThreadTuner:
         return note
 
     def _plausible(self) -> list[int]:
-        """The candidates worth timing: up to one more than the cores other processes leave free
-        (a count beyond that only waits on them, and under load one window of it costs seconds)."""
+        """The candidates worth timing: up to the cores other processes leave free, rounded, at
+        least 1. A count beyond that waits on them: measured here 8-30x slower whenever another
+        process held half a core or more, and one window of it costs seconds."""
         if self._others_now is None:
             return self.candidates
-        limit = math.floor(self._cores - self._others_now + 0.5) + 1
+        limit = math.floor(self._cores - self._others_now + 0.5)
         return [n for n in self.candidates if n <= limit] or self.candidates[:1]
 
     def _begin_probe(self) -> None:
