@@ -339,8 +339,9 @@ class ThreadSettings(Settings):
         None,
         ge=1,
         le=1024,
-        description="CPU threads for torch; default: auto = the usable cores minus the machine's load, at least 1 "
-        "(on a busy machine extra threads wait on each other: docs/results.md). OMP_NUM_THREADS, when set, is kept.",
+        description="CPU threads for torch; default: auto = start with the cores other processes leave free, then "
+        "time each count on the first training steps and keep the fastest (on a busy machine extra threads wait on "
+        "each other: docs/results.md). OMP_NUM_THREADS, when a count from 1 to 1024, is kept.",
     )
 
 
@@ -362,7 +363,8 @@ class JsonOutputSettings(Settings):
 
 
 class HardwareSettings(DeviceSettings, ThreadSettings):
-    amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported); CUDA only.")
+    amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported) on CUDA GPUs; "
+                      "bfloat16 on CPUs with native bfloat16 (AVX512-BF16, AMX).")
     amp_dtype: Literal["auto", "float16", "bfloat16"] = Field(
         "auto", description="Mixed-precision type; auto = bfloat16 where the GPU supports it, else float16."
     )

@@ -182,7 +182,10 @@ def test_early_stop_and_plateau_scheduler(clips, tmp_path):
     assert lrs[1] < lrs[0] or lrs[2] < lrs[1]  # plateau cut the rate after an epoch without progress
 
 
-def test_guide_cpu_commands_degrade_gpu_options_to_notices(clips, tmp_path):
+def test_guide_cpu_commands_degrade_gpu_options_to_notices(clips, tmp_path, monkeypatch):
+    from slr.engine import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: False)  # a CPU where --amp cannot help
     args = [
         "train", "transformer",
         "--keypoints-train", str(clips / "train"), "--keypoints-val", str(clips / "val"),

@@ -44,7 +44,7 @@ from slr.engine.run_folder import (
     run_paths,
     write_json,
 )
-from slr.engine.threads import apply_threads
+from slr.engine.threads import apply_threads, tune_during_training
 from slr.engine.training import Interrupted, Trainer
 from slr.errors import TrainingStopped, setting
 from slr.models.registry import model_spec
@@ -178,6 +178,8 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
         "keypoint_layout": data.keypoint_layout,  # --keypoint-layout's declaration: inference reads clips alike
         "runtime": runtime,
     }
+    if device.type == "cpu" and not dist.enabled:  # auto threads: timed on the first real steps (engine/threads.py)
+        observer = tune_during_training(runtime["threads"], observer)
     trainer = Trainer(settings, model, train_loader, val_loader, device, paths, dist, observer, amp, extras,
                       memory=caps.memory)
     if resume is not None:
@@ -232,8 +234,9 @@ def hardware_notices(settings: TrainSettings, device: torch.device, dist: DistIn
     notes = []
     caps = caps or hardware.capabilities(device)
     gpus = caps.gpus
-    if settings.amp and not caps.amp:
-        notes.append(f"{setting('amp')}: mixed precision is for CUDA GPUs; training in float32 on {device.type}")
+    if settings.amp and hardware.amp_dtype(device, settings.amp_dtype, caps) is None:
+        notes.append(f"{setting('amp')}: mixed precision is for CUDA GPUs and CPUs with native bfloat16 "
+                     f"(AVX512-BF16, AMX); training in float32 on {device.type}")
     if settings.compile_model and not caps.compile:
         notes.append(f"{setting('compile_model')}: skipped on {device.type} (compilation pays off on CUDA GPUs)")
     if settings.enable_parallel and gpus < 2 and not dist.enabled:

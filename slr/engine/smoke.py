@@ -67,8 +67,8 @@ def run_smoke(settings: SmokeSettings, on_note: Optional[Callable[[str], None]] 
     if settings.frames and not frames_input:
         note(f"{setting('frames')} only applies to iv3_gru; the transformer reads keypoints")
     caps = hardware.capabilities(device)
-    if settings.amp and not caps.amp:
-        note(f"{setting('amp')}: mixed precision is for CUDA GPUs; float32 on {device.type}")
+    if settings.amp and hardware.amp_dtype(device, settings.amp_dtype, caps) is None:
+        note(f"{setting('amp')}: mixed precision is for CUDA GPUs and CPUs with native bfloat16; float32 on {device.type}")
     if settings.compile_model and not caps.compile:
         note(f"{setting('compile_model')}: skipped on {device.type}")
     if frames_input:
