@@ -8,6 +8,7 @@ appears in slr/ without an entry there."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def test_data_parallel_wraps_and_checkpoints_hold_the_plain_model(clips, tmp_pat
 
 def test_the_gpu_option_notices_follow_the_capabilities():
     s = TrainSettings(**TINY, amp=True, compile_model=True, enable_parallel=True, pin_memory=True)
-    on_cpu = hardware_notices(s, CPU, DistInfo(), hardware.capabilities(CPU))
+    plain_cpu = dataclasses.replace(hardware.capabilities(CPU), amp=False, bf16=False)  # no native bfloat16
+    on_cpu = hardware_notices(s, CPU, DistInfo(), plain_cpu)
     assert len(on_cpu) == 4 and all("--" in shown_text for shown_text in map(shown, on_cpu))
     two_gpus = hardware_notices(s, CPU, DistInfo(), gpu_like(amp=True, compile=True, pin_memory=True, gpus=2))
     assert len(two_gpus) == 1 and "not combined with DataParallel" in shown(two_gpus[0])
