@@ -342,7 +342,8 @@ def check_output(output: Path, checkpoint: Path, fmt: str, ensemble: Sequence[Pa
 
     check_output_file(output, setting("output"))
     if any(same_file(output, c) for c in (checkpoint, *ensemble)):
-        raise ConfigError(f"{setting('output')} is a checkpoint being exported; give another file name", output)
+        which = "one of the checkpoints" if ensemble else "the checkpoint"
+        raise ConfigError(f"{setting('output')} is {which} being exported; give another file name", output)
     if not (output.exists() or output.is_symlink()):
         return
     found = _export_format(output)
