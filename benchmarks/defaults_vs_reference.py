@@ -11,8 +11,8 @@ Tasks (folds are groups: nobody, or no recording block, is on both sides):
 - `kinect`: leave-one-signer-out over the 7 signers of isl-kinect-7 (real Kinect v1 skeletons, 20
   joints x (x, y), 30 words; --kinect DIR). Real data for benchmarks only: it is read where it lies.
 - `asl-words`: the real asl-words clips, group k-fold over recording blocks of 30 (--folds, 4).
-- `signers`: synthetic fingerspelling signers (slr/data/synthetic.py), 26 seen and 10 held out,
-  new signers for each fold.
+- `signers`: synthetic fingerspelling signers (slr/data/synthetic.py), 48-180 frames, style 0.12,
+  26 seen and 30 held out (270 clips), new signers for each fold.
 
 For every configuration: accuracy per fold and seed, the mean over folds for each seed, and the
 mean ± sd of that over seeds; then each configuration's paired difference from the reference
@@ -85,7 +85,7 @@ def make_split(args: argparse.Namespace, fold: Any, seed: int, work: Path) -> tu
     if args.task == "asl-words":
         return asl_words_split(args.asl_words, fold, args.folds, 1, work)
     # the signers drawn depend on fold and seed: a fold is a new set of people
-    return signer_split(1000 * seed + int(fold), work, False, "48-180", 10, 0.12)
+    return signer_split(1000 * seed + int(fold), work, False, "48-180", 30, 0.12)
 
 
 def summarise(records: list[dict[str, Any]], metric: str) -> list[str]:

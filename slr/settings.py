@@ -142,10 +142,11 @@ class AugmentSettings(Settings):
         "(without shoulders: on the detected points); undetected points stay 0.",
     )
     normalize_weighting: Literal["equal", "motion"] = Field(
-        "equal",
+        "motion",
         description="Without shoulders to centre on (no body in the layout, or shoulders never detected): how each "
-        "detected point counts in a clip's centre and scale: equal, or motion (by how much it moves over the clip, "
-        "so still points such as a skeleton's legs shift and stretch nothing).",
+        "detected point counts in a clip's centre and scale: motion (by how much it moves over the clip, so still "
+        "points such as a skeleton's legs shift and stretch nothing; +3 points on unseen Kinect signers, "
+        "docs/results.md) or equal.",
     )
     augment: bool = Field(
         True,
@@ -843,4 +844,5 @@ GUIDE_VALUES: dict[str, Any] = {
     "ff_dim": 1024,
     "mirror_left_handed": "off",  # the guide fed every clip as recorded
     "attention_dropout": 0.1,  # the guide's transformer dropped attention weights at its --dropout
+    "normalize_weighting": "equal",  # the guide had no normalisation; slr's first counted every point alike
 }
