@@ -179,6 +179,13 @@ class AugmentSettings(Settings):
         description="Centre each keypoint clip on the signer's shoulders and scale it by their width "
         "(without shoulders: on the detected points); undetected points stay 0.",
     )
+    normalize_weighting: Literal["equal", "motion"] = Field(
+        "motion",
+        description="Without shoulders to centre on (no body in the layout, or shoulders never detected): how each "
+        "detected point counts in a clip's centre and scale: motion (by how much it moves over the clip, so still "
+        "points such as a skeleton's legs shift and stretch nothing; +3 points on unseen Kinect signers, "
+        "docs/results.md) or equal.",
+    )
     augment: bool = Field(
         True,
         description="Apply the augmentations below while training; each is off at 0, the default (none "
@@ -1087,6 +1094,7 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "late_dropout": 0.0,
     "late_dropout_epoch": 5,
     "keypoint_layout": None,  # layouts were known from the clips' width only
+    "normalize_weighting": "equal",  # every detected point counted alike in a clip's centre and scale
 }
 
 #: Settings added later whose earlier value was another setting's: attention weights were dropped
@@ -1120,4 +1128,5 @@ GUIDE_VALUES: dict[str, Any] = {
     "attention_dropout": 0.1,  # the guide's transformer dropped attention weights at its --dropout
     "num_gloss": 105,  # the guide's FSL-105 counts; slr takes the data's (slr/data/class_counts.py)
     "num_cat": 10,
+    "normalize_weighting": "equal",  # the guide had no normalisation; slr's first counted every point alike
 }

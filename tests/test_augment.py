@@ -13,7 +13,7 @@ from slr.settings import AugmentSettings as _AugmentSettings
 STRENGTHS_OFF = {
     name: (False if info.annotation is bool else "off" if name == "mirror_left_handed" else 0.0)
     for name, info in _AugmentSettings.model_fields.items()
-    if name not in ("normalize", "augment")
+    if name not in ("normalize", "augment", "normalize_weighting")
 }
 
 

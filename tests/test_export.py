@@ -274,9 +274,9 @@ def test_an_export_fed_as_its_metadata_says_answers_as_slr_predict_for_a_left_ha
 
     clip = left_handed_clip()
     # the clip is one the mirror changes: fed only normalised, it would be another input
-    layout = keypoint_layout(84)
-    assert not np.allclose(prepare_clip(clip, meta), normalize_clip(clip, layout))
-    assert np.allclose(prepare_clip(clip, meta), mirror_clip(normalize_clip(clip, layout), layout))
+    layout, weighting = keypoint_layout(84), prep["normalize_weighting"]
+    assert not np.allclose(prepare_clip(clip, meta), normalize_clip(clip, layout, weighting))
+    assert np.allclose(prepare_clip(clip, meta), mirror_clip(normalize_clip(clip, layout, weighting), layout))
     path = tmp_path / "clip.npz"
     np.savez(path, X=clip)
     predicted = predict_clips(ckpt, [path], top_k=6)[0]

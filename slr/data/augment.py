@@ -21,7 +21,9 @@ Layouts are recognised from the frame width (`keypoint_layout`):
 
 Without shoulders (hands-only layouts, unknown layouts, or clips where the shoulders were never
 detected) a clip is centred on the mean of its detected points and scaled by their RMS distance
-from that centre. Centre and scale are per clip (not per frame), so the motion is kept.
+from that centre; with `--normalize-weighting motion` each point counts by how much it moves over the
+clip, so points that stay still (a Kinect skeleton's legs) shift and stretch nothing. Centre and
+scale are per clip (not per frame), so the motion is kept.
 z (where there is one) is scaled with x and y but not centred (MediaPipe's z is already relative).
 
 CNN features (iv3_gru) are not normalised and only get the temporal augmentations
@@ -124,8 +126,23 @@ def detected_points(x: np.ndarray, layout: Layout) -> np.ndarray:
     return _detected(x.reshape(x.shape[0], layout.points, layout.dims))
 
 
-def _centre_and_scale(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> tuple[np.ndarray, float]:
-    """The clip's centre (x, y) and scale: shoulders where seen, else the detected points.
+def _motion_weights(pts: np.ndarray, detected: np.ndarray) -> Optional[np.ndarray]:
+    """[P] weights summing to 1: each point's spread over the frames in which it is seen (std of x
+    plus std of y); None where nothing moves. Points that stay still while the signer signs (legs,
+    hips, a resting body) then move the clip's centre and scale no more than they move."""
+    count = detected.sum(axis=0)  # [P]
+    seen = detected[..., None]
+    mean = (pts[..., :2] * seen).sum(axis=0) / np.maximum(count, 1)[:, None]
+    var = (((pts[..., :2] - mean) ** 2) * seen).sum(axis=0) / np.maximum(count, 1)[:, None]
+    motion = np.sqrt(var).sum(axis=-1) * (count >= 2)
+    total = float(motion.sum())
+    return motion / total if total > 1e-9 else None
+
+
+def _centre_and_scale(pts: np.ndarray, detected: np.ndarray, layout: Layout,
+                      weighting: str = "equal") -> tuple[np.ndarray, float]:
+    """The clip's centre (x, y) and scale: shoulders where seen, else the detected points (each
+    point counting equally, or by how much it moves: `weighting` "motion").
 
     Computed in float64: the squares of float32 coordinates beyond ~1e19 overflow float32, which
     made the scale infinite and silently zeroed the whole clip. (Clips whose values are that large
@@ -143,17 +160,25 @@ def _centre_and_scale(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> 
             width = float(np.sqrt(((left - right) ** 2).sum(axis=-1)).mean())
             if width > 1e-6:
                 return (left + right).mean(axis=0) / 2, width
+    weights = _motion_weights(pts, detected) if weighting == "motion" else None
+    if weights is not None:
+        count = np.maximum(detected.sum(axis=0), 1)
+        point_means = (pts[..., :2] * detected[..., None]).sum(axis=0) / count[:, None]  # [P, 2]
+        centre = (point_means * weights[:, None]).sum(axis=0)
+        squared = (((pts[..., :2] - centre) ** 2).sum(axis=-1) * detected).sum(axis=0) / count  # [P]
+        spread = float(np.sqrt((squared * weights).sum()))
+        return centre, spread if spread > 1e-6 else 1.0
     seen_pts = pts[detected][:, :2]
     centre = seen_pts.mean(axis=0)
     spread = float(np.sqrt(((seen_pts - centre) ** 2).sum(axis=-1).mean()))
     return centre, spread if spread > 1e-6 else 1.0
 
 
-def _normalize_points(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> np.ndarray:
+def _normalize_points(pts: np.ndarray, detected: np.ndarray, layout: Layout, weighting: str = "equal") -> np.ndarray:
     """Centred and scaled points; undetected points come out as zeros."""
     if not detected.any():
         return pts * detected[..., None]
-    centre, scale = _centre_and_scale(pts, detected, layout)
+    centre, scale = _centre_and_scale(pts, detected, layout, weighting)
     origin = np.zeros(layout.dims, np.float32)
     origin[:2] = centre  # z (if any) is scaled, not centred
     out = pts - origin
@@ -162,14 +187,15 @@ def _normalize_points(pts: np.ndarray, detected: np.ndarray, layout: Layout) -> 
     return out
 
 
-def normalize_clip(x: np.ndarray, layout: Layout) -> np.ndarray:
-    """Centre on the shoulders' midpoint and scale by shoulder width; without a body, on the detected points.
+def normalize_clip(x: np.ndarray, layout: Layout, weighting: str = "equal") -> np.ndarray:
+    """Centre on the shoulders' midpoint and scale by shoulder width; without a body, on the detected
+    points (`weighting`: each equally, or "motion": by how much each moves).
 
     Undetected points (all zeros) stay zeros; a clip with nothing detected is returned as it is.
     """
     x = np.asarray(x, dtype=np.float32)
     pts = x.reshape(x.shape[0], layout.points, layout.dims)
-    return _normalize_points(pts, _detected(pts), layout).astype(np.float32, copy=False).reshape(x.shape)
+    return _normalize_points(pts, _detected(pts), layout, weighting).astype(np.float32, copy=False).reshape(x.shape)
 
 
 def _mirror_points(pts: np.ndarray, detected: np.ndarray, layout: Layout, centred: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -349,7 +375,7 @@ def build_transform(settings: AugmentSettings, input_kind: str, width: int, trai
             pts = x.reshape(x.shape[0], layout.points, layout.dims)
             detected = _detected(pts)
             if normalize:
-                pts = _normalize_points(pts, detected, layout)
+                pts = _normalize_points(pts, detected, layout, settings.normalize_weighting)
             if to_right and _left_hand_leads(pts, detected, layout):
                 # the same in training and prediction: a left-handed signer's letters are then
                 # seen as the right-handed signers' mirror images, which is what they are

@@ -40,9 +40,10 @@ def preprocessing(settings: Any, input_kind: str, width: int,
                  "'crop' keeps the centred max_frames frames (slr.data.frames.fit_length)"},
     ]
     if normalize:
-        steps.append({"step": "normalize",
+        steps.append({"step": "normalize", "weighting": settings.normalize_weighting,
                       "rule": "centre on the shoulders' midpoint, scale by their width; without shoulders on the "
-                              "detected points (slr.data.augment.normalize_clip)"})
+                              "detected points, each counting equally or (weighting 'motion') by its spread over "
+                              "the clip (slr.data.augment.normalize_clip)"})
     if mirror:
         steps.append({"step": "mirror_left_handed", "rule": MIRROR_RULE})
     if hands:
@@ -58,6 +59,7 @@ def preprocessing(settings: Any, input_kind: str, width: int,
         "max_frames": settings.max_frames,
         "long_clips": settings.long_clips,
         "normalize": normalize,
+        "normalize_weighting": settings.normalize_weighting,
         "mirror_left_handed": mirror,
         "mirror_left_handed_setting": settings.mirror_left_handed,
         "hand_centred": hands,
@@ -77,9 +79,11 @@ def transform_for(metadata: Mapping[str, Any]) -> Optional[Transform]:
     d = _description(metadata)
     if d["input_kind"] != "keypoints":
         return None
-    steps = {s["step"] for s in d["steps"]}
+    steps = {s["step"]: s for s in d["steps"]}
     resolved = AugmentSettings(
         normalize="normalize" in steps,
+        # descriptions written before the choice existed counted every point alike
+        normalize_weighting=steps.get("normalize", {}).get("weighting", "equal"),
         augment=False,
         mirror_left_handed="on" if "mirror_left_handed" in steps else "off",
         hand_centred="hand_centred" in steps,
