@@ -18,7 +18,7 @@ guide's model and optimiser (d-model 256, 8 heads, 4 layers, ff 1024, attention 
 runs slr with none of them. Neither gets thread or worker flags: each decides as it does for a
 user. Printed: the load average before and after, each pair's times and ratio, and the median
 ratio slr / original (the target: at most 0.67). About 4 minutes on a quiet 2-core machine.
-`--slr-flags "--amp"` adds flags to slr's command only (bfloat16 autocast on a CPU with native
+`--slr-flags=--amp` adds flags to slr's command only (bfloat16 autocast on a CPU with native
 bfloat16, as the guide's own basic command asks for with --amp).
 """
 
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--busy", type=int, default=0, help="processes spinning beside both")
-    parser.add_argument("--slr-flags", default="", help="more flags for slr only, e.g. '--amp' (bfloat16 on a CPU "
+    parser.add_argument("--slr-flags", default="", help="more flags for slr only, e.g. --slr-flags=--amp (bfloat16 on a CPU "
                         "with native bfloat16)")
     args = parser.parse_args()
     # killed (a timeout, Ctrl-C): subprocess.run kills the running command on the way out

@@ -14,16 +14,15 @@ its held-out groups again by hand.
 
 from __future__ import annotations
 
-import csv
-import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from slr.atomic import write_atomically
-from slr.data.split import INSTALL_HINT, Grouping, SplitError, split_labels
+from slr.data.split import INSTALL_HINT, Grouping, SplitError, labels_csv_bytes, split_labels
 from slr.errors import SlrError, setting
 
 #: Groups named in one message before the rest are counted.
@@ -155,21 +154,8 @@ def write_fold_labels(raw: pd.DataFrame, index: pd.Index, fold: Fold, folder: Pa
     folder.mkdir(parents=True, exist_ok=True)
     for part, path in files.items():
         rows = raw.loc[index[getattr(fold, part)]]
-        write_atomically(path, lambda f, rows=rows: f.write(_csv_bytes(rows)))
+        write_atomically(path, lambda f, rows=rows: f.write(labels_csv_bytes(rows)))
     return files
-
-
-def _csv_bytes(rows: pd.DataFrame) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(rows.columns)
-    writer.writerows(rows.itertuples(index=False, name=None))
-    return text.getvalue().encode("utf-8")
-
-
-def class_counts(rows: pd.DataFrame) -> tuple[int, int]:
-    """(num_gloss, num_cat) the labels need: the largest id of each + 1."""
-    return int(rows["gloss"].astype("int64").max()) + 1, int(rows["cat"].astype("int64").max()) + 1
 
 
 def describe_fold(fold: Fold, noun: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Optional, Protocol, Sequence
 from slr.atomic import write_atomically
 from slr.config import check_config_values, read_config_file, resolve_settings
 from slr.crossval.fold_run import FoldResult, FoldTask, finished, run_fold, run_fold_quietly, worker_start
-from slr.crossval.folds import Fold, check_splitters, class_counts, describe_fold, make_folds, write_fold_labels
+from slr.crossval.folds import Fold, check_splitters, describe_fold, make_folds, write_fold_labels
 from slr.crossval.report import CvReport, build_report, write_report
 from slr.errors import ConfigError, DataError, SlrError, setting
 from slr.settings import CV_SETS_PER_FOLD, CvSettings, TrainSettings
@@ -69,6 +69,7 @@ class Recipe:
 def run_cv(settings: CvSettings, observer: CvObserver) -> CvReport:
     """Make (or find again) the folds, train what is not finished, and return the report."""
     check_splitters()
+    from slr.data.class_counts import class_counts
     from slr.data.csv_table import read_table
     from slr.data.labels import REQUIRED_COLUMNS, read_labels
     from slr.data.split import group_keys
@@ -87,7 +88,8 @@ def run_cv(settings: CvSettings, observer: CvObserver) -> CvReport:
                       f"({setting('folds', 'loo')}; the default is {settings.folds} folds)")
     folds = make_folds(rows, groups, grouping, labels_csv, folds=count, seed=settings.fold_seed,
                        inner_val=settings.inner_val)
-    num_gloss, num_cat = class_counts(rows)
+    # what the labels and the classes file need, as `slr train` infers them (slr/data/class_counts.py)
+    num_gloss, num_cat = class_counts([labels_csv], settings.classes_csv)
     out = Path(settings.output_dir)
     fold_dirs = {fold.number: out / "folds" / fold.name for fold in folds}
     tasks = [

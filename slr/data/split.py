@@ -440,7 +440,7 @@ def split_directory(settings: "SplitSettings") -> SplitResult:
     raw = read_table(labels_csv, REQUIRED_COLUMNS, "file,gloss[,cat]")
     for name in result.splits:
         part = raw.loc[result.assignment.index[result.assignment == name]]
-        write_atomically(paths[name], lambda f, part=part: f.write(_csv_bytes(part)))
+        write_atomically(paths[name], lambda f, part=part: f.write(labels_csv_bytes(part)))
         result.outputs[name] = paths[name]
     stale = paths["test"]
     if "test" not in result.splits and stale.exists():
@@ -451,7 +451,7 @@ def split_directory(settings: "SplitSettings") -> SplitResult:
     return result
 
 
-def _csv_bytes(rows: pd.DataFrame) -> bytes:
+def labels_csv_bytes(rows: pd.DataFrame) -> bytes:
     """The rows as they were written in the labels file (text cells, every column), header first."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
