@@ -25,12 +25,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine_load import busy_processes, load_average  # noqa: E402 - beside this file
 
 SIZES = {
     "default": {},
@@ -57,10 +58,9 @@ def main() -> None:
     default = th._torch_default(torch)  # torch's own default, before anything changes it
     if "OMP_NUM_THREADS" in os.environ:
         print(f"note: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} is set; torch's default follows it")
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-    try:
-        time.sleep(1.0 if spinners else 0.0)
-        print(f"busy processes: {args.busy}; load average before: {_load()}; usable cores {th.usable_cores()}; "
+    with busy_processes(args.busy):
+        time.sleep(1.0 if args.busy else 0.0)
+        print(f"busy processes: {args.busy}; load average before: {load_average()}; usable cores {th.usable_cores()}; "
               f"torch default {default} thread(s); model: {args.model} sizes", flush=True)
         torch.manual_seed(0)
         settings = TrainSettings(num_gloss=15, num_cat=4, **SIZES[args.model])
@@ -111,11 +111,7 @@ def main() -> None:
                     speeds[v].append(speed)
                 line.append(f"{v}{picked} {speed:.2f}")
             print(f"round {r}{' (warm-up)' if r == 0 else ''}: " + ", ".join(line) + " steps/s", flush=True)
-        print(f"load average after: {_load()}")
-    finally:
-        for p in spinners:
-            p.kill()
-            p.wait()
+        print(f"load average after: {load_average()}")
     median = {v: statistics.median(s) for v, s in speeds.items()}
     best = max((v for v in variants if v != "auto"), key=lambda v: median[v])
     for v in variants:
@@ -123,12 +119,6 @@ def main() -> None:
     print(f"RESULT busy={args.busy}: auto / best fixed ({best} thread(s)) = {median['auto'] / median[best]:.2f} "
           f"(target >= 0.90)")
 
-
-def _load() -> str:
-    try:
-        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_load import busy_processes, load_average  # beside this file
+
 GUIDE = ["--d-model", "256", "--num-heads", "8", "--num-layers", "4", "--ff-dim", "1024",
          "--attention-dropout", "0.1", "--lr", "1e-4", "--scheduler", "none", "--weight-decay", "0",
          "--label-smoothing", "0"]
@@ -98,14 +100,13 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     base = {**env, "PYTHONPATH": os.pathsep.join([str(repo), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     envs = {"slr": base, "original": {**env, "PYTHONPATH": str(original)}}  # the original imports `models`
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     times: dict[str, list[float]] = {"original": [], "slr": []}
-    try:
+    with busy_processes(args.busy):
         with tempfile.TemporaryDirectory(prefix="slr-vs-original-") as tmp:
             work = Path(tmp)
             log = work / "output.log"
             print(f"settings: {args.settings}{' + ' + args.slr_flags if args.slr_flags else ''}; {args.epochs} epochs; data {data}; busy processes: {args.busy}; "
-                  f"load average before: {_load()}", flush=True)
+                  f"load average before: {load_average()}", flush=True)
             for i in range(args.pairs):
                 order = ["original", "slr"] if i % 2 == 0 else ["slr", "original"]
                 cmds = commands(original, data, work / f"pair{i + 1}", args.settings, args.epochs,
@@ -119,22 +120,12 @@ def main() -> None:
                        or "CPU thread(s)" in line]
             for line in threads[-2:]:
                 print(f"slr said: {line.strip()[:300]}")
-    finally:
-        for p in spinners:
-            p.kill()
-            p.wait()
-    print(f"load average after: {_load()}")
+    print(f"load average after: {load_average()}")
     ratios = [s / o for s, o in zip(times["slr"], times["original"])]
     print(f"median: original {statistics.median(times['original']):.1f} s, slr {statistics.median(times['slr']):.1f} s")
     print(f"RESULT {args.settings}{' ' + args.slr_flags if args.slr_flags else ''} busy={args.busy}: slr / original = {statistics.median(ratios):.2f} "
           f"(pairs {min(ratios):.2f}-{max(ratios):.2f}; target <= 0.67)")
 
-
-def _load() -> str:
-    try:
-        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 if __name__ == "__main__":
