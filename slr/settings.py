@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from slr.errors import setting
 
 ModelName = Literal["transformer", "iv3_gru"]
+
+#: --max-frames when not given, for models reading keypoints: clips over it keep this many evenly
+#: spread frames (docs/results.md, "slr's defaults against a plain GRU on people never seen").
+KEYPOINT_MAX_FRAMES = 32
 #: The class-names file has one flag in every command; --classes-csv, the training and extraction
 #: commands' spelling before, is still accepted everywhere.
 CLASSES_FLAGS = ["--classes", "--classes-csv"]
@@ -141,9 +145,19 @@ class DataSettings(ClipKeySettings, ClipLimitSettings):
     )
     max_frames: Optional[int] = Field(
         None,
-        ge=2,
-        description="Longest clip fed to the model; longer clips are shortened by --long-clips. Default: no limit.",
+        ge=0,
+        description=f"Longest clip fed to the model; longer clips are shortened by --long-clips; 0 = no limit. "
+        f"Default: {KEYPOINT_MAX_FRAMES} for keypoints (transformer: each phase of a sign at the same position "
+        "whatever the signer's tempo, +3 points on unseen Kinect signers and 3-4x cheaper, docs/results.md), no "
+        "limit for features (iv3_gru).",
     )
+
+    @field_validator("max_frames")
+    @classmethod
+    def _a_clip_needs_two_frames(cls, value: Optional[int]) -> Optional[int]:
+        if value == 1:
+            raise ValueError("--max-frames 1 keeps one frame of every clip; give 2 or more, or 0 for no limit")
+        return value
     long_clips: Literal["sample", "crop"] = Field(
         "sample",
         description="How clips over --max-frames are shortened: 'sample' keeps frames evenly spread over the "
@@ -370,8 +384,12 @@ class JsonOutputSettings(Settings):
 
 
 class HardwareSettings(DeviceSettings, ThreadSettings):
-    amp: bool = Field(False, description="Mixed precision (float16, or bfloat16 where supported) on CUDA GPUs; "
-                      "bfloat16 on CPUs with native bfloat16 (AVX512-BF16, AMX).")
+    amp: Optional[bool] = Field(
+        None,
+        description="Mixed precision: float16, or bfloat16 where supported, on CUDA GPUs; bfloat16 autocast on "
+        "CPUs with native bfloat16 (AVX512-BF16, AMX). Default: auto = on for those CPUs (1.5x faster steps at "
+        "the guide's sizes, accuracy level: docs/results.md), off on GPUs and on other CPUs.",
+    )
     amp_dtype: Literal["auto", "float16", "bfloat16"] = Field(
         "auto", description="Mixed-precision type; auto = bfloat16 where the GPU supports it, else float16."
     )
@@ -536,6 +554,13 @@ class TrainSettings(
         False,
         description="Only run the smoke test (as `slr smoke MODEL`): a few steps on synthetic clips, no data needed.",
     )
+
+    @model_validator(mode="after")
+    def _clip_length_of_the_model(self) -> "TrainSettings":
+        # resolved here, so that settings.json and checkpoints store the number the run used (0: no limit)
+        if self.max_frames is None:
+            self.max_frames = KEYPOINT_MAX_FRAMES if self.model == "transformer" else 0
+        return self
 
 
 class ResumeSettings(Settings):
@@ -1105,6 +1130,8 @@ TOOK_THE_VALUE_OF: dict[str, str] = {"attention_dropout": "dropout"}
 def stored_train_settings(stored: dict[str, Any]) -> dict[str, Any]:
     """Settings stored with a run, completed for this slr: missing fields take their old value."""
     missing = {k: v for k, v in VALUE_BEFORE_SETTING_EXISTED.items() if k not in stored}
+    if "max_frames" in stored and stored["max_frames"] is None:
+        stored = {**stored, "max_frames": 0}  # stored by an slr whose default was no limit, spelt None
     for name, source in TOOK_THE_VALUE_OF.items():
         if name not in stored and source in stored:
             missing[name] = stored[source]
@@ -1129,4 +1156,6 @@ GUIDE_VALUES: dict[str, Any] = {
     "num_gloss": 105,  # the guide's FSL-105 counts; slr takes the data's (slr/data/class_counts.py)
     "num_cat": 10,
     "normalize_weighting": "equal",  # the guide had no normalisation; slr's first counted every point alike
+    "max_frames": 0,  # the guide fed every frame of every clip
+    "amp": False,  # the guide trained in float32 unless given --amp (its GPU command gives it)
 }

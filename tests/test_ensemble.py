@@ -137,7 +137,7 @@ def test_export_writes_one_graph_that_averages(members, synthetic_dir, tmp_path)
     "other, why",
     [
         ("six_glosses", "it has 6 glosses, the other 5"),
-        ("short_clips", "it prepares clips with max_frames = 8, the other with none"),
+        ("short_clips", "it prepares clips with max_frames = 8, the other with 32"),
         ("not_normalised", "it prepares clips with normalize = False, the other with True"),
     ],
 )

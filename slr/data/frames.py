@@ -32,7 +32,7 @@ def fit_length(
 ) -> np.ndarray:
     """`x` [T, D] shortened to at most `max_frames` frames by `policy` (a view where possible)."""
     length = len(x)
-    if max_frames is None or length <= max_frames:
+    if not max_frames or length <= max_frames:  # None or 0: no limit
         return x
     if policy == "sample":
         return x[sample_indices(length, max_frames)]

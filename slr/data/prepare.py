@@ -35,7 +35,7 @@ def preprocessing(settings: Any, input_kind: str, width: int,
     mirror = layout is not None and mirrors_left_handed(settings.mirror_left_handed, layout)
     hands = bool(settings.hand_centred) and layout is not None and bool(layout.hands)
     steps: list[dict[str, Any]] = [
-        {"step": "shorten", "max_frames": settings.max_frames, "long_clips": settings.long_clips,
+        {"step": "shorten", "max_frames": settings.max_frames or None, "long_clips": settings.long_clips,
          "rule": "clips longer than max_frames: 'sample' keeps max_frames frames evenly spread, ends included; "
                  "'crop' keeps the centred max_frames frames (slr.data.frames.fit_length)"},
     ]
@@ -56,7 +56,7 @@ def preprocessing(settings: Any, input_kind: str, width: int,
         "layout": layout.name if layout is not None else None,
         "keypoint_layout": declared,  # a layout file's declaration, else None (the width says)
         # every setting resolved, also the steps that are off, so nothing is left to a default
-        "max_frames": settings.max_frames,
+        "max_frames": settings.max_frames or None,  # None: no limit (settings spell it 0)
         "long_clips": settings.long_clips,
         "normalize": normalize,
         "normalize_weighting": settings.normalize_weighting,

@@ -183,5 +183,5 @@ def _preview_step(settings: TrainSettings, width: int, frames: int, device):
 
     from slr.engine.autobatch import probe_step
 
-    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
+    amp = hardware.autocast_dtype(settings.amp, device, settings.amp_dtype)
     return probe_step(settings, SimpleNamespace(input_dim=width, longest_clip=frames), device, amp)

@@ -146,7 +146,7 @@ def _run(settings: TrainSettings, choice, dist: DistInfo, resume: Optional[Resum
     data.notices.extend(test.notices if test is not None else ())
     for text in data.notices if dist.is_main else ():
         observer.notice(text)
-    amp = hardware.amp_dtype(device, settings.amp_dtype, caps) if settings.amp else None
+    amp = hardware.autocast_dtype(settings.amp, device, settings.amp_dtype, caps)
     settings, runtime = resolve_auto_options(settings, device, data, dist, state, amp, observer, caps)
     runtime["malloc_mmap_mib"] = _fix_mmap_threshold(settings, observer)
     settings, runtime, world_notes = fit_batch_to_world(settings, runtime, state, dist, resume.path if resume else None)
@@ -224,7 +224,8 @@ def _run_header(settings, device, reason, data, runtime, amp, total_params, trai
         f"{runtime['threads']['threads']} CPU thread(s) ({runtime['threads']['reason']})",
     ]
     if amp is not None:
-        parts.append(f"AMP {str(amp).removeprefix('torch.')}")
+        auto = f" (auto: native bfloat16 on this CPU; {setting('amp', False)} for float32)" if settings.amp is None else ""
+        parts.append(f"AMP {str(amp).removeprefix('torch.')}{auto}")
     return "; ".join(parts)
 
 

@@ -118,7 +118,7 @@ def _smoke_frames(settings: SmokeSettings, device: torch.device) -> SmokeReport:
                         frames=True).to(device)
     shared = {k: getattr(settings, k) for k in SmokeSettings.model_fields if k in TrainSettings.model_fields}
     train_settings = TrainSettings(**shared)
-    amp = hardware.amp_dtype(device, settings.amp_dtype) if settings.amp else None
+    amp = hardware.autocast_dtype(settings.amp, device, settings.amp_dtype)
     step = TrainStep(train_settings, model, device, amp)  # the training step alone: no run folder
     model.train()
     losses, started = [], time.perf_counter()
