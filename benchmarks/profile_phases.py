@@ -63,9 +63,10 @@ def main() -> None:
     from slr.data.synthetic import write_synthetic_dataset  # noqa: F401  (imports as slr train does)
     from slr.engine import checkpoint as ckpt
     from slr.engine.data_setup import build_data
+    from slr.engine import hardware
     from slr.engine.distributed import DistInfo
-    from slr.engine.logbook import write_log_csv
-    from slr.engine.losses import gloss_and_category_loss
+    from slr.engine.run_folder import write_log_csv
+    from slr.engine.training import gloss_and_category_loss
     from slr.engine.threads import apply_threads
     from slr.models.registry import build_model
     from slr.settings import TrainSettings
@@ -94,15 +95,18 @@ def main() -> None:
         batches = list(train_loader)
         t["batching (per epoch, cache warm)"] = time.perf_counter() - started
         model = build_model("transformer", settings, data.input_dim, gloss, cat)
+        amp = hardware.autocast_dtype(settings.amp, device, settings.amp_dtype)  # as slr train: auto, --amp, --no-amp
+        print(f"autocast: {amp}", flush=True)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         model.train()
         steps = batches[: args.steps] if args.steps else batches
         fwd = bwd = opt = 0.0
         for i, batch in enumerate(steps):
             a = time.perf_counter()
-            g, c = model(batch.x, batch.mask)
-            loss = gloss_and_category_loss(g, c, batch.gloss, batch.cat, settings.alpha, settings.beta,
-                                           settings.label_smoothing)
+            with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
+                g, c = model(batch.x, batch.mask)
+                loss = gloss_and_category_loss(g, c, batch.gloss, batch.cat, settings.alpha, settings.beta,
+                                               settings.label_smoothing)
             b = time.perf_counter()
             loss.backward()
             d = time.perf_counter()
@@ -116,7 +120,7 @@ def main() -> None:
         t["forward (per epoch)"], t["backward (per epoch)"], t["optimizer (per epoch)"] = fwd * scale, bwd * scale, opt * scale
         model.eval()
         started = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
             for batch in val_loader:
                 g, c = model(batch.x, batch.mask)
                 gloss_and_category_loss(g, c, batch.gloss, batch.cat, settings.alpha, settings.beta).item()
