@@ -22,6 +22,12 @@ ModelName = Literal["transformer", "iv3_gru"]
 #: --max-frames when not given, for models reading keypoints: clips over it keep this many evenly
 #: spread frames (docs/results.md, "slr's defaults against a plain GRU on people never seen").
 KEYPOINT_MAX_FRAMES = 32
+
+#: --conv-kernel when not given: convolution blocks of this kernel in transformers up to
+#: CONV_AUTO_MAX_WIDTH wide, where they were measured (docs/results.md, same section); none in
+#: wider ones, where their cost was measured (1.7x the guide's step) and their accuracy was not.
+CONV_KERNEL = 7
+CONV_AUTO_MAX_WIDTH = 128
 #: The class-names file has one flag in every command; --classes-csv, the training and extraction
 #: commands' spelling before, is still accepted everywhere.
 CLASSES_FLAGS = ["--classes", "--classes-csv"]
@@ -303,12 +309,15 @@ class TransformerSettings(Settings):
         description="Transformer: feed frame-to-frame differences beside the keypoints (the input layer doubles).",
     )
     # -- convolution + transformer (the 2023 Kaggle isolated-sign winner's stack; docs/models.md) --
-    conv_kernel: int = Field(
-        0,
+    conv_kernel: Optional[int] = Field(
+        None,
         ge=0,
         le=255,
         description="Transformer: put depthwise 1-D convolution blocks of this many frames (causal) before each "
-        "encoder layer, as the 2023 Kaggle isolated-sign winner (17 there); 0 = off, the plain transformer.",
+        "encoder layer, as the 2023 Kaggle isolated-sign winner (17 there); 0 = off, the plain transformer. "
+        f"Default: auto = {CONV_KERNEL} for transformers up to {CONV_AUTO_MAX_WIDTH} wide (slr's default size, "
+        "where they gained on unseen Kinect signers), 0 for wider ones (not measured there, and at the guide's "
+        "256 x 4 they make a step 1.7x as long: docs/results.md).",
     )
     conv_blocks: int = Field(
         1, ge=1, le=16, description="Transformer: convolution blocks before each encoder layer with --conv-kernel (3 in the winner's)."
@@ -318,6 +327,13 @@ class TransformerSettings(Settings):
     def _heads_divide_width(self) -> "TransformerSettings":
         if self.d_model % self.num_heads:
             raise ValueError(f"--d-model {self.d_model} is not divisible by --num-heads {self.num_heads}")
+        return self
+
+    @model_validator(mode="after")
+    def _conv_blocks_of_the_width(self) -> "TransformerSettings":
+        # resolved here, so that settings.json and checkpoints store the kernel the model was built with
+        if self.conv_kernel is None:
+            self.conv_kernel = CONV_KERNEL if self.d_model <= CONV_AUTO_MAX_WIDTH else 0
         return self
 
 
@@ -1157,5 +1173,6 @@ GUIDE_VALUES: dict[str, Any] = {
     "num_cat": 10,
     "normalize_weighting": "equal",  # the guide had no normalisation; slr's first counted every point alike
     "max_frames": 0,  # the guide fed every frame of every clip
+    "conv_kernel": 0,  # the guide's transformer had no convolution blocks (auto gives it none at its width)
     "amp": False,  # the guide trained in float32 unless given --amp (its GPU command gives it)
 }

@@ -1,6 +1,10 @@
-"""--max-frames left out: keypoint clips over 32 frames are fed as 32 evenly spread frames (the
-transformer), features keep every frame (iv3_gru); 0 means no limit, and checkpoints written when the
-default was no limit (stored as None) keep it (slr/settings.py)."""
+"""Defaults resolved from other settings (slr/settings.py):
+
+- --max-frames left out: keypoint clips over 32 frames are fed as 32 evenly spread frames (the
+  transformer), features keep every frame (iv3_gru); 0 means no limit, and checkpoints written when
+  the default was no limit (stored as None) keep it;
+- --conv-kernel left out: convolution blocks of kernel 7 at widths up to 128, none above.
+"""
 
 from __future__ import annotations
 
@@ -63,3 +67,14 @@ def test_a_default_run_feeds_long_clips_as_32_frames_and_stores_the_rule(tmp_pat
     assert state["settings"]["max_frames"] == 32
     stored = TrainSettings.model_validate(stored_train_settings(state["settings"]))
     assert preprocessing(stored, "keypoints", 32)["max_frames"] == 32  # what predict and export apply
+
+
+def test_convolution_blocks_by_default_only_at_the_width_they_were_measured_at():
+    from slr.settings import CONV_AUTO_MAX_WIDTH, CONV_KERNEL
+
+    assert TrainSettings().conv_kernel == CONV_KERNEL == 7  # slr's default width, 128
+    assert TrainSettings(d_model=CONV_AUTO_MAX_WIDTH + 64, num_heads=8).conv_kernel == 0
+    assert TrainSettings(d_model=256, num_heads=8, conv_kernel=5).conv_kernel == 5  # given: kept
+    assert TrainSettings(conv_kernel=0).conv_kernel == 0
+    # checkpoints from before the setting read as the plain transformer
+    assert TrainSettings.model_validate(stored_train_settings({})).conv_kernel == 0
