@@ -109,8 +109,10 @@ def test_count_parameters_matches_a_manual_sum(name, input_dim):
 
 def test_default_parameter_counts_are_the_documented_ones():
     # docs/models.md quotes these; a changed default must update the docs too.
-    settings = TrainSettings(model="transformer")
-    assert count_parameters(build_model("transformer", settings, 156, 105, 10))[0] == 300_147
+    settings = TrainSettings(model="transformer")  # with its convolution blocks (kernel 7)
+    assert count_parameters(build_model("transformer", settings, 156, 105, 10))[0] == 436_605
+    plain = TrainSettings(model="transformer", conv_kernel=0)
+    assert count_parameters(build_model("transformer", plain, 156, 105, 10))[0] == 300_147
     guide = TrainSettings(model="transformer", d_model=256, num_heads=8, num_layers=4, ff_dim=1024)
     assert count_parameters(build_model("transformer", guide, 156, 105, 10))[0] == 3_229_299
     assert count_parameters(build_model("iv3_gru", settings, 2048, 105, 10))[0] == 4_842_611

@@ -132,7 +132,7 @@ def test_conv_weights_loaded_with_another_setting_are_refused_by_name(tmp_path):
 def test_a_checkpoint_from_before_the_blocks_is_named_with_its_old_value(tmp_path):
     """Stored settings without conv_kernel (an older slr): a run asking for blocks is told the
     checkpoint had none, not that it was edited or damaged."""
-    state = _checkpoint()
+    state = _checkpoint(conv_kernel=0)  # an older slr built the plain transformer
     for name in ("conv_kernel", "conv_blocks", "late_dropout", "late_dropout_epoch"):
         state["settings"].pop(name)
     path = tmp_path / "old.pt"

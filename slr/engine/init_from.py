@@ -85,6 +85,17 @@ def frozen_parameters(model: torch.nn.Module, epoch: int, freeze_epochs: int) ->
     return [p for name, p in target.named_parameters() if name.split(".", 1)[0] not in HEADS]
 
 
+def hold_frozen_statistics(model: torch.nn.Module, epoch: int, freeze_epochs: int) -> None:
+    """While the encoder is frozen, its normalisation layers with running statistics (the convolution
+    blocks' batch norm) run in eval mode: frozen means the checkpoint's statistics too, and in
+    training mode each batch would move them. Call after `model.train()`."""
+    if epoch > freeze_epochs:
+        return
+    for name, module in ckpt.unwrap_model(model).named_modules():
+        if name and name.split(".", 1)[0] not in HEADS and isinstance(getattr(module, "running_mean", None), torch.Tensor):
+            module.eval()
+
+
 def drop_gradients(parameters: list[torch.nn.Parameter]) -> None:
     """Before an optimizer step: AdamW skips a parameter without a gradient (no update, no weight decay)."""
     for parameter in parameters:

@@ -29,7 +29,7 @@ from slr.engine import checkpoint as ckpt
 from slr.engine.checkpoint import Progress, capture_rng, check_resume_values, make_checkpoint, restore_rng
 from slr.engine.distributed import DistInfo, all_reduce_sum, any_rank
 from slr.engine.hardware import DeviceMemory, memory_snapshot, release_freed_memory
-from slr.engine.init_from import drop_gradients, frozen_parameters
+from slr.engine.init_from import drop_gradients, frozen_parameters, hold_frozen_statistics
 from slr.engine.observer import TrainingObserver
 from slr.engine.resume import every_ranks_rng, rng_for_rank, totals_to_save
 from slr.engine.run_folder import RunPaths, open_tensorboard_log, write_log_csv
@@ -250,6 +250,7 @@ class Trainer:
         # from the epoch's number alone, so that a resumed run has it where a run straight through has
         switch_late_dropout(self.model, bool(s.late_dropout) and epoch >= s.late_dropout_epoch)
         self.step.frozen = frozen_parameters(self.model, epoch, s.freeze_encoder_epochs)
+        hold_frozen_statistics(self.model, epoch, s.freeze_encoder_epochs)
         sampler = self.train_loader.sampler
         sampler.set_epoch(epoch, skip=p.step * s.batch_size)
         dataset = self.train_loader.dataset
