@@ -111,3 +111,20 @@ def test_batch_probe_reports_when_nothing_fits():
     peak_of, calls = _device_with(budget=2**20, per_sample=2**20, fixed=2**20)
     size, tried = autobatch.largest_fitting_batch(peak_of, total=2**20, safety=0.85)
     assert size is None and calls == [64, 32, 16, 8] and len(tried) == 4
+
+
+def test_the_precision_a_run_would_use_follows_native_bfloat16(monkeypatch):
+    """The preview says what a run given neither --amp nor --no-amp computes in, on this CPU."""
+    from slr.engine import hardware
+    from slr.engine.hwinfo import precision
+
+    cpu = torch.device("cpu")
+    for fast, expected in ((True, "bfloat16"), (False, "none (float32)")):
+        monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        chosen = precision(cpu, hardware.capabilities(cpu))
+        assert chosen["autocast"] == expected and chosen["reason"].startswith("auto: ")
+    monkeypatch.undo()  # the command itself reads this CPU's flags
+    proc = _run("--json")
+    assert proc.returncode == 0, proc.stderr
+    real = json.loads(proc.stdout)["precision"]["autocast"]
+    assert real == ("bfloat16" if hardware.cpu_has_fast_bf16() else "none (float32)")

@@ -70,8 +70,22 @@ def collect(settings: HwinfoSettings) -> dict[str, Any]:
         },
         "auto_workers": {"workers": workers, "reason": workers_reason},
         "threads": threads,
+        "precision": precision(choice.device, caps),
         "auto_batch_size": {"frames": PREVIEW_FRAMES, **batch},
     }
+
+
+def precision(device: torch.device, caps: hardware.Capabilities) -> dict[str, str]:
+    """What a run given neither --amp nor --no-amp computes in here, and why."""
+    dtype = hardware.autocast_dtype(None, device, "auto", caps)
+    if dtype is not None:
+        return {"autocast": "bfloat16",
+                "reason": f"auto: this CPU multiplies bfloat16 natively (avx512_bf16 or amx_bf16); "
+                          f"{setting('amp', False)} for float32"}
+    if device.type == "cpu":
+        return {"autocast": "none (float32)", "reason": "auto: this CPU has no native bfloat16, which torch would emulate "
+                                                        "more slowly than float32"}
+    return {"autocast": "none (float32)", "reason": f"auto: on a GPU mixed precision is opt-in ({setting('amp')})"}
 
 
 def _machine_cores() -> int:

@@ -56,6 +56,9 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]
     threads = report.get("threads")
     if threads:
         rows.append(("--threads", f"{threads['threads']}  ({spell_settings(threads['reason'])})"))
+    chosen = report.get("precision")
+    if chosen:
+        rows.append(("--amp", f"{chosen['autocast']}  ({spell_settings(chosen['reason'])})"))
     for model, b in batch.items():
         if model == "frames":
             continue
