@@ -154,7 +154,7 @@ class DataSettings(ClipKeySettings, ClipLimitSettings):
         ge=0,
         description=f"Longest clip fed to the model; longer clips are shortened by --long-clips; 0 = no limit. "
         f"Default: {KEYPOINT_MAX_FRAMES} for keypoints (transformer: each phase of a sign at the same position "
-        "whatever the signer's tempo, +3 points on unseen Kinect signers and 3-4x cheaper, docs/results.md), no "
+        "whatever the signer's tempo: +2.9 points on an unseen Kinect signer and 3-4x cheaper, docs/results.md), no "
         "limit for features (iv3_gru).",
     )
 
