@@ -71,7 +71,9 @@ def main() -> None:
     from slr.models.registry import build_model
     from slr.settings import TrainSettings
 
-    gloss, cat = _class_counts(args.data)
+    from vs_original import class_counts  # benchmarks/ is on the path of a script run from it
+
+    gloss, cat = class_counts(args.data)
     extra = GUIDE if args.settings == "guide" else {}
     with tempfile.TemporaryDirectory(prefix="slr-profile-") as tmp:
         settings = TrainSettings(model="transformer", keypoints_train=args.data / "train",
@@ -155,17 +157,6 @@ def main() -> None:
         print(f"{name:58} {seconds:8.2f} {seconds / total:6.1%}")
     print(f"{'sum':58} {total:8.2f}")
     print(f"load average after: {os.getloadavg()}")
-
-
-def _class_counts(data: Path) -> tuple[int, int]:
-    import csv
-
-    gloss = cat = 0
-    for split in ("train", "val"):
-        with open(data / split / "labels.csv", newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                gloss, cat = max(gloss, int(row["gloss"]) + 1), max(cat, int(row["cat"]) + 1)
-    return gloss, cat
 
 
 if __name__ == "__main__":

@@ -44,9 +44,8 @@ class Notes:
         return lambda *args, **kwargs: None
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_a_cpu_run_with_amp_uses_bfloat16_only_where_it_is_native(clips, tmp_path, monkeypatch, one_thread, fast):
-    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: fast)
+def autocasts_seen(monkeypatch) -> list:
+    """(device type, dtype) of every torch.autocast the run enters, the real autocast still run."""
     seen = []
     real_autocast = torch.autocast
 
@@ -55,6 +54,13 @@ def test_a_cpu_run_with_amp_uses_bfloat16_only_where_it_is_native(clips, tmp_pat
         return real_autocast(device_type, dtype=dtype, **kwargs)
 
     monkeypatch.setattr(torch, "autocast", watching)
+    return seen
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_cpu_run_with_amp_uses_bfloat16_only_where_it_is_native(clips, tmp_path, monkeypatch, one_thread, fast):
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: fast)
+    seen = autocasts_seen(monkeypatch)
     notes = Notes()
     outcome = train(settings(clips, tmp_path / "run", epochs=1, amp=True, device="cpu"), notes)
     header = next(line for line in notes.lines if "CPU thread(s)" in line)
@@ -72,14 +78,7 @@ def test_amp_left_out_is_bfloat16_exactly_where_the_cpu_has_it(clips, tmp_path, 
     """--amp not given: bfloat16 autocast on a CPU with native bfloat16, said so in the header; plain
     float32 without a notice elsewhere; --no-amp keeps float32 on any CPU."""
     monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: fast)
-    seen = []
-    real_autocast = torch.autocast
-
-    def watching(device_type, dtype=None, **kwargs):
-        seen.append((device_type, dtype))
-        return real_autocast(device_type, dtype=dtype, **kwargs)
-
-    monkeypatch.setattr(torch, "autocast", watching)
+    seen = autocasts_seen(monkeypatch)
     notes = Notes()
     train(settings(clips, tmp_path / "auto", epochs=1, device="cpu"), notes)
     header = next(line for line in notes.lines if "CPU thread(s)" in line)
