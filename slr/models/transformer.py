@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from slr.models.conv_block import ConvStack
+from slr.models.cpu_dropout import use_cpu_dropout
 from slr.models.late_dropout import LateDropout
 from slr.models.masking import full_mask, masked_max, masked_mean, zero_padding
 from slr.models.positional import SinusoidalPositions
@@ -94,6 +95,8 @@ class SignTransformer(nn.Module):
         self.cat_head = nn.Linear(d_model, num_cat)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
+        # Its dropouts (the encoder layers' included) draw their masks a third as dearly on the CPU.
+        use_cpu_dropout(self)
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         mask = full_mask(x, mask)
