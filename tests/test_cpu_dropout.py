@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from slr.models.cpu_dropout import CpuDropout, keep_scale, rounded_drop_levels, use_cpu_dropout
+from slr.models.cpu_dropout import CpuDropout, keep_mask, rounded_drop_levels, use_cpu_dropout
 from slr.models.transformer import SignTransformer
 
 
@@ -30,9 +30,9 @@ def test_each_of_the_four_numbers_of_a_draw_is_uniform():
     """A plain random_() on int64 leaves the sign bit 0: every fourth 16-bit number would be
     non-negative, so at p 0.5 those elements would never be dropped."""
     torch.manual_seed(1)
-    scale = keep_scale(torch.Size([4096, 4]), rounded_drop_levels(0.5), torch.float32)
+    mask = keep_mask(torch.Size([4096, 4]), rounded_drop_levels(0.5), torch.float32)
     for position in range(4):
-        assert dropped_share(scale[:, position]) == pytest.approx(0.5, abs=0.05), position
+        assert dropped_share(mask[:, position]) == pytest.approx(0.5, abs=0.05), position
 
 
 def test_the_gradient_is_the_mask_times_the_scale():
@@ -93,3 +93,13 @@ def test_the_transformer_uses_it_everywhere_with_the_same_weights():
     replaced = use_cpu_dropout(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1)))
     assert isinstance(replaced[1], CpuDropout) and replaced[1].p == 0.1
     assert reference.state_dict().keys() == replaced.state_dict().keys()
+
+
+def test_in_bfloat16_the_kept_values_are_scaled_by_1_over_1_minus_p_not_by_its_bfloat16():
+    """bfloat16 holds 1 / 0.9 as 1.109: a mask of that value would shrink every kept value by 0.16%."""
+    torch.manual_seed(5)
+    x = torch.rand(1024, 1024).add(1).to(torch.bfloat16)  # [1, 2): one rounding step is 2**-7
+    out = CpuDropout(0.1).train()(x)
+    kept = out != 0
+    ratio = float((out[kept].double() / x[kept].double()).mean())
+    assert ratio == pytest.approx(65536 / (65536 - 6554), rel=3e-4)

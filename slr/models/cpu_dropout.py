@@ -38,16 +38,20 @@ def rounded_drop_levels(p: float) -> int | None:
     return levels
 
 
-def keep_scale(shape: torch.Size, drop_levels: int, dtype: torch.dtype,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-    """A CPU tensor of `shape`: 1 / (1 - p) where an element is kept, 0 where it is dropped."""
+def keep_mask(shape: torch.Size, drop_levels: int, dtype: torch.dtype,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """A CPU tensor of `shape` and `dtype`: 1 where an element is kept, 0 where it is dropped."""
     count = math.prod(shape)
     draws = torch.empty((count + 3) // 4, dtype=torch.int64)
     # The whole int64 range (random_() alone leaves the sign bit 0, which would bias every fourth number).
     draws.random_(-(2**63), 2**63 - 1, generator=generator)
     numbers = draws.view(torch.int16)[:count].view(shape)  # uniform over -32768 .. 32767
-    scale = _LEVELS / (_LEVELS - drop_levels)
-    return torch.where(numbers >= drop_levels - _LEVELS // 2, scale, 0.0).to(dtype)
+    return (numbers >= drop_levels - _LEVELS // 2).to(dtype)
+
+
+def keep_scale(drop_levels: int) -> float:
+    """1 / (1 - p) for the rounded p."""
+    return _LEVELS / (_LEVELS - drop_levels)
 
 
 class CpuDropout(nn.Dropout):
@@ -58,7 +62,9 @@ class CpuDropout(nn.Dropout):
         levels = rounded_drop_levels(self.p) if self.training else None
         if levels is None or x.device.type != "cpu":
             return super().forward(x)
-        return x * keep_scale(x.shape, levels, x.dtype)
+        # The scale as a Python number, so that the product is rounded once from float, as torch's
+        # dropout does: a mask holding 1 / (1 - p) in bfloat16 would be 1.109 for 1.111.
+        return x * keep_mask(x.shape, levels, x.dtype) * keep_scale(levels)
 
 
 def use_cpu_dropout(model: nn.Module) -> nn.Module:
