@@ -13,6 +13,9 @@ Tasks (folds are groups: nobody, or no recording block, is on both sides):
 - `asl-words`: the real asl-words clips, group k-fold over recording blocks of 30 (--folds, 4).
 - `signers`: synthetic fingerspelling signers (slr/data/synthetic.py), 48-180 frames, style 0.12,
   26 seen and 30 held out (270 clips), new signers for each fold.
+- `features`: the same signers as 2048-d frame features of hand crops (`features_from="hands"`),
+  12-45 frames by default (iv3_gru reads every frame), for `slr train iv3_gru` against the same
+  reference GRU on the features (point 6 of issue 24). There are no real frame features here.
 
 For every configuration: accuracy per fold and seed, the mean over folds for each seed, and the
 mean ± sd of that over seeds; then each configuration's paired difference from the reference
@@ -76,7 +79,11 @@ def folds_of(args: argparse.Namespace) -> list[Any]:
         return kinect_signers(args.kinect)
     if args.task == "asl-words":
         return list(range(args.folds))
-    return list(range(args.folds))  # signers: each fold draws new synthetic signers
+    return list(range(args.folds))  # signers, features: each fold draws new synthetic signers
+
+
+#: clip lengths of the synthetic tasks, where --frames is not given
+FRAMES = {"signers": "48-180", "features": "12-45"}
 
 
 def make_split(args: argparse.Namespace, fold: Any, seed: int, work: Path) -> tuple[Path, Path, int, int]:
@@ -85,7 +92,9 @@ def make_split(args: argparse.Namespace, fold: Any, seed: int, work: Path) -> tu
     if args.task == "asl-words":
         return asl_words_split(args.asl_words, fold, args.folds, 1, work)
     # the signers drawn depend on fold and seed: a fold is a new set of people
-    return signer_split(1000 * seed + int(fold), work, False, "48-180", 30, 0.12)
+    features = args.task == "features"
+    return signer_split(1000 * seed + int(fold), work, features, args.frames or FRAMES[args.task], 30, 0.12,
+                        "hands" if features else "image")
 
 
 def summarise(records: list[dict[str, Any]], metric: str) -> list[str]:
@@ -142,7 +151,7 @@ def report(records: list[dict[str, Any]], title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=["kinect", "asl-words", "signers"], default="kinect")
+    parser.add_argument("--task", choices=["kinect", "asl-words", "signers", "features"], default="kinect")
     parser.add_argument("--configs", default="defaults,reference", help="named configurations, comma separated")
     parser.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="an extra slr configuration: settings over slr's defaults")
@@ -156,6 +165,8 @@ def main() -> None:
     parser.add_argument("--kinect", type=Path, default=DATA / "isl-kinect-7")
     parser.add_argument("--asl-words", type=Path, default=DATA / "asl-words")
     parser.add_argument("--folds", type=int, default=4, help="asl-words blocks / synthetic signer draws")
+    parser.add_argument("--frames", default=None, help="signers/features: clip lengths MIN-MAX "
+                        "(default: 48-180 for signers, 12-45 for features)")
     parser.add_argument("--json-out", type=Path, help="write every run here as it finishes")
     parser.add_argument("--summarise", nargs="+", type=Path, help="only print the tables of these --json-out files")
     args = parser.parse_args()
@@ -169,7 +180,8 @@ def main() -> None:
     folds = folds_of(args)
     if args.only_folds:
         folds = [folds[int(i)] for i in args.only_folds.split(",")]
-    title = (f"{args.task}: folds {folds}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
+    model = "iv3_gru" if args.task == "features" else "transformer"
+    title = (f"{args.task} ({model}): folds {folds}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
              f"slr epochs {args.epochs or 'default'}, reference epochs {args.reference_epochs}")
     records: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="slr-defaults-vs-reference-"))
@@ -179,7 +191,7 @@ def main() -> None:
                 split = make_split(args, fold, seed, work / f"data-{seed}-{fold}")
                 for name, values in configs.items():
                     epochs = args.reference_epochs if values.get(REFERENCE) else args.epochs
-                    run = train_once("transformer", values, *split, seed, epochs, work / f"run-{name}-{seed}-{fold}")
+                    run = train_once(model, values, *split, seed, epochs, work / f"run-{name}-{seed}-{fold}")
                     records.append({"config": name, "values": values, "fold": fold, "seed": seed,
                                     **{k: run[k] for k in ("best", "last", "curve", "seconds")}})
                     print(f"  seed {seed} fold {fold} {name}: best {run['best']:.3f} last {run['last']:.3f} "

@@ -13,6 +13,7 @@ coordinates is non-zero.
 
     python benchmarks/reference_gru.py TRAIN_DIR VAL_DIR [--epochs 30] [--seed 0]
     python benchmarks/reference_gru.py CLIP_DIR --val-labels VAL.csv --train-labels TRAIN.csv
+    python benchmarks/reference_gru.py TRAIN_DIR VAL_DIR --key X2048 --dims 1   # on frame features (iv3_gru's input)
 """
 
 from __future__ import annotations
@@ -49,16 +50,18 @@ def normalise_clip(clip: np.ndarray, dims: int = 2) -> tuple[np.ndarray, np.ndar
 
 def train_reference(train_dir: Path, val_dir: Path, num_gloss: int, *, epochs: int = 30, seed: int = 0,
                     batch_size: int = 32, dims: int = 2, train_labels: Optional[Path] = None,
-                    val_labels: Optional[Path] = None) -> list[float]:
-    """Validation gloss accuracy after each epoch."""
+                    val_labels: Optional[Path] = None, key: str = "X") -> list[float]:
+    """Validation gloss accuracy after each epoch. `key` X2048 with `dims` 1: the same network on
+    frame features, each value a "point" (centre and scale one number each over the clip's
+    non-zero values; zeros, a ReLU's or a missing frame's, stay 0)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    raw_train, train_y = load(train_dir, labels=train_labels)
+    raw_train, train_y = load(train_dir, key, labels=train_labels)
     train_x = [normalise_clip(c, dims) for c in raw_train]
-    raw_val, val_y = load(val_dir, labels=val_labels)
+    raw_val, val_y = load(val_dir, key, labels=val_labels)
     val_x = [normalise_clip(c, dims) for c in raw_val]
 
     def batch(clips: list[tuple[np.ndarray, np.ndarray]], noise: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +119,8 @@ def main() -> None:
     parser.add_argument("--train-labels", type=Path, help="labels CSV of the training clips (default: labels.csv)")
     parser.add_argument("--val-labels", type=Path, help="labels CSV of the validation clips (default: labels.csv)")
     parser.add_argument("--num-gloss", type=int, default=None, help="default: the largest gloss id + 1")
-    parser.add_argument("--dims", type=int, default=2, help="coordinates per point (2: x, y)")
+    parser.add_argument("--dims", type=int, default=2, help="coordinates per point (2: x, y; 1 for --key X2048)")
+    parser.add_argument("--key", default="X", help="the array read from each .npz: X (keypoints) or X2048 (features)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -124,7 +128,7 @@ def main() -> None:
     num_gloss = args.num_gloss or int(max(load(args.train_dir, labels=args.train_labels)[1].max(),
                                           load(val_dir, labels=args.val_labels)[1].max())) + 1
     curve = train_reference(args.train_dir, val_dir, num_gloss, epochs=args.epochs, seed=args.seed, dims=args.dims,
-                            train_labels=args.train_labels, val_labels=args.val_labels)
+                            train_labels=args.train_labels, val_labels=args.val_labels, key=args.key)
     print(f"best {max(curve):.3f} last {curve[-1]:.3f}")
 
 

@@ -92,12 +92,13 @@ def parse_set(text: str) -> tuple[str, dict[str, Any]]:
 # -- tasks ------------------------------------------------------------------------------------
 
 
-def signer_split(seed: int, work: Path, features: bool, frames: str, val_signers: int, style: float) -> tuple[Path, Path, int, int]:
+def signer_split(seed: int, work: Path, features: bool, frames: str, val_signers: int, style: float,
+                 features_from: str = "image") -> tuple[Path, Path, int, int]:
     """26 training signers (234 clips) and `val_signers` others (9 clips each)."""
     low, _, high = frames.partition("-")
     total = 26 + val_signers
     clips = make_signer_shift_clips(seed=seed, with_features=features, min_frames=int(low), max_frames=int(high),
-                                    num_signers=total, style=style)
+                                    num_signers=total, style=style, features_from=features_from)
     held = np.random.default_rng([seed, 5]).permutation(total)[:val_signers]
     train, val = split_by_signer(clips, held)
     write_clips(work / "train", train)
@@ -157,7 +158,9 @@ def train_once(model: str, values: dict[str, Any], train_dir: Path, val_dir: Pat
         from reference_gru import train_reference
 
         started = time.perf_counter()
-        curve = train_reference(train_dir, val_dir, gloss, epochs=epochs or 30, seed=seed)
+        on_features = model == "iv3_gru"  # the same reference on iv3_gru's input, its frame features
+        curve = train_reference(train_dir, val_dir, gloss, epochs=epochs or 30, seed=seed,
+                                key="X2048" if on_features else "X", dims=1 if on_features else 2)
         return {"best": max(curve), "last": curve[-1], "curve": curve, "seconds": time.perf_counter() - started}
     from slr.engine.run import train
     from slr.settings import TrainSettings

@@ -231,3 +231,28 @@ def test_a_run_says_when_the_default_mirrors_its_hands_only_clips(clips, tmp_pat
     assert any("--mirror-left-handed off" in n for n in notices) == told, notices
     body = build_data(settings(clips, tmp_path / "body"), DistInfo(), torch.device("cpu")).notices
     assert not any("mirror_left_handed" in n for n in body)
+
+
+def letter_by_nearest_centroid(clips) -> float:
+    """Letters of signers 18-35 from the mean features of signers 0-17's clips of each letter."""
+    f = np.stack([x.mean(0) for x in clips.features])
+    f = (f - f.mean(0)) / (f.std(0) + 1e-6)
+    seen = clips.signer < 18
+    centroids = np.stack([f[seen & (clips.gloss == g)].mean(0) for g in range(11)])
+    predicted = ((f[~seen][:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    return float((predicted == clips.gloss[~seen]).mean())
+
+
+def test_hand_crop_features_carry_the_letter_across_signers_where_image_features_carry_the_place():
+    """features_from="hands" (iv3_gru's proxy in benchmarks/defaults_vs_reference.py --task
+    features): each hand in its own place and units, so new signers' letters are near the seen
+    signers' (about 0.37 with a nearest centroid, chance 0.09); projected from the image, where
+    each signer stands and how big their hand is outweigh the letter (about 0.11)."""
+    options = dict(with_features=True, feature_dim=256, min_frames=12, max_frames=20, seed=1)
+    image = make_signer_shift_clips(**options)
+    hands = make_signer_shift_clips(**options, features_from="hands")
+    assert all(np.array_equal(a, b) for a, b in zip(image.x, hands.x))  # the keypoints are the same clips
+    assert all(f.shape == (len(x), 256) and (f >= -0.5).all() for f, x in zip(hands.features, hands.x))
+    assert letter_by_nearest_centroid(hands) > letter_by_nearest_centroid(image) + 0.15
+    with pytest.raises(ValueError, match="features_from"):
+        make_signer_shift_clips(num_signers=1, with_features=True, features_from="crops")

@@ -260,6 +260,7 @@ def make_signer_shift_clips(
     noise: float = 0.02,
     with_features: bool = False,
     feature_dim: int = 2048,
+    features_from: str = "image",
     seed: int = 0,
     class_seed: int = 0,
 ) -> SignerClips:
@@ -270,14 +271,23 @@ def make_signer_shift_clips(
     geometric augmentation undoes); each clip adds its own timing, small drift, per-frame noise
     (`noise`, in hand lengths), missed detections and, sometimes, the other hand at rest.
     What a letter looks like depends on `class_seed` only; `seed` draws the signers and clips.
+
+    Features (`with_features`): a fixed random projection of a frame's points, ReLU, noise.
+    `features_from="image"` projects the points where they lie in the image (place and size of
+    each signer in it, missed detections as zeros); `"hands"` projects each hand relative to its
+    own place and in units of its own size, as a CNN on a crop that follows the hands would see
+    it, and with every frame seen (a crop does not miss the hand the detector missed). Both keep
+    the signer's hand rotation, shear, handedness, pace and style.
     """
+    if features_from not in ("image", "hands"):
+        raise ValueError(f"features_from must be 'image' or 'hands', got {features_from!r}")
     if dims not in (2, 3):
         raise ValueError(f"dims must be 2 or 3, got {dims}")
     if not 2 <= min_frames <= max_frames:
         raise ValueError(f"need 2 <= min_frames <= max_frames, got {min_frames} and {max_frames}")
     curls, spreads, motion = _letter_shapes(num_letters, class_seed)
     rng = np.random.default_rng(seed)
-    clips, gloss, signer, lefty = [], [], [], []
+    clips, crops, gloss, signer, lefty = [], [], [], [], []
     # Letters dealt round-robin over all clips, then shuffled: every letter is about as common,
     # and every held-out group of signers sees most of them.
     deck = rng.permutation(np.arange(num_signers * clips_per_signer) % num_letters)
@@ -310,17 +320,22 @@ def make_signer_shift_clips(
             if left_handed:
                 xy[..., 0] = -xy[..., 0]  # the left hand is the right one's mirror image
             hand = np.concatenate([xy + place, pts[..., 2:] * size], axis=-1)
+            crop = np.concatenate([xy / size, pts[..., 2:]], axis=-1)  # the hand in its own place and units
             hand[rng.random(frames) < 0.05] = 0.0  # missed detections
-            other = np.zeros_like(hand)
+            other, other_crop = np.zeros_like(hand), np.zeros_like(crop)
             if rests_other_hand and rng.random() < 0.7:
                 rest = hand_shape(np.full(5, 0.6), 0.0, 3)[None] + rng.normal(0, noise, (frames, _HAND_POINTS, 3))
                 side = 1.0 if left_handed else -1.0
                 spot = place + np.array([side * 0.2, 0.2])
                 other = np.concatenate([rest[..., :2] * size + spot, rest[..., 2:] * size], axis=-1)
+                other_crop = rest.copy()
                 other[rng.random(frames) < 0.2] = 0.0
             left, right = (hand, other) if left_handed else (other, hand)
             x = np.concatenate([left[..., :dims], right[..., :dims]], axis=1).reshape(frames, -1)
             clips.append(x.astype(np.float32))
+            if with_features and features_from == "hands":
+                left, right = (crop, other_crop) if left_handed else (other_crop, crop)
+                crops.append(np.concatenate([left[..., :dims], right[..., :dims]], axis=1).reshape(frames, -1))
             gloss.append(int(letter))
             signer.append(person)
             lefty.append(left_handed)
@@ -328,7 +343,8 @@ def make_signer_shift_clips(
     features = None
     if with_features:
         projection = feature_projection(clips[0].shape[1], feature_dim, class_seed)
-        stacked = np.maximum((np.concatenate(clips) - 0.5) @ projection, 0.0)
+        points = np.concatenate(crops) if features_from == "hands" else np.concatenate(clips) - 0.5
+        stacked = np.maximum(points.astype(np.float32) @ projection, 0.0)
         stacked += 0.05 * rng.standard_normal(stacked.shape, dtype=np.float32)
         features = np.split(stacked.astype(np.float32), np.cumsum([len(c) for c in clips])[:-1])
     names = [f"clip_{i + 1:04d}_letter {g}" for i, g in enumerate(gloss_arr)]
