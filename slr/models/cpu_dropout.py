@@ -1,12 +1,12 @@
-"""Dropout whose mask is cheap on the CPU: the same dropout, a third of the time.
+"""Dropout whose mask is cheap on the CPU: the same dropout in about half the time.
 
 Why: on the CPU, torch's dropout draws its mask with `bernoulli_`, one call of the Mersenne
 Twister per element on one thread. At the guide's sizes (d-model 256, ff-dim 1024, batch 32 of
 20 frames) the transformer's dropouts draw about 4 million elements a step, and `bernoulli_` was
 the largest single cost of a bfloat16 step: 32% of its CPU time, more than the matrix products
 (torch.profiler, 2 threads). Here one 64-bit draw makes four 16-bit numbers, and an element is
-kept where its number is at or above `p` of the range: the mask (and its backward) costs about a
-third of torch's (`benchmarks/cpu_dropout.py`).
+kept where its number is at or above `p` of the range: a dropout's forward and backward take about
+half as long as torch's, the guide's whole step 0.85x (`benchmarks/cpu_dropout.py`).
 
 What stays the same: the random numbers come from torch's default generator, so `--seed`, the
 checkpoints' random state and `slr resume` cover them as before; the kept elements are scaled

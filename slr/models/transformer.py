@@ -95,7 +95,7 @@ class SignTransformer(nn.Module):
         self.cat_head = nn.Linear(d_model, num_cat)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=0.02)
-        # Its dropouts (the encoder layers' included) draw their masks a third as dearly on the CPU.
+        # Its dropouts (the encoder layers' included) draw their masks at half the cost on the CPU.
         use_cpu_dropout(self)
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
