@@ -78,10 +78,33 @@ def test_a_file_in_real_time_takes_its_own_time_and_ends_cleanly(checkpoint):
     assert frames + dropped == 62
 
 
+def looped_video(source: Path, out: Path, times: int) -> Path:
+    """`source`'s frames `times` over, at its frame rate: a video that plays long enough."""
+    reader = cv2.VideoCapture(str(source))
+    fps = reader.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, frame = reader.read()
+        if not ok:
+            break
+        frames.append(frame)
+    reader.release()
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for _ in range(times):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return out
+
+
 @pytest.mark.slow
-def test_ctrl_c_stops_with_a_summary(checkpoint):
+def test_ctrl_c_stops_with_a_summary(checkpoint, tmp_path):
+    # DOCTOR ten times over (21 s): on a busy machine the 2 s video alone had ended before the first
+    # answer was read, and the run stopped at the end of its input instead of at Ctrl-C.
+    video = looped_video(DOCTOR, tmp_path / "doctor-x10.mp4", 10)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "slr", "live", str(checkpoint), "--source", str(DOCTOR),
+    child = subprocess.Popen([sys.executable, "-m", "slr", "live", str(checkpoint), "--source", str(video),
                               "--json-lines", "--window", "0.3", "--stride", "0.1"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     first = child.stdout.readline()  # the first window's answer: the video is still playing
