@@ -125,8 +125,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     val_dir = args.val_dir or args.train_dir
-    num_gloss = args.num_gloss or int(max(load(args.train_dir, labels=args.train_labels)[1].max(),
-                                          load(val_dir, labels=args.val_labels)[1].max())) + 1
+    num_gloss = args.num_gloss or int(max(load(args.train_dir, args.key, labels=args.train_labels)[1].max(),
+                                          load(val_dir, args.key, labels=args.val_labels)[1].max())) + 1
     curve = train_reference(args.train_dir, val_dir, num_gloss, epochs=args.epochs, seed=args.seed, dims=args.dims,
                             train_labels=args.train_labels, val_labels=args.val_labels, key=args.key)
     print(f"best {max(curve):.3f} last {curve[-1]:.3f}")
