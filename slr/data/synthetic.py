@@ -320,20 +320,22 @@ def make_signer_shift_clips(
             if left_handed:
                 xy[..., 0] = -xy[..., 0]  # the left hand is the right one's mirror image
             hand = np.concatenate([xy + place, pts[..., 2:] * size], axis=-1)
-            crop = np.concatenate([xy / size, pts[..., 2:]], axis=-1)  # the hand in its own place and units
             hand[rng.random(frames) < 0.05] = 0.0  # missed detections
-            other, other_crop = np.zeros_like(hand), np.zeros_like(crop)
+            other = np.zeros_like(hand)
+            rest = None
             if rests_other_hand and rng.random() < 0.7:
                 rest = hand_shape(np.full(5, 0.6), 0.0, 3)[None] + rng.normal(0, noise, (frames, _HAND_POINTS, 3))
                 side = 1.0 if left_handed else -1.0
                 spot = place + np.array([side * 0.2, 0.2])
                 other = np.concatenate([rest[..., :2] * size + spot, rest[..., 2:] * size], axis=-1)
-                other_crop = rest.copy()
                 other[rng.random(frames) < 0.2] = 0.0
             left, right = (hand, other) if left_handed else (other, hand)
             x = np.concatenate([left[..., :dims], right[..., :dims]], axis=1).reshape(frames, -1)
             clips.append(x.astype(np.float32))
             if with_features and features_from == "hands":
+                # each hand in its own place and units; the resting hand is already in hand units
+                crop = np.concatenate([xy / size, pts[..., 2:]], axis=-1)
+                other_crop = np.zeros_like(crop) if rest is None else rest
                 left, right = (crop, other_crop) if left_handed else (other_crop, crop)
                 crops.append(np.concatenate([left[..., :dims], right[..., :dims]], axis=1).reshape(frames, -1))
             gloss.append(int(letter))
