@@ -20,12 +20,22 @@ Tasks (folds are groups: nobody, or no recording block, is on both sides):
 For every configuration: accuracy per fold and seed, the mean over folds for each seed, and the
 mean ± sd of that over seeds; then each configuration's paired difference from the reference
 (per seed, folds averaged; mean ± sd over seeds). `best` is the best validation accuracy of the
-run (what slr reports as the run's best), `last` the final epoch's.
+run (what slr reports as the run's best: chosen on the held-out people it reports, so it flatters),
+`last` the final epoch's.
+
+`--via-cv` (kinect, asl-words) measures without choosing on the held-out people at all: slr's
+defaults go through `slr cv` itself (leave one signer out, or group 4-fold over recording blocks),
+which trains each fold on all but an inner validation group, chooses the checkpoint there and
+scores the held-out group once (`chosen`). The reference trains on the same fold's training clips
+and is scored on the same held-out clips at its last epoch (`last`: it chooses nothing) and at the
+epoch its score on the same inner validation group chose (`chosen`). Each seed's `slr cv` folder
+is kept under --cv-root (a rerun continues it; nothing is trained twice).
 
     python benchmarks/defaults_vs_reference.py --task kinect --seeds 3
     python benchmarks/defaults_vs_reference.py --task kinect --seeds 1 --only-folds 0,3 --epochs 20 \
         --set "conv:conv_kernel=17" --configs defaults,reference
     python benchmarks/defaults_vs_reference.py --summarise a.json b.json   # runs split over processes
+    python benchmarks/defaults_vs_reference.py --task kinect --via-cv --cv-root cv-kinect --seeds 3 --json-out cv.json
 """
 
 from __future__ import annotations
@@ -36,7 +46,9 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
+import time
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -97,31 +109,131 @@ def make_split(args: argparse.Namespace, fold: Any, seed: int, work: Path) -> tu
                         "hands" if features else "image")
 
 
+# -- through `slr cv` -------------------------------------------------------------------------
+
+
+def cv_data(args: argparse.Namespace, work: Path) -> tuple[Path, str, str, int]:
+    """The clip folder `slr cv` splits, its grouping column, folds, and the gloss count. asl-words:
+    its train and val clips in one folder whose labels.csv gains a `block` column (a clip's rank
+    among its word's clips // 30, as `asl_words_split` groups them)."""
+    if args.task == "kinect":
+        return args.kinect / "clips", KINECT_SIGNERS_FIELD, "loo", 1 + max(int(r["gloss"]) for r in _rows(
+            args.kinect / "clips" / "labels.csv"))
+    folder = work / "asl-words-blocks"
+    if not (folder / "labels.csv").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for split in ("train", "val"):
+            rows += [(args.asl_words / split / f"{r['file']}.npz", r) for r in _rows(args.asl_words / split / "labels.csv")]
+        rows.sort(key=lambda item: item[1]["file"])
+        rank: dict[str, int] = {}
+        with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "gloss", "cat", "block"])
+            for path, row in rows:
+                k = rank.get(row["gloss"], 0)
+                rank[row["gloss"]] = k + 1
+                (folder / path.name).symlink_to(path.resolve())
+                writer.writerow([row["file"], row["gloss"], row["cat"], k // 30])
+    return folder, "block", str(args.folds), 15
+
+
+def _rows(labels: Path) -> list[dict[str, str]]:
+    with open(labels, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_via_cv(args: argparse.Namespace, configs: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    """Per seed: `slr cv` with slr's defaults (the command, in a child process), then the reference
+    on each of its folds. Records carry `chosen` (and the reference's `last`)."""
+    from reference_gru import train_reference_on
+
+    unknown = sorted(set(configs) - {"defaults", REFERENCE})
+    if unknown:
+        raise SystemExit(f"--via-cv runs slr's defaults and the reference only, not {', '.join(unknown)}")
+    if args.task not in ("kinect", "asl-words"):
+        raise SystemExit("--via-cv: --task kinect or asl-words")
+    args.cv_root.mkdir(parents=True, exist_ok=True)
+    data, group, folds, gloss = cv_data(args, args.cv_root)
+    records: list[dict[str, Any]] = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        out = args.cv_root / f"{args.task}_s{seed}"
+        command = [sys.executable, "-m", "slr", "cv", "transformer", str(data), "--group-by", group,
+                   "--folds", folds, "--seed", str(seed), "--threads", "1", "--jobs", str(args.jobs),
+                   "--no-tensorboard", "--no-plots", "--output-dir", str(out)]
+        if args.epochs:
+            command += ["--epochs", str(args.epochs)]
+        if "defaults" in configs:
+            print(f"  seed {seed}: {' '.join(command)}", file=sys.stderr, flush=True)
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            report = json.loads((out / "cv.json").read_text())
+            for fold in report["recipes"][0]["folds"]:
+                records.append({"config": "defaults", "fold": ",".join(map(str, fold["held_out"])), "seed": seed,
+                                "chosen": fold["gloss_top1"], "inner_best": fold["inner_best"],
+                                "best_epoch": fold["best_epoch"]})
+        if REFERENCE in configs:
+            if not (out / "folds").is_dir():
+                raise SystemExit(f"{out}: no folds yet; run the defaults first (they make the folds)")
+            for fold_dir in sorted((out / "folds").iterdir(), key=lambda p: int(p.name.split("-")[1])):
+                held_out = ",".join(sorted({r[group] for r in _rows(fold_dir / "labels_test.csv")}))
+                started = time.perf_counter()
+                curves = train_reference_on(
+                    data, {"inner": (data, fold_dir / "labels_val.csv"), "held_out": (data, fold_dir / "labels_test.csv")},
+                    gloss, epochs=args.reference_epochs, seed=seed, train_labels=fold_dir / "labels_train.csv")
+                pick = curves["inner"].index(max(curves["inner"]))
+                records.append({"config": REFERENCE, "fold": held_out, "seed": seed,
+                                "chosen": curves["held_out"][pick], "last": curves["held_out"][-1],
+                                "best_epoch": pick + 1, "curves": curves,
+                                "seconds": time.perf_counter() - started})
+                print(f"  seed {seed} {fold_dir.name} ({held_out}) reference: chosen {records[-1]['chosen']:.3f} "
+                      f"last {records[-1]['last']:.3f} ({records[-1]['seconds']:.0f} s)", file=sys.stderr, flush=True)
+                if args.json_out:
+                    args.json_out.write_text(json.dumps({"title": title, "records": records}, indent=1))
+        if args.json_out:
+            args.json_out.write_text(json.dumps({"title": title, "records": records}, indent=1))
+    return records
+
+
+# -- tables -----------------------------------------------------------------------------------
+
+
 def summarise(records: list[dict[str, Any]], metric: str) -> list[str]:
     """Markdown rows: per configuration, the mean over folds for each seed, mean ± sd over seeds,
-    and the paired difference from the reference."""
+    and the paired difference from the reference (per seed, over the folds both have: a run split
+    over processes may be summarised before the reference has every fold)."""
     configs = list(dict.fromkeys(r["config"] for r in records))
     seeds = sorted({r["seed"] for r in records})
+    scores = {(r["config"], r["seed"], r["fold"]): r[metric] for r in records if metric in r}
 
     def per_seed(config: str) -> dict[int, float]:
         out = {}
         for seed in seeds:
-            values = [r[metric] for r in records if r["config"] == config and r["seed"] == seed]
+            values = [v for (c, s, _), v in scores.items() if c == config and s == seed]
             if values:
                 out[seed] = statistics.mean(values)
+        return out
+
+    def paired_with_reference(config: str) -> list[float]:
+        out = []
+        for seed in seeds:
+            both = [(v, scores[(REFERENCE, seed, f)]) for (c, s, f), v in scores.items()
+                    if c == config and s == seed and (REFERENCE, seed, f) in scores]
+            if both:
+                out.append(statistics.mean(mine - theirs for mine, theirs in both))
         return out
 
     def mean_sd(values: list[float]) -> str:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
-    base = per_seed(REFERENCE) if REFERENCE in configs else {}
     lines = [f"| config ({metric}) | mean ± sd over seeds | per seed | minus reference (paired) | folds |",
              "|---|---|---|---|---|"]
     for config in configs:
         mine = per_seed(config)
-        paired = [mine[s] - base[s] for s in mine if s in base]
-        folds = len({r["fold"] for r in records if r["config"] == config})
+        if not mine:
+            continue
+        paired = paired_with_reference(config)
+        folds = len({f for (c, _, f) in scores if c == config})
         lines.append(f"| {config} | {mean_sd(list(mine.values()))} | {' '.join(f'{v:.3f}' for v in mine.values())} | "
                      f"{mean_sd(paired) if paired and config != REFERENCE else '–'} | {folds} |")
     return lines
@@ -134,7 +246,7 @@ def per_fold(records: list[dict[str, Any]], metric: str) -> list[str]:
     for fold in folds:
         cells = []
         for config in configs:
-            values = [r[metric] for r in records if r["config"] == config and r["fold"] == fold]
+            values = [r[metric] for r in records if r["config"] == config and r["fold"] == fold and metric in r]
             cells.append(f"{statistics.mean(values):.3f}" if values else "–")
         lines.append(f"| {fold} | " + " | ".join(cells) + " |")
     return lines
@@ -142,11 +254,12 @@ def per_fold(records: list[dict[str, Any]], metric: str) -> list[str]:
 
 def report(records: list[dict[str, Any]], title: str) -> None:
     print(f"\n{title}\n")
-    for metric in ("best", "last"):
+    metrics = [m for m in ("chosen", "best", "last") if any(m in r for r in records)]
+    for metric in metrics:
         print("\n".join(summarise(records, metric)))
         print()
-    print("per fold (best, mean over seeds):\n")
-    print("\n".join(per_fold(records, "best")))
+    print(f"per fold ({metrics[0]}, mean over seeds):\n")
+    print("\n".join(per_fold(records, metrics[0])))
 
 
 def main() -> None:
@@ -169,6 +282,11 @@ def main() -> None:
                         "(default: 48-180 for signers, 12-45 for features)")
     parser.add_argument("--json-out", type=Path, help="write every run here as it finishes")
     parser.add_argument("--summarise", nargs="+", type=Path, help="only print the tables of these --json-out files")
+    parser.add_argument("--via-cv", action="store_true", help="kinect, asl-words: slr's defaults through `slr cv`, "
+                        "the reference on its folds, both scored at a checkpoint chosen on an inner validation group")
+    parser.add_argument("--cv-root", type=Path, default=Path("cv-defaults-vs-reference"),
+                        help="--via-cv: where each seed's `slr cv` folder is kept (a rerun continues it)")
+    parser.add_argument("--jobs", type=int, default=2, help="--via-cv: folds `slr cv` trains at once, one thread each")
     args = parser.parse_args()
     if args.summarise:
         loaded = [json.loads(p.read_text()) for p in args.summarise]
@@ -183,6 +301,10 @@ def main() -> None:
     model = "iv3_gru" if args.task == "features" else "transformer"
     title = (f"{args.task} ({model}): folds {folds}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
              f"slr epochs {args.epochs or 'default'}, reference epochs {args.reference_epochs}")
+    if args.via_cv:
+        title += ", through slr cv"
+        report(run_via_cv(args, configs, title), title)
+        return
     records: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="slr-defaults-vs-reference-"))
     try:
