@@ -55,7 +55,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from signer_shift import NAMED, REFERENCE, asl_words_split, parse_set, signer_split, train_once  # noqa: E402
+from signer_shift import NAMED, REFERENCE, asl_words_blocks, asl_words_split, parse_set, signer_split, train_once  # noqa: E402
 
 #: The shared data folder beside the checkout (as tests/conftest.py finds asl-words); SLR_DATA overrides it.
 DATA = Path(os.environ.get("SLR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -114,27 +114,20 @@ def make_split(args: argparse.Namespace, fold: Any, seed: int, work: Path) -> tu
 
 def cv_data(args: argparse.Namespace, work: Path) -> tuple[Path, str, str, int]:
     """The clip folder `slr cv` splits, its grouping column, folds, and the gloss count. asl-words:
-    its train and val clips in one folder whose labels.csv gains a `block` column (a clip's rank
-    among its word's clips // 30, as `asl_words_split` groups them)."""
+    its train and val clips in one folder whose labels.csv gains a `block` column
+    (`asl_words_blocks`, as the fold loop's `asl_words_split` groups them)."""
     if args.task == "kinect":
         return args.kinect / "clips", KINECT_SIGNERS_FIELD, "loo", 1 + max(int(r["gloss"]) for r in _rows(
             args.kinect / "clips" / "labels.csv"))
     folder = work / "asl-words-blocks"
     if not (folder / "labels.csv").exists():
         folder.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for split in ("train", "val"):
-            rows += [(args.asl_words / split / f"{r['file']}.npz", r) for r in _rows(args.asl_words / split / "labels.csv")]
-        rows.sort(key=lambda item: item[1]["file"])
-        rank: dict[str, int] = {}
         with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["file", "gloss", "cat", "block"])
-            for path, row in rows:
-                k = rank.get(row["gloss"], 0)
-                rank[row["gloss"]] = k + 1
+            for path, row, block in asl_words_blocks(args.asl_words):
                 (folder / path.name).symlink_to(path.resolve())
-                writer.writerow([row["file"], row["gloss"], row["cat"], k // 30])
+                writer.writerow([row["file"], row["gloss"], row["cat"], block])
     return folder, "block", str(args.folds), 15
 
 
@@ -301,8 +294,9 @@ def main() -> None:
     model = "iv3_gru" if args.task == "features" else "transformer"
     title = (f"{args.task} ({model}): folds {folds}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
              f"slr epochs {args.epochs or 'default'}, reference epochs {args.reference_epochs}")
-    if args.via_cv:
-        title += ", through slr cv"
+    if args.via_cv:  # the folds are slr cv's (leave one signer out; group k-fold over blocks)
+        title = (f"{args.task} (transformer) through slr cv, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
+                 f"slr epochs {args.epochs or 'default'}, reference epochs {args.reference_epochs}")
         report(run_via_cv(args, configs, title), title)
         return
     records: list[dict[str, Any]] = []

@@ -123,19 +123,28 @@ def session_split(seed: int, work: Path, frames: str, style: float) -> tuple[Pat
     return work / "train", work / "val", 11, 2
 
 
-def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Path) -> tuple[Path, Path, int, int]:
-    """Group k-fold over recording blocks: block = the clip's rank among its word's clips // 30."""
+def asl_words_blocks(root: Path) -> list[tuple[Path, dict[str, str], int]]:
+    """Every asl-words clip (train and val) with its recording block: the clip's rank among its
+    word's clips // 30, in clip-number order."""
     rows = []
     for split in ("train", "val"):
         with open(root / split / "labels.csv", newline="", encoding="utf-8") as handle:
             rows += [(root / split / f"{r['file']}.npz", r) for r in csv.DictReader(handle)]
     rows.sort(key=lambda item: item[1]["file"])  # clip_0001_... : clip-number order
     rank: dict[str, int] = {}
-    sides: dict[str, list] = {"train": [], "val": []}
+    blocks = []
     for path, row in rows:
         k = rank.get(row["gloss"], 0)
         rank[row["gloss"]] = k + 1
-        sides["val" if (k // 30) % folds == fold else "train"].append((path, row))
+        blocks.append((path, row, k // 30))
+    return blocks
+
+
+def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Path) -> tuple[Path, Path, int, int]:
+    """Group k-fold over recording blocks (`asl_words_blocks`)."""
+    sides: dict[str, list] = {"train": [], "val": []}
+    for path, row, block in asl_words_blocks(root):
+        sides["val" if block % folds == fold else "train"].append((path, row))
     sides["train"] = sides["train"][::subsample]
     for side, items in sides.items():
         folder = work / side
