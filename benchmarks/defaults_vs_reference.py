@@ -23,8 +23,9 @@ mean ± sd of that over seeds; then each configuration's paired difference from 
 run (what slr reports as the run's best: chosen on the held-out people it reports, so it flatters),
 `last` the final epoch's.
 
-`--via-cv` (kinect, asl-words) measures without choosing on the held-out people at all: slr's
-defaults go through `slr cv` itself (leave one signer out, or group 4-fold over recording blocks),
+`--via-cv` (kinect, asl-words, signers) measures without choosing on the held-out people at all:
+slr's defaults go through `slr cv` itself (leave one signer out; group 4-fold over recording blocks;
+group 4-fold over one pool of 56 synthetic signers),
 which trains each fold on all but an inner validation group, chooses the checkpoint there and
 scores the held-out group once (`chosen`). The reference trains on the same fold's training clips
 and is scored on the same held-out clips at its last epoch (`last`: it chooses nothing) and at the
@@ -56,6 +57,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from signer_shift import NAMED, REFERENCE, asl_words_blocks, asl_words_split, parse_set, signer_split, train_once  # noqa: E402
+
+from slr.data.synthetic import make_signer_shift_clips, write_clips  # noqa: E402
 
 #: The shared data folder beside the checkout (as tests/conftest.py finds asl-words); SLR_DATA overrides it.
 DATA = Path(os.environ.get("SLR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -119,6 +122,15 @@ def cv_data(args: argparse.Namespace, work: Path) -> tuple[Path, str, str, int]:
     if args.task == "kinect":
         return args.kinect / "clips", KINECT_SIGNERS_FIELD, "loo", 1 + max(int(r["gloss"]) for r in _rows(
             args.kinect / "clips" / "labels.csv"))
+    if args.task == "signers":
+        # one pool of 26 + 30 synthetic signers (drawn with seed 0, the same for every seed), group
+        # k-fold over them: each fold holds out a quarter of the people
+        folder = work / "signers-pool"
+        if not (folder / "labels.csv").exists():
+            low, _, high = (args.frames or FRAMES["signers"]).partition("-")
+            clips = make_signer_shift_clips(seed=0, min_frames=int(low), max_frames=int(high), num_signers=26 + 30)
+            write_clips(folder, clips)
+        return folder, "signer", str(args.folds), 11
     folder = work / "asl-words-blocks"
     if not (folder / "labels.csv").exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -144,8 +156,8 @@ def run_via_cv(args: argparse.Namespace, configs: dict[str, Any], title: str) ->
     unknown = sorted(set(configs) - {"defaults", REFERENCE})
     if unknown:
         raise SystemExit(f"--via-cv runs slr's defaults and the reference only, not {', '.join(unknown)}")
-    if args.task not in ("kinect", "asl-words"):
-        raise SystemExit("--via-cv: --task kinect or asl-words")
+    if args.task not in ("kinect", "asl-words", "signers"):
+        raise SystemExit("--via-cv: --task kinect, asl-words or signers")
     args.cv_root.mkdir(parents=True, exist_ok=True)
     data, group, folds, gloss = cv_data(args, args.cv_root)
     records: list[dict[str, Any]] = []
@@ -275,7 +287,7 @@ def main() -> None:
                         "(default: 48-180 for signers, 12-45 for features)")
     parser.add_argument("--json-out", type=Path, help="write every run here as it finishes")
     parser.add_argument("--summarise", nargs="+", type=Path, help="only print the tables of these --json-out files")
-    parser.add_argument("--via-cv", action="store_true", help="kinect, asl-words: slr's defaults through `slr cv`, "
+    parser.add_argument("--via-cv", action="store_true", help="kinect, asl-words, signers: slr's defaults through `slr cv`, "
                         "the reference on its folds, both scored at a checkpoint chosen on an inner validation group")
     parser.add_argument("--cv-root", type=Path, default=Path("cv-defaults-vs-reference"),
                         help="--via-cv: where each seed's `slr cv` folder is kept (a rerun continues it)")
