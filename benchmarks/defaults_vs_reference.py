@@ -56,7 +56,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from signer_shift import NAMED, REFERENCE, asl_words_blocks, asl_words_split, parse_set, signer_split, train_once  # noqa: E402
+from signer_shift import (NAMED, REFERENCE, asl_words_blocks, asl_words_split, link_clips, parse_set,  # noqa: E402
+                          signer_split, train_once)
 
 from slr.data.synthetic import make_signer_shift_clips, write_clips  # noqa: E402
 
@@ -77,15 +78,8 @@ def kinect_split(root: Path, held_out: str, work: Path) -> tuple[Path, Path, int
         rows = list(csv.DictReader(handle))
     glosses = 1 + max(int(r["gloss"]) for r in rows)
     for side in ("train", "val"):
-        folder = work / side
-        folder.mkdir(parents=True)
-        chosen = [r for r in rows if (r[KINECT_SIGNERS_FIELD] == held_out) == (side == "val")]
-        with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["file", "gloss", "cat"])
-            for r in chosen:
-                (folder / f"{r['file']}.npz").symlink_to((root / "clips" / f"{r['file']}.npz").resolve())
-                writer.writerow([r["file"], r["gloss"], r["cat"]])
+        link_clips(work / side, [(root / "clips" / f"{r['file']}.npz", r["gloss"], r["cat"]) for r in rows
+                                 if (r[KINECT_SIGNERS_FIELD] == held_out) == (side == "val")])
     return work / "train", work / "val", glosses, 1
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from signer_shift import parse_set, train_once  # noqa: E402
+from signer_shift import link_clips, parse_set, train_once  # noqa: E402
 
 DATA = Path(os.environ.get("SLR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 #: the example's words: asl-words gloss id -> the example's (examples/asl-words-mini/classes.csv)
@@ -58,14 +58,8 @@ def example_like_split(asl_words: Path, held_out: int, seed: int, work: Path) ->
         rest = [r for k, r in enumerate(clips) if k // BLOCK != held_out]
         sides["train"] += draw.sample(rest, min(PER_WORD, len(rest)))  # WATER has 2 blocks: 30 clips
     for side, chosen in sides.items():
-        folder = work / side
-        folder.mkdir(parents=True)
-        with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["file", "gloss", "cat"])
-            for r in chosen:
-                (folder / f"{r['file']}.npz").symlink_to((asl_words / "train" / f"{r['file']}.npz").resolve())
-                writer.writerow([r["file"], EXAMPLE_GLOSS[int(r["gloss"])], EXAMPLE_CAT[int(r["cat"])]])
+        link_clips(work / side, [(asl_words / "train" / f"{r['file']}.npz", EXAMPLE_GLOSS[int(r["gloss"])],
+                                  EXAMPLE_CAT[int(r["cat"])]) for r in chosen])
     return work / "train", work / "val", len(EXAMPLE_GLOSS), len(EXAMPLE_CAT)
 
 

@@ -147,15 +147,19 @@ def asl_words_split(root: Path, fold: int, folds: int, subsample: int, work: Pat
         sides["val" if block % folds == fold else "train"].append((path, row))
     sides["train"] = sides["train"][::subsample]
     for side, items in sides.items():
-        folder = work / side
-        folder.mkdir(parents=True)
-        with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["file", "gloss", "cat"])
-            for path, row in items:
-                (folder / path.name).symlink_to(path.resolve())
-                writer.writerow([row["file"], row["gloss"], row["cat"]])
+        link_clips(work / side, [(path, row["gloss"], row["cat"]) for path, row in items])
     return work / "train", work / "val", 15, 4
+
+
+def link_clips(folder: Path, clips: list[tuple[Path, Any, Any]]) -> None:
+    """A clip folder of links to (clip file, gloss, cat), with its labels.csv: a split without copies."""
+    folder.mkdir(parents=True)
+    with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "gloss", "cat"])
+        for path, gloss, cat in clips:
+            (folder / path.name).symlink_to(path.resolve())
+            writer.writerow([path.stem, gloss, cat])
 
 
 # -- one run ----------------------------------------------------------------------------------
