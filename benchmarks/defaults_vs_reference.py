@@ -59,6 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from signer_shift import (NAMED, REFERENCE, asl_words_blocks, asl_words_split, link_clips, parse_set,  # noqa: E402
                           signer_split, train_once)
 
+from slr.crossval.folds import fold_label_files  # noqa: E402
+from slr.crossval.runner import PLAN_FILE  # noqa: E402
 from slr.data.synthetic import make_signer_shift_clips, write_clips  # noqa: E402
 
 #: The shared data folder beside the checkout (as tests/conftest.py finds asl-words); SLR_DATA overrides it.
@@ -67,15 +69,13 @@ KINECT_SIGNERS_FIELD = "signer"
 
 
 def kinect_signers(root: Path) -> list[str]:
-    with open(root / "clips" / "labels.csv", newline="", encoding="utf-8") as handle:
-        return sorted({row[KINECT_SIGNERS_FIELD] for row in csv.DictReader(handle)})
+    return sorted({row[KINECT_SIGNERS_FIELD] for row in _rows(root / "clips" / "labels.csv")})
 
 
 def kinect_split(root: Path, held_out: str, work: Path) -> tuple[Path, Path, int, int]:
     """Leave one signer out: every clip of `held_out` for validation, the others' for training.
     The clips are linked, not copied; labels.csv keeps file, gloss and cat."""
-    with open(root / "clips" / "labels.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _rows(root / "clips" / "labels.csv")
     glosses = 1 + max(int(r["gloss"]) for r in rows)
     for side in ("train", "val"):
         link_clips(work / side, [(root / "clips" / f"{r['file']}.npz", r["gloss"], r["cat"]) for r in rows
@@ -155,6 +155,10 @@ def run_via_cv(args: argparse.Namespace, configs: dict[str, Any], title: str) ->
     args.cv_root.mkdir(parents=True, exist_ok=True)
     data, group, folds, gloss = cv_data(args, args.cv_root)
     records: list[dict[str, Any]] = []
+
+    def save() -> None:
+        if args.json_out:
+            args.json_out.write_text(json.dumps({"title": title, "records": records}, indent=1))
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         out = args.cv_root / f"{args.task}_s{seed}"
         command = [sys.executable, "-m", "slr", "cv", "transformer", str(data), "--group-by", group,
@@ -166,31 +170,35 @@ def run_via_cv(args: argparse.Namespace, configs: dict[str, Any], title: str) ->
             print(f"  seed {seed}: {' '.join(command)}", file=sys.stderr, flush=True)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             report = json.loads((out / "cv.json").read_text())
+            names = held_out_names(out)
             for fold in report["recipes"][0]["folds"]:
-                records.append({"config": "defaults", "fold": ",".join(map(str, fold["held_out"])), "seed": seed,
+                records.append({"config": "defaults", "fold": names[fold["fold"]], "seed": seed,
                                 "chosen": fold["gloss_top1"], "inner_best": fold["inner_best"],
                                 "best_epoch": fold["best_epoch"]})
+            save()
         if REFERENCE in configs:
-            if not (out / "folds").is_dir():
+            if not (out / PLAN_FILE).is_file():
                 raise SystemExit(f"{out}: no folds yet; run the defaults first (they make the folds)")
-            for fold_dir in sorted((out / "folds").iterdir(), key=lambda p: int(p.name.split("-")[1])):
-                held_out = ",".join(sorted({r[group] for r in _rows(fold_dir / "labels_test.csv")}))
+            for number, held_out in held_out_names(out).items():
+                files = fold_label_files(out / "folds" / f"fold-{number}")
                 started = time.perf_counter()
-                curves = train_reference_on(
-                    data, {"inner": (data, fold_dir / "labels_val.csv"), "held_out": (data, fold_dir / "labels_test.csv")},
-                    gloss, epochs=args.reference_epochs, seed=seed, train_labels=fold_dir / "labels_train.csv")
+                curves = train_reference_on(data, {"inner": (data, files["val"]), "held_out": (data, files["test"])},
+                                            gloss, epochs=args.reference_epochs, seed=seed, train_labels=files["train"])
                 pick = curves["inner"].index(max(curves["inner"]))
                 records.append({"config": REFERENCE, "fold": held_out, "seed": seed,
                                 "chosen": curves["held_out"][pick], "last": curves["held_out"][-1],
                                 "best_epoch": pick + 1, "curves": curves,
                                 "seconds": time.perf_counter() - started})
-                print(f"  seed {seed} {fold_dir.name} ({held_out}) reference: chosen {records[-1]['chosen']:.3f} "
+                print(f"  seed {seed} fold {number} ({held_out}) reference: chosen {records[-1]['chosen']:.3f} "
                       f"last {records[-1]['last']:.3f} ({records[-1]['seconds']:.0f} s)", file=sys.stderr, flush=True)
-                if args.json_out:
-                    args.json_out.write_text(json.dumps({"title": title, "records": records}, indent=1))
-        if args.json_out:
-            args.json_out.write_text(json.dumps({"title": title, "records": records}, indent=1))
+                save()
     return records
+
+
+def held_out_names(out: Path) -> dict[int, str]:
+    """Fold number -> its held-out groups, as `slr cv`'s plan names them (the records' fold key)."""
+    plan = json.loads((out / PLAN_FILE).read_text())
+    return {fold["fold"]: ",".join(map(str, fold["held_out"])) for fold in plan["fold_groups"]}
 
 
 # -- tables -----------------------------------------------------------------------------------
