@@ -367,6 +367,12 @@ class IV3GRUSettings(Settings):
         None, description="Local InceptionV3 state dict to load instead of downloading ImageNet weights."
     )
     finetune_backbone: bool = Field(False, description="Train InceptionV3 too (frames input); frozen by default.")
+    feature_norm: Literal["clip", "none"] = Field(
+        "clip",
+        description="Standardise each clip's features (or its frames' InceptionV3 outputs) before the GRU by one mean "
+        "and one standard deviation of all its real frames' values (clip), or feed them as they are (none): "
+        "+1 point on synthetic signers never seen, more on real skeletons read as features (docs/results.md).",
+    )
 
 
 class ThreadSettings(Settings):
@@ -1136,6 +1142,7 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "late_dropout_epoch": 5,
     "keypoint_layout": None,  # layouts were known from the clips' width only
     "normalize_weighting": "equal",  # every detected point counted alike in a clip's centre and scale
+    "feature_norm": "none",  # iv3_gru fed its features as they were
 }
 
 #: Settings added later whose earlier value was another setting's: attention weights were dropped
@@ -1174,5 +1181,6 @@ GUIDE_VALUES: dict[str, Any] = {
     "normalize_weighting": "equal",  # the guide had no normalisation; slr's first counted every point alike
     "max_frames": 0,  # the guide fed every frame of every clip
     "conv_kernel": 0,  # the guide's transformer had no convolution blocks (auto gives it none at its width)
+    "feature_norm": "none",  # the guide's GRU read the features as stored
     "amp": False,  # the guide trained in float32 unless given --amp (its GPU command gives it)
 }

@@ -8,6 +8,7 @@ import torch
 import model_checks
 
 from slr.models.iv3_gru import GRU_POOLING_MODES, InceptionV3GRU
+from slr.models.masking import standardise_clips
 
 DIM, GLOSS, CAT = 16, 5, 3
 DIRECTIONS = pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -106,3 +107,77 @@ def test_it_overfits_a_tiny_batch(bidirectional):
     first, last = model_checks.overfit_tiny_batch(model, DIM, GLOSS, CAT, lr=1e-2)
     assert first > 1.5  # near chance (ln 5 + ln 3 = 2.7) at the start...
     assert last < 0.05  # ...and 8 clips memorised
+
+
+@pytest.mark.parametrize("feature_norm", ["clip", "none"])
+def test_clip_norm_takes_out_each_clips_own_offset_and_scale(feature_norm):
+    # Each clip of a padded batch brightened and stretched by its own amount: with "clip" the
+    # model sees the same standardised features; with "none" it does not (so the check can fail).
+    model = small_model(feature_norm=feature_norm)
+    x, mask = padded_batch([9, 4, 6])
+    scale = torch.tensor([3.0, 0.2, 7.0]).view(-1, 1, 1)
+    offset = torch.tensor([5.0, -1.0, 0.5]).view(-1, 1, 1)
+    with torch.no_grad():
+        plain, _ = model(x, mask)
+        moved, _ = model(x * scale + offset, mask)
+    if feature_norm == "clip":
+        torch.testing.assert_close(moved, plain, atol=1e-4, rtol=0)
+    else:
+        assert (moved - plain).abs().max() > 1e-2
+
+
+def test_clip_statistics_are_summed_in_float32_so_half_precision_cannot_overflow():
+    # 64 frames x 2048 values near 100 sum to about 1.3e7, far past float16's 65,504: CUDA autocast
+    # hands the GRU half-precision backbone outputs like these.
+    torch.manual_seed(0)
+    h = (100 + torch.randn(2, 64, 2048)).half()
+    mask = torch.ones(2, 64, dtype=torch.bool)
+    mask[1, 40:] = False
+    out = standardise_clips(h, mask)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    expected = standardise_clips(h.float(), mask)
+    torch.testing.assert_close(out.float(), expected, atol=2e-2, rtol=0)
+    assert (out[1, 40:] == 0).all()  # padding stays zero
+    real = expected[1, :40]
+    assert abs(float(real.mean())) < 1e-4 and abs(float(real.std(unbiased=False)) - 1) < 1e-3
+
+
+def test_a_constant_clip_is_shifted_not_divided_by_zero():
+    h = torch.full((1, 5, DIM), 2.5)
+    out = standardise_clips(h, torch.ones(1, 5, dtype=torch.bool))
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_bad_feature_norm_is_refused():
+    with pytest.raises(ValueError, match="feature_norm"):
+        InceptionV3GRU(DIM, GLOSS, CAT, feature_norm="frame")
+
+
+@pytest.mark.parametrize("stored_norm", ["clip", "none", None], ids=["clip", "none", "before-the-setting"])
+def test_a_checkpoint_rebuilds_the_feature_norm_it_was_trained_with(tmp_path, stored_norm):
+    # A checkpoint written before --feature-norm existed (no such key in its settings) fed the GRU
+    # raw features: it must be rebuilt that way, not with today's default, or its answers change.
+    from slr.engine.checkpoint import load_trained_model, make_checkpoint, save_checkpoint
+    from slr.models.registry import build_model
+    from slr.settings import TrainSettings
+
+    settings = TrainSettings(model="iv3_gru", num_gloss=GLOSS, num_cat=CAT, gru_hidden=8, gru_layers=1,
+                             **({} if stored_norm is None else {"feature_norm": stored_norm}))
+    torch.manual_seed(0)
+    net = build_model("iv3_gru", settings, DIM, GLOSS, CAT)
+    expected = "clip" if stored_norm is None else stored_norm  # None: built with today's default
+    assert net.feature_norm == expected
+    stored = settings.model_dump(mode="json")
+    if stored_norm is None:
+        net.feature_norm = "none"  # what an slr of before the setting ran
+        stored.pop("feature_norm")
+    path = tmp_path / "InceptionV3GRU_best.pt"
+    save_checkpoint(make_checkpoint("model", model="iv3_gru", model_class="InceptionV3GRU", input_dim=DIM,
+                                    num_gloss=GLOSS, num_cat=CAT, settings=stored, model_state=net.state_dict(),
+                                    class_names={"gloss": {}, "cat": {}}, epoch=1, best_metric=0.0, history=[]),
+                    path)
+    loaded, _ = load_trained_model(path)
+    assert loaded.feature_norm == net.feature_norm
+    x, mask = padded_batch([7, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x * 4 + 2, mask)[0], net.eval()(x * 4 + 2, mask)[0])

@@ -7,6 +7,13 @@ Two inputs, chosen when the model is built:
 - frames (``frames=True``): ``x [B, T, 3, H, W]`` ImageNet-normalised RGB (H, W >= 75, 299 as
   trained), encoded by InceptionV3 (slr/models/backbone.py) in chunks of ``frame_chunk_size``.
 
+With ``feature_norm="clip"`` (slr's default) each clip's features are standardised before the GRU by
+one mean and one standard deviation of all its real frames' values, as the plain GRU reference of
+issue 24 does (+1 point on synthetic signers never seen, docs/results.md). The intent on real
+video: a clip filmed brighter, with more contrast or by another camera shifts and scales many CNN
+activations together, which two numbers per clip take out. Old checkpoints, stored before the
+setting existed, rebuild with ``"none"``.
+
 Only real frames are encoded and fed to the GRU: real frames are packed to the front of each row
 (so a mask with holes also works) and run through ``pack_padded_sequence``, and pooling reads the
 real steps only. A clip therefore gives the same logits alone or inside a padded batch.
@@ -23,10 +30,12 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from slr.models.backbone import FEATURE_DIM, build_inception_backbone
 from slr.models.late_dropout import LateDropout
-from slr.models.masking import full_mask, masked_mean
+from slr.models.masking import full_mask, masked_mean, standardise_clips
 
 GRUPooling = Literal["mean", "last", "mean_last"]
 GRU_POOLING_MODES: tuple[str, ...] = ("mean", "last", "mean_last")
+FeatureNorm = Literal["clip", "none"]
+FEATURE_NORMS: tuple[str, ...] = ("clip", "none")
 
 
 class InceptionV3GRU(nn.Module):
@@ -47,10 +56,14 @@ class InceptionV3GRU(nn.Module):
         finetune_backbone: bool = False,
         frame_chunk_size: int = 32,
         late_dropout: float = 0.0,
+        feature_norm: FeatureNorm = "clip",
     ):
         super().__init__()
         if pooling not in GRU_POOLING_MODES:
             raise ValueError(f"pooling must be one of {GRU_POOLING_MODES}, not {pooling!r}")
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, not {feature_norm!r}")
+        self.feature_norm = feature_norm
         self.frames = frames
         self.finetune_backbone = finetune_backbone
         self.frame_chunk_size = frame_chunk_size
@@ -98,6 +111,8 @@ class InceptionV3GRU(nn.Module):
         encoded = self._encode_frames(real) if self.backbone is not None else real
         features = encoded.new_zeros(batch, steps, encoded.shape[-1])
         features[front] = encoded
+        if self.feature_norm == "clip":
+            features = standardise_clips(features, front)
 
         self.gru.flatten_parameters()  # DataParallel replicas otherwise warn and run slower
         # An empty clip runs one zero step (packing refuses length 0); its pooled vector is zeroed.

@@ -40,3 +40,17 @@ def masked_max(h: Tensor, mask: Tensor) -> Tensor:
     lowest = torch.finfo(h.dtype).min
     best = h.masked_fill(~mask.unsqueeze(-1), lowest).amax(dim=1)
     return best.masked_fill(~mask.any(dim=1, keepdim=True), 0.0)
+
+
+def standardise_clips(h: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
+    """``h [B, T, C]`` with each clip's real frames shifted and scaled by one mean and one standard
+    deviation of all their values (a scalar each per clip); padding comes back as zeros. Statistics
+    are taken in float32, so half-precision features summed over thousands of values cannot overflow."""
+    keep = mask.unsqueeze(-1)
+    values = zero_padding(h, mask).float()
+    count = (mask.sum(dim=1).clamp(min=1) * h.shape[-1]).to(values.dtype).view(-1, 1, 1)
+    mean = values.sum(dim=(1, 2), keepdim=True) / count
+    spread = ((values - mean).masked_fill(~keep, 0.0) ** 2).sum(dim=(1, 2), keepdim=True) / count
+    sd = spread.sqrt()
+    sd = torch.where(sd > eps, sd, torch.ones_like(sd))  # a constant clip is only shifted
+    return ((values - mean) / sd).masked_fill(~keep, 0.0).to(h.dtype)

@@ -108,6 +108,7 @@ def _build_iv3_gru(settings: BaseModel, input_dim: int, num_gloss: int, num_cat:
         backbone_weights=sizes.backbone_weights,
         finetune_backbone=sizes.finetune_backbone,
         late_dropout=_late_dropout(settings),
+        feature_norm=sizes.feature_norm,
     )
 
 
