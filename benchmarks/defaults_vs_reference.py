@@ -293,6 +293,10 @@ def main() -> None:
                         "the reference on its folds, both scored at a checkpoint chosen on an inner validation group")
     parser.add_argument("--cv-root", type=Path, default=Path("cv-defaults-vs-reference"),
                         help="--via-cv: where each seed's `slr cv` folder is kept (a rerun continues it)")
+    parser.add_argument("--model", choices=["transformer", "iv3_gru"], default=None,
+                        help="slr's model (default: iv3_gru for --task features, else transformer); iv3_gru on "
+                        "kinect or asl-words reads the keypoints as its features: a real signer-shift check of "
+                        "its recipe (e.g. --feature-norm), not of CNN features")
     parser.add_argument("--jobs", type=int, default=2, help="--via-cv: folds `slr cv` trains at once, one thread each")
     args = parser.parse_args()
     if args.summarise:
@@ -305,7 +309,10 @@ def main() -> None:
     folds = folds_of(args)
     if args.only_folds:
         folds = [folds[int(i)] for i in args.only_folds.split(",")]
-    model = "iv3_gru" if args.task == "features" else "transformer"
+    model = args.model or ("iv3_gru" if args.task == "features" else "transformer")
+    if model == "iv3_gru" and args.task != "features" and REFERENCE in configs:
+        parser.error("--model iv3_gru outside --task features reads keypoints as features; the reference "
+                     "there is the keypoint one: run it without --model")
     title = (f"{args.task} ({model}): folds {folds}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
              f"slr epochs {args.epochs or 'default'}, reference epochs {args.reference_epochs}")
     if args.via_cv:  # the folds are slr cv's (leave one signer out; group k-fold over blocks)

@@ -63,6 +63,8 @@ REFERENCE = "reference"
 
 
 def parse_value(text: str) -> Any:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]  # quoted: the string itself (feature_norm='none' is not None)
     lowered = text.lower()
     if lowered in ("none", "null"):
         return None
