@@ -367,6 +367,12 @@ class IV3GRUSettings(Settings):
         None, description="Local InceptionV3 state dict to load instead of downloading ImageNet weights."
     )
     finetune_backbone: bool = Field(False, description="Train InceptionV3 too (frames input); frozen by default.")
+    gru_pooling: Literal["mean", "last", "mean_last"] = Field(
+        "mean_last",
+        description="How the GRU's steps become one clip vector: mean (of its outputs over the real frames), last "
+        "(the last layer's final states, each direction) or mean_last (both, side by side). mean was level on "
+        "synthetic signers never seen and 4 points behind on real skeletons read as features (docs/results.md).",
+    )
     feature_norm: Literal["clip", "none"] = Field(
         "clip",
         description="Standardise each clip's features (or its frames' InceptionV3 outputs) before the GRU by one mean "
@@ -1143,6 +1149,7 @@ VALUE_BEFORE_SETTING_EXISTED: dict[str, Any] = {
     "keypoint_layout": None,  # layouts were known from the clips' width only
     "normalize_weighting": "equal",  # every detected point counted alike in a clip's centre and scale
     "feature_norm": "none",  # iv3_gru fed its features as they were
+    "gru_pooling": "mean_last",  # iv3_gru pooled the mean and the final states side by side
 }
 
 #: Settings added later whose earlier value was another setting's: attention weights were dropped

@@ -29,6 +29,8 @@ def slr(*args, timeout: float = 300) -> subprocess.CompletedProcess:
     ("transformer", dict(d_model=16, num_heads=4, num_layers=2, ff_dim=16, conv_kernel=5, conv_blocks=3), 33),
     ("iv3_gru", dict(gru_hidden=8, gru_layers=1), 64),
     ("iv3_gru", dict(gru_hidden=12, gru_layers=3, gru_bidirectional=False), 50),
+    ("iv3_gru", dict(gru_hidden=8, gru_layers=2, gru_pooling="mean_last"), 40),
+    ("iv3_gru", dict(gru_hidden=8, gru_layers=1, gru_pooling="last", gru_bidirectional=False), 40),
 ])
 def test_the_parameter_count_is_known_before_building(model, sizes, input_dim):
     settings = TrainSettings(model=model, num_gloss=7, num_cat=3, **sizes)

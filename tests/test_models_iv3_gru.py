@@ -153,31 +153,45 @@ def test_bad_feature_norm_is_refused():
         InceptionV3GRU(DIM, GLOSS, CAT, feature_norm="frame")
 
 
-@pytest.mark.parametrize("stored_norm", ["clip", "none", None], ids=["clip", "none", "before-the-setting"])
-def test_a_checkpoint_rebuilds_the_feature_norm_it_was_trained_with(tmp_path, stored_norm):
-    # A checkpoint written before --feature-norm existed (no such key in its settings) fed the GRU
-    # raw features: it must be rebuilt that way, not with today's default, or its answers change.
+@pytest.mark.parametrize("stored", [{"feature_norm": "clip", "gru_pooling": "mean"},
+                                    {"feature_norm": "none", "gru_pooling": "mean_last"},
+                                    {"feature_norm": "clip", "gru_pooling": "last"}, None],
+                         ids=["clip-mean", "none-mean_last", "clip-last", "before-the-settings"])
+def test_a_checkpoint_rebuilds_the_norm_and_pooling_it_was_trained_with(tmp_path, stored):
+    # A checkpoint written before --feature-norm and --gru-pooling existed (no such keys in its
+    # settings) fed the GRU raw features and pooled mean and last states: it must be rebuilt that
+    # way, not with today's defaults, or its weights do not fit and its answers change.
     from slr.engine.checkpoint import load_trained_model, make_checkpoint, save_checkpoint
     from slr.models.registry import build_model
     from slr.settings import TrainSettings
 
     settings = TrainSettings(model="iv3_gru", num_gloss=GLOSS, num_cat=CAT, gru_hidden=8, gru_layers=1,
-                             **({} if stored_norm is None else {"feature_norm": stored_norm}))
+                             **(stored or {}))
     torch.manual_seed(0)
-    net = build_model("iv3_gru", settings, DIM, GLOSS, CAT)
-    expected = "clip" if stored_norm is None else stored_norm  # None: built with today's default
-    assert net.feature_norm == expected
-    stored = settings.model_dump(mode="json")
-    if stored_norm is None:
-        net.feature_norm = "none"  # what an slr of before the setting ran
-        stored.pop("feature_norm")
+    values = settings.model_dump(mode="json")
+    if stored is None:  # what an slr of before the settings built, and the settings it stored
+        net = InceptionV3GRU(DIM, GLOSS, CAT, gru_hidden=8, gru_layers=1, feature_norm="none", pooling="mean_last")
+        for name in ("feature_norm", "gru_pooling"):
+            values.pop(name)
+    else:
+        net = build_model("iv3_gru", settings, DIM, GLOSS, CAT)
+        assert (net.feature_norm, net.pooling) == (stored["feature_norm"], stored["gru_pooling"])
     path = tmp_path / "InceptionV3GRU_best.pt"
     save_checkpoint(make_checkpoint("model", model="iv3_gru", model_class="InceptionV3GRU", input_dim=DIM,
-                                    num_gloss=GLOSS, num_cat=CAT, settings=stored, model_state=net.state_dict(),
+                                    num_gloss=GLOSS, num_cat=CAT, settings=values, model_state=net.state_dict(),
                                     class_names={"gloss": {}, "cat": {}}, epoch=1, best_metric=0.0, history=[]),
                     path)
     loaded, _ = load_trained_model(path)
-    assert loaded.feature_norm == net.feature_norm
+    assert (loaded.feature_norm, loaded.pooling) == (net.feature_norm, net.pooling)
     x, mask = padded_batch([7, 3])
     with torch.no_grad():
         torch.testing.assert_close(loaded(x * 4 + 2, mask)[0], net.eval()(x * 4 + 2, mask)[0])
+
+
+def test_the_defaults_are_clip_norm_and_mean_last_pooling():
+    from slr.models.registry import build_model
+    from slr.settings import TrainSettings
+
+    net = build_model("iv3_gru", TrainSettings(model="iv3_gru", num_gloss=GLOSS, num_cat=CAT), DIM, GLOSS, CAT)
+    assert (net.feature_norm, net.pooling) == ("clip", "mean_last")
+    assert net.gloss_head.in_features == 2 * 2 * 256  # mean and final states, both directions each

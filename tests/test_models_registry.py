@@ -116,6 +116,8 @@ def test_default_parameter_counts_are_the_documented_ones():
     guide = TrainSettings(model="transformer", d_model=256, num_heads=8, num_layers=4, ff_dim=1024)
     assert count_parameters(build_model("transformer", guide, 156, 105, 10))[0] == 3_229_299
     assert count_parameters(build_model("iv3_gru", settings, 2048, 105, 10))[0] == 4_842_611
+    mean = TrainSettings(model="iv3_gru", gru_pooling="mean")
+    assert count_parameters(build_model("iv3_gru", mean, 2048, 105, 10))[0] == 4_783_731
 
 
 def test_the_registry_names_the_clip_keys_training_and_inference_read():

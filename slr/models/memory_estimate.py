@@ -41,7 +41,8 @@ def transformer_parameters(s: Any, input_dim: int, num_gloss: int, num_cat: int,
 
 
 def gru_parameters(s: Any, input_dim: int, num_gloss: int, num_cat: int, frames: bool) -> int:
-    """InceptionV3GRU's parameter count (slr/models/iv3_gru.py: mean-and-last pooling)."""
+    """InceptionV3GRU's parameter count (slr/models/iv3_gru.py; mean_last pooling feeds the heads twice
+    the width of mean or last)."""
     from slr.models.iv3_gru import FEATURE_DIM
 
     h, directions = s.gru_hidden, 2 if s.gru_bidirectional else 1
@@ -50,7 +51,7 @@ def gru_parameters(s: Any, input_dim: int, num_gloss: int, num_cat: int, frames:
     for layer in range(s.gru_layers):
         width_in = width if layer == 0 else h * directions
         gru += directions * (3 * h * width_in + 3 * h * h + 6 * h)
-    pooled = 2 * h * directions
+    pooled = h * directions * (2 if getattr(s, "gru_pooling", "mean_last") == "mean_last" else 1)
     return (INCEPTION_V3_PARAMETERS if frames else 0) + gru + (pooled + 1) * (num_gloss + num_cat)
 
 

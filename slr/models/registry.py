@@ -109,6 +109,7 @@ def _build_iv3_gru(settings: BaseModel, input_dim: int, num_gloss: int, num_cat:
         finetune_backbone=sizes.finetune_backbone,
         late_dropout=_late_dropout(settings),
         feature_norm=sizes.feature_norm,
+        pooling=sizes.gru_pooling,
     )
 
 
