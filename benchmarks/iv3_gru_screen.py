@@ -9,7 +9,8 @@ A recipe is slr's training (`slr train iv3_gru` with the given settings) plus at
 - `--transform frame`: every frame standardised over its own values;
 - `--mixup ALPHA`: each training batch mixed with a shuffled copy of itself, inputs and both losses,
   with a weight drawn from Beta(ALPHA, ALPHA) (frames aligned from the start, the union of the two
-  masks). This patches slr's training step in this process only; slr has no mixup.
+  masks). This patches slr's training step in this process only (one process, no DDP: the patch
+  leaves out the step's gradient-sync handling); slr has no mixup.
 
 What `--transform clip` screened became `--feature-norm clip` (in the model; docs/results.md,
 seventh round); run with `--set "none:feature_norm='none'"`-style values through
@@ -35,8 +36,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from defaults_vs_reference import make_split  # noqa: E402
 from reference_gru import normalise_clip  # noqa: E402
-from signer_shift import signer_split, train_once  # noqa: E402
+from signer_shift import train_once  # noqa: E402
+
+#: defaults_vs_reference's features task, so a draw here is the same signers as a fold there
+FEATURES_TASK = argparse.Namespace(task="features", frames=None)
 
 
 def rewrite_features(directory: Path, how: str) -> None:
@@ -88,8 +93,7 @@ def main() -> None:
     for draw in map(int, args.draws.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            train_dir, val_dir, gloss, cat = signer_split(1000 * args.seed + draw, work, True, "12-45", 30, 0.12,
-                                                          "hands")
+            train_dir, val_dir, gloss, cat = make_split(FEATURES_TASK, draw, args.seed, work)
             if args.transform:
                 rewrite_features(train_dir, args.transform)
                 rewrite_features(val_dir, args.transform)
