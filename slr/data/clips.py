@@ -37,6 +37,10 @@ _NPY_MAGIC = b"\x93NUMPY"
 _QUOTE_LIMIT = 200
 
 
+#: A clip's array of its frames mirrored left to right sits under the array's own key plus this
+#: (`X2048_mirror`): `slr extract` writes it for features, which cannot be flipped afterwards.
+MIRROR_SUFFIX = "_mirror"
+
 @dataclass(frozen=True)
 class ArraySpec:
     """An array a clip carries: `key` (or `fallback_key` when the clip lacks `key`), `[T, width]`.
@@ -333,16 +337,27 @@ def read_clip(
     given) it refuses NaN and infinite values, counted after the cast to float32, and values
     whose squares overflow float32, so no model ever sees them.
     """
-    spec = ArraySpec(key, fallback_key, width)
+    array = _read_checked(path, ArraySpec(key, fallback_key, width), limits)
+    assert array is not None  # required specs either return an array or raise
+    return array
+
+
+def read_optional_clip(path: Path, key: str, limits: Optional[ClipLimits] = None) -> Optional[np.ndarray]:
+    """`read_clip` of an array a clip may lack (mirrored features): None where it has no `key`."""
+    return _read_checked(path, ArraySpec(key, required=False), limits)
+
+
+def _read_checked(path: Path, spec: ArraySpec, limits: Optional[ClipLimits]) -> Optional[np.ndarray]:
     try:
         with _open_archive(path) as archive:
             found = _read_array(archive, spec, limits)
     except ClipProblem as problem:
         raise DataError(problem.message, path) from None
-    assert found is not None  # required specs either return an array or raise
+    if found is None:  # an optional array the clip does not have
+        return None
     used_key, array = found
-    if width is not None and array.shape[1] != width:
-        raise DataError(f"{used_key!r} has width {array.shape[1]}, expected {width}", path)
+    if spec.width is not None and array.shape[1] != spec.width:
+        raise DataError(f"{used_key!r} has width {array.shape[1]}, expected {spec.width}", path)
     as_float32 = to_float32(array)
     non_finite = non_finite_message(used_key, array, as_float32)
     if non_finite:

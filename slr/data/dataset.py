@@ -27,7 +27,16 @@ from torch.utils.data import Dataset, get_worker_info
 
 from slr.data.buckets import bucket_length
 from slr.data.clip_limits import ClipLimits
-from slr.data.clips import ClipListing, file_stem, map_files, most_common_width, read_clip, read_clip_width, scan_clip_dir
+from slr.data.clips import (
+    ClipListing,
+    file_stem,
+    map_files,
+    most_common_width,
+    read_clip,
+    read_clip_width,
+    read_optional_clip,
+    scan_clip_dir,
+)
 from slr.data.frames import LongClipPolicy, fit_length
 from slr.data.labels import class_names_from_clips, read_labels
 from slr.errors import DataError
@@ -125,6 +134,10 @@ class ClipDataset(Dataset):
     only: keep just the labelled clips of these names (`slr compare`: the clips both directories
     hold); None = every clip labels.csv names, all of which must be present.
     limits: the largest clip array read from a file (default: the settings' defaults).
+    mirror_keys / mirror_prob (training only): where a clip also carries its frames mirrored left
+    to right under one of `mirror_keys` (`X2048_mirror`, written by `slr extract`), that array is
+    used in its place with probability `mirror_prob`, a left/right flip of the video for models
+    whose features cannot be flipped afterwards. Clips without one are used as they are.
     """
 
     def __init__(
@@ -144,8 +157,13 @@ class ClipDataset(Dataset):
         preloaded: Optional[Mapping[str, np.ndarray]] = None,
         only: Optional[Collection[str]] = None,
         limits: Optional[ClipLimits] = None,
+        mirror_keys: Sequence[str] = (),
+        mirror_prob: float = 0.0,
     ):
         self.limits = limits
+        self.mirror_keys = tuple(mirror_keys)
+        self.mirror_prob = mirror_prob if train else 0.0
+        self._mirror_cache: dict[int, Optional[np.ndarray]] = {}
         self.directory = Path(directory) if directory is not None else None
         self.key = key
         self.fallback_key = fallback_key
@@ -273,12 +291,38 @@ class ClipDataset(Dataset):
 
     def preload(self) -> None:
         """Read every clip not yet cached, in the main process, before any DataLoader workers start."""
-        todo = [i for i in range(self.num_samples) if i not in self._cache]
-        if not self.cache or not todo:
+        if not self.cache:
             return
+        todo = [i for i in range(self.num_samples) if i not in self._cache]
         arrays = map_files(lambda i: read_clip(self._paths[i], self.key, self.fallback_key, limits=self.limits), todo)
         for i, array in zip(todo, arrays):
             self._keep(i, array)
+        if self.mirrors:  # workers read the mirrored arrays from this cache too
+            map_files(lambda i: self._mirrored(i, self._cache[i].shape),
+                      [i for i in range(self.num_samples) if i not in self._mirror_cache])
+
+    @property
+    def mirrors(self) -> bool:
+        """Whether training samples may be the clips' mirrored arrays."""
+        return self.mirror_prob > 0 and bool(self.mirror_keys) and bool(self._paths)
+
+    def _mirrored(self, index: int, shape: tuple[int, ...]) -> Optional[np.ndarray]:
+        """The clip's mirrored array (None where it has none), which must match its own shape."""
+        if index in self._mirror_cache:
+            return self._mirror_cache[index]
+        path = self._paths[index]
+        found = None
+        for key in self.mirror_keys:
+            found = read_optional_clip(path, key, limits=self.limits)
+            if found is not None:
+                if found.shape != shape:
+                    raise DataError(f"{key!r} has shape {list(found.shape)} but the clip's own array has "
+                                    f"{list(shape)}: a mirrored copy must be the same frames", path)
+                found.flags.writeable = False
+                break
+        if self.cache and not _in_worker():
+            self._mirror_cache[index] = found
+        return found
 
     def __getitem__(self, index: int) -> ClipSample:
         x = self._clip(index)
@@ -286,6 +330,11 @@ class ClipDataset(Dataset):
             raise DataError(
                 f"clip {self.names[index]!r} is {x.shape[1]} wide, expected {self.input_dim}", self.directory
             )
+        if self.mirrors:
+            # a stream of its own: every other draw of the sample (crop, augmentation) stays as it was
+            flip = np.random.default_rng([self.seed, self.epoch, index, 1]).random() < self.mirror_prob
+            mirrored = self._mirrored(index, x.shape) if flip else None
+            x = mirrored if mirrored is not None else x
         rng = self.sample_rng(index)
         x = fit_length(x, self.max_frames, self.long_clips, rng, random_crop=self.train)
         x = np.array(x, dtype=np.float32)  # a fresh array: the cache is never handed out

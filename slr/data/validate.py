@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from slr.data.clip_limits import ClipLimits, clip_limits
-from slr.data.clips import ArraySpec, ClipListing, file_stem, inspect_clip, map_files, most_common_width, scan_clip_dir
+from slr.data.clips import (
+    MIRROR_SUFFIX,
+    ArraySpec,
+    ClipListing,
+    file_stem,
+    inspect_clip,
+    map_files,
+    most_common_width,
+    scan_clip_dir,
+)
 from slr.data.files import describe_non_file
 from slr.data.labels import LabelTable, load_labels
 from slr.data.problems import KINDS, Problem, group_by_kind
@@ -234,7 +243,8 @@ def _check_widths(facts: list[_ClipFacts], specs: list[ArraySpec]) -> tuple[dict
     for spec in specs:
         found = [c.shapes[spec.key][1] for c in facts if spec.key in c.shapes]
         expected = spec.width or most_common_width(found)
-        widths[spec.key] = expected if found else None
+        if found or not spec.key.endswith(MIRROR_SUFFIX):  # mirrored features: named only where clips have them
+            widths[spec.key] = expected if found else None
         why = "required" if spec.width else "the most common width in this directory"
         for clip in facts:
             shape = clip.shapes.get(spec.key)
@@ -386,7 +396,9 @@ def validation_specs(
     if not require_features:
         return [keypoints]
     features = ArraySpec(feature_key, width=feature_dim or DEFAULT_FEATURE_DIM)
-    return [features] if feature_key == kp_key else [features, keypoints]
+    # the features of mirrored frames (slr extract), checked where a clip has them
+    mirrored = ArraySpec(feature_key + MIRROR_SUFFIX, width=feature_dim or DEFAULT_FEATURE_DIM, required=False)
+    return [features, mirrored] if feature_key == kp_key else [features, mirrored, keypoints]
 
 
 def run_validate(settings: ValidateSettings) -> ValidationReport:
