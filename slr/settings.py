@@ -1042,6 +1042,11 @@ class ExtractSettings(KeypointExtractionSettings):
     videos: list[Path] = Field(default_factory=list, description="Video files, or folders of videos.")
     output_dir: Path = Field(description="Folder the clips (and labels.csv) are written to.")
     features: bool = Field(False, description="Also store InceptionV3 features of the same frames (X2048).")
+    mirror_features: bool = Field(
+        True,
+        description="With --features: also store the features of every frame mirrored left to right (X2048_mirror), "
+        "what iv3_gru trains on as a left-handed signer's (--feature-mirror-prob); InceptionV3 runs twice per frame.",
+    )
     backbone_weights: Optional[Path] = Field(
         None,
         description="ImageNet InceptionV3 weights for --features; default: torchvision's cache "

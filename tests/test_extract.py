@@ -319,6 +319,23 @@ def test_features_match_the_keypoint_frames_and_validate(small_video, random_wei
     assert check.returncode == 0, check.stdout
     # random pixels hold no person: all-zero keypoint frames are the one thing validate may say
     assert json.loads(check.stdout)["problems"].keys() <= {"zero_frames"}
+    # by default also the features of the same frames flipped left to right
+    from slr.extract.features import FeatureExtractor
+    from slr.extract.video import VideoReader
+
+    with VideoReader(small_video) as reader:
+        flipped = [np.ascontiguousarray(f.rgb[:, ::-1]) for f in reader.frames()]
+    mirrored, scale = clip["X2048_mirror"], np.abs(clip["X2048"]).max()  # random weights: values near 1e-7
+    assert mirrored.shape == clip["X2048"].shape and scale > 0
+    assert np.abs(mirrored - clip["X2048"]).max() > 0.01 * scale
+    np.testing.assert_allclose(mirrored, FeatureExtractor(random_weights, batch_size=3)(flipped), rtol=1e-4,
+                               atol=1e-4 * scale)
+    assert meta["settings"]["mirror_features"] is True
+    # asked without them, a clip made with them is kept and the difference named
+    again = slr("extract", small_video, "--output-dir", out, "--features", "--no-mirror-features",
+                "--backbone-weights", random_weights)
+    assert again.returncode == 0, again.stderr
+    assert "made with other settings (mirror_features True here" in again.stdout + again.stderr
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from slr import __version__
+from slr.data.clips import MIRROR_SUFFIX
 from slr.errors import DataError
 from slr.extract import layout
 from slr.extract.backend import native_logs_filtered
@@ -32,14 +33,19 @@ class ExtractOptions:
     fps: Optional[float] = None  # frames kept per second; None: every frame
     holistic: HolisticOptions = field(default_factory=HolisticOptions)
     features: bool = False
+    mirror_features: bool = False  # with features: also those of every frame mirrored left to right
 
     def as_meta(self) -> dict[str, Any]:
-        return {"fps": self.fps, **asdict(self.holistic), "features": self.features}
+        meta = {"fps": self.fps, **asdict(self.holistic), "features": self.features}
+        if self.features and self.mirror_features:  # absent otherwise: clips made before it compare equal
+            meta["mirror_features"] = True
+        return meta
 
     @classmethod
     def from_meta(cls, settings: dict[str, Any]) -> "ExtractOptions":
         known = {k: settings[k] for k in HolisticOptions.__dataclass_fields__ if k in settings}
-        return cls(fps=settings.get("fps"), holistic=HolisticOptions(**known), features=bool(settings.get("features")))
+        return cls(fps=settings.get("fps"), holistic=HolisticOptions(**known), features=bool(settings.get("features")),
+                   mirror_features=bool(settings.get("mirror_features")))
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Clip:
     timestamps_ms: np.ndarray  # int64 [T]
     meta: dict[str, Any]
     X2048: Optional[np.ndarray] = None  # float32 [T, 2048]
+    X2048_mirror: Optional[np.ndarray] = None  # float32 [T, 2048]: of the same frames mirrored left to right
     found: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=bool))  # [T, 4] per part
 
     @property
@@ -67,6 +74,8 @@ class Clip:
                   "meta": np.array(json.dumps(self.meta, sort_keys=True))}
         if self.X2048 is not None:
             arrays["X2048"] = self.X2048
+        if self.X2048_mirror is not None:
+            arrays["X2048" + MIRROR_SUFFIX] = self.X2048_mirror
         return arrays
 
 
@@ -95,7 +104,14 @@ def _extract(path, options, holistic, features, feature_info, on_frames) -> Clip
     holistic = holistic or HolisticExtractor(options.holistic)
     xs, masks, found, stamps = [], [], [], []
     feats: list[np.ndarray] = []
+    mirrored: list[np.ndarray] = []
     pending: list[np.ndarray] = []
+
+    def encode(frames: list[np.ndarray]) -> None:
+        feats.append(features(frames))
+        if options.mirror_features:  # the same frames flipped, as a left-handed signer would look
+            mirrored.append(features([np.ascontiguousarray(frame[:, ::-1]) for frame in frames]))
+
     batch = getattr(features, "batch_size", 16)
     told = 0
     try:
@@ -115,13 +131,13 @@ def _extract(path, options, holistic, features, feature_info, on_frames) -> Clip
                 if features is not None:
                     pending.append(frame.rgb)
                     if len(pending) >= batch:
-                        feats.append(features(pending))
+                        encode(pending)
                         pending = []
                 if on_frames is not None and len(xs) - told >= 8:
                     on_frames(len(xs) - told)
                     told = len(xs)
             if features is not None and pending:
-                feats.append(features(pending))
+                encode(pending)
     finally:
         if own:
             holistic.close()
@@ -137,6 +153,7 @@ def _extract(path, options, holistic, features, feature_info, on_frames) -> Clip
         timestamps_ms=np.asarray(stamps, dtype=np.int64),
         meta=meta,
         X2048=np.concatenate(feats) if features is not None else None,
+        X2048_mirror=np.concatenate(mirrored) if mirrored else None,
         found=np.asarray(found, dtype=bool),
     )
     return clip

@@ -16,7 +16,9 @@ from slr.settings import ExtractSettings
 def options_from(settings: Any, features: bool) -> ExtractOptions:
     """ExtractOptions from any settings object with the keypoint-extraction fields."""
     holistic = HolisticOptions(**{k: getattr(settings, k) for k in HolisticOptions.__dataclass_fields__})
-    return ExtractOptions(fps=settings.fps, holistic=holistic, features=features)
+    # mirrored features only where asked for (slr extract; prediction never needs them)
+    mirror = features and bool(getattr(settings, "mirror_features", False))
+    return ExtractOptions(fps=settings.fps, holistic=holistic, features=features, mirror_features=mirror)
 
 
 def feature_device(preference: str) -> str:

@@ -130,7 +130,7 @@ def extract_videos(
     wanted = options.as_meta()
     for video in videos:
         target = clip_path(output_dir, video)
-        done = None if overwrite else completed_settings(target, options.features)
+        done = None if overwrite else completed_settings(target, options.features, options.mirror_features)
         if done is None:
             todo.append((video, target))
         elif done == wanted:

@@ -17,6 +17,7 @@ import numpy as np
 from slr.atomic import write_atomically
 from slr.engine.run_folder import stale_temporaries
 from slr.data.clip_meta import read_meta
+from slr.data.clips import MIRROR_SUFFIX
 from slr.extract.clip import Clip
 
 
@@ -35,14 +36,16 @@ def write_clip(path: Path, clip: Clip) -> None:
     write_atomically(path, lambda f: f.write(archive.getbuffer()))
 
 
-def completed_settings(path: Path, features: bool) -> Optional[dict[str, Any]]:
+def completed_settings(path: Path, features: bool, mirror_features: bool = False) -> Optional[dict[str, Any]]:
     """The extraction settings of a complete clip at `path` (one with X, mask, timestamps_ms and a
-    meta written by slr, and X2048 when `features`); None when there is no such clip."""
+    meta written by slr, X2048 when `features`, X2048_mirror when `mirror_features`); None when
+    there is no such clip."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
             needed = {"X", "mask", "timestamps_ms", "meta"} | ({"X2048"} if features else set())
+            needed |= {"X2048" + MIRROR_SUFFIX} if features and mirror_features else set()
             if not needed <= set(archive.files):
                 return None
     except Exception:
