@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from slr.data.clips import MIRROR_SUFFIX
+
 #: A fixed stream id for the feature projection, apart from the per-gloss streams.
 _PROJECTION_STREAM = 1_000_003
 
@@ -32,6 +34,8 @@ class SyntheticClips:
     gloss: np.ndarray
     cat: np.ndarray
     names: list[str]  # file stems: clip_0001_<gloss name>
+    #: the features of the same frames mirrored left to right (or None), as a CNN would see a flipped video
+    features_mirror: Optional[list[np.ndarray]] = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -124,6 +128,8 @@ def write_clips(directory: Path, clips: SyntheticClips, *, kp_key: str = "X", fe
         arrays = {kp_key: clips.x[i]}
         if clips.features is not None:
             arrays[feature_key] = clips.features[i]
+        if clips.features_mirror is not None:
+            arrays[feature_key + MIRROR_SUFFIX] = clips.features_mirror[i]
         np.savez(directory / f"{name}.npz", **arrays)  # uncompressed: fast to write and to read
     # Who signed, and with which hand, where known: `slr split --group-by signer` and
     # `slr evaluate --group-by signer|hand` read these columns as they would a real data set's.
@@ -183,6 +189,7 @@ class SignerClips(SyntheticClips):
             names=[self.names[i] for i in rows],
             signer=None if self.signer is None else self.signer[rows],
             left_handed=None if self.left_handed is None else self.left_handed[rows],
+            features_mirror=None if self.features_mirror is None else [self.features_mirror[i] for i in rows],
         )
 
 
@@ -261,6 +268,7 @@ def make_signer_shift_clips(
     with_features: bool = False,
     feature_dim: int = 2048,
     features_from: str = "image",
+    mirrored_features: bool = False,
     seed: int = 0,
     class_seed: int = 0,
 ) -> SignerClips:
@@ -277,7 +285,10 @@ def make_signer_shift_clips(
     each signer in it, missed detections as zeros); `"hands"` projects each hand relative to its
     own place and in units of its own size, as a CNN on a crop that follows the hands would see
     it, and with every frame seen (a crop does not miss the hand the detector missed). Both keep
-    the signer's hand rotation, shear, handedness, pace and style.
+    the signer's hand rotation, shear, handedness, pace and style. `mirrored_features` adds the
+    features of every frame mirrored left to right (`features_mirror`: the hands swap sides and x
+    turns over, as a CNN sees a flipped video), drawn from a stream of their own, so that the clips
+    and features are the same with it and without.
     """
     if features_from not in ("image", "hands"):
         raise ValueError(f"features_from must be 'image' or 'hands', got {features_from!r}")
@@ -342,16 +353,40 @@ def make_signer_shift_clips(
             signer.append(person)
             lefty.append(left_handed)
     gloss_arr = np.asarray(gloss, dtype=np.int64)
-    features = None
+    features = features_mirror = None
     if with_features:
         projection = feature_projection(clips[0].shape[1], feature_dim, class_seed)
-        points = np.concatenate(crops) if features_from == "hands" else np.concatenate(clips) - 0.5
-        stacked = np.maximum(points.astype(np.float32) @ projection, 0.0)
-        stacked += 0.05 * rng.standard_normal(stacked.shape, dtype=np.float32)
-        features = np.split(stacked.astype(np.float32), np.cumsum([len(c) for c in clips])[:-1])
+        cuts = np.cumsum([len(c) for c in clips])[:-1]
+
+        def project(points: np.ndarray, noise_rng: np.random.Generator) -> list[np.ndarray]:
+            stacked = np.maximum(points.astype(np.float32) @ projection, 0.0)
+            stacked += 0.05 * noise_rng.standard_normal(stacked.shape, dtype=np.float32)
+            return np.split(stacked.astype(np.float32), cuts)
+
+        if features_from == "hands":
+            points = np.concatenate(crops)  # each hand about its own wrist: a flip turns x over there
+            mirrored = _mirror_hands(points, dims, detected_only=False)
+        else:
+            image = np.concatenate(clips)  # in the image, x in [0, 1]: a flip maps x to 1 - x
+            points, mirrored = image - 0.5, _mirror_hands(image, dims, detected_only=True, about=0.5) - 0.5
+        features = project(points, rng)
+        if mirrored_features:
+            features_mirror = project(mirrored, np.random.default_rng([seed, 13]))
     names = [f"clip_{i + 1:04d}_letter {g}" for i, g in enumerate(gloss_arr)]
     return SignerClips(x=clips, features=features, gloss=gloss_arr, cat=gloss_arr % 2, names=names,
-                       signer=np.asarray(signer, dtype=np.int64), left_handed=np.asarray(lefty, dtype=bool))
+                       signer=np.asarray(signer, dtype=np.int64), left_handed=np.asarray(lefty, dtype=bool),
+                       features_mirror=features_mirror)
+
+
+def _mirror_hands(points: np.ndarray, dims: int, *, detected_only: bool, about: float = 0.0) -> np.ndarray:
+    """`[N, 2 * 21 * dims]` hands-only rows mirrored left to right: the two hands swap places and
+    every x turns over `about`; with `detected_only`, undetected (all-zero) points stay zero."""
+    pts = points.reshape(len(points), 2, _HAND_POINTS, dims)[:, ::-1].copy()
+    flipped = pts.copy()
+    flipped[..., 0] = 2 * about - pts[..., 0]
+    if detected_only:
+        flipped = np.where((pts != 0).any(-1, keepdims=True), flipped, 0.0)
+    return flipped.reshape(points.shape).astype(points.dtype)
 
 
 def split_by_signer(clips: SignerClips, val_signers: Sequence[int]) -> tuple[SignerClips, SignerClips]:
