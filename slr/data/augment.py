@@ -315,10 +315,12 @@ def inert_options(settings: AugmentSettings, input_kind: str, layout: Optional[L
         wanted.append("mirror_left_handed")
     if input_kind != "keypoints":
         return [(name, "it acts on keypoints, and these clips are features") for name in wanted]
-    if layout is None:
-        return [(name, f"the clips' layout is not known from their width (declare it: {setting('keypoint_layout')})")
-                for name in wanted]
     inert = []
+    if "feature_mirror_prob" in settings.model_fields_set and settings.feature_mirror_prob > 0:
+        inert.append(("feature_mirror_prob", "it swaps in mirrored features, and these clips are keypoints"))
+    if layout is None:
+        return inert + [(name, f"the clips' layout is not known from their width (declare it: "
+                               f"{setting('keypoint_layout')})") for name in wanted]
     for name in wanted:
         if name in ("hand_drop_prob", "mirror_left_handed") and len(layout.hands) != 2:
             has = {0: "none", 1: "one"}.get(len(layout.hands), str(len(layout.hands)))

@@ -17,6 +17,7 @@ from slr.data.layout_choice import check_fits, choose_layout, describe, loss_not
 from slr.data.class_counts import class_counts
 from slr.data.clip_meta import extraction_of
 from slr.data.dataset import ClipDataset
+from slr.data.clips import MIRROR_SUFFIX
 from slr.data.classes import classes_file_notices, read_class_names
 from slr.data.buckets import buckets_for
 from slr.data.notices import CheckedSplit, training_data_notices
@@ -180,6 +181,8 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
                 cache=settings.cache,
                 preloaded=report.clips if settings.cache else None,
                 limits=clip_limits(settings),
+                mirror_keys=mirror_keys(key, fallback) if not keypoints else (),
+                mirror_prob=settings.feature_mirror_prob if settings.augment else 0.0,
             )
         )
         frames += report.frames
@@ -209,6 +212,14 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         ds.length_buckets = buckets_for(settings, frames, train)
     layout = clip_layout(input_dim, declared) if spec.input_kind == "keypoints" else None
     notices += _mirror_notice(settings, layout, input_dim)
+    if train_ds.mirrors and settings.cache:
+        train_ds.preload()  # a bad mirrored array stops the run now, naming its clip, not mid-epoch
+    if train_ds.mirrors and not any(_first_clip_has(train_src.directory, k) for k in train_ds.mirror_keys):
+        notices.append(
+            f"{train_src.directory}: the clips carry no features of mirrored frames ('{train_ds.mirror_keys[0]}'), "
+            f"so {setting('feature_mirror_prob')} has nothing to swap in (slr extract --features --mirror-features "
+            f"writes them)"
+        )
     notices += [f"{setting(name)} does nothing here: {why}"
                 for name, why in inert_options(settings, spec.input_kind, layout)]
     longest = max(frames, default=1)  # sizes the --auto-batch-size probe: the worst case of both splits
@@ -220,6 +231,12 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
         notices += classes_file_notices(Path(settings.classes_csv), class_names, labels[0].rows, labels[0].path)
     return RunData(train_ds, val_ds, input_dim, longest, class_names, notices,
                    extraction_of(train_src.directory), declared, clip_frames, layout_line)
+
+
+def mirror_keys(key: str, fallback: Optional[str]) -> tuple[str, ...]:
+    """Where a clip keeps its features of mirrored frames: beside the array the model reads
+    (`X2048` -> `X2048_mirror`; with the fallback, `X` -> `X_mirror`)."""
+    return tuple(f"{k}{MIRROR_SUFFIX}" for k in (key, fallback) if k)
 
 
 def frame_range(frames: list[int]) -> Optional[dict[str, Any]]:
