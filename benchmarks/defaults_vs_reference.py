@@ -16,6 +16,9 @@ Tasks (folds are groups: nobody, or no recording block, is on both sides):
 - `features`: the same signers as 2048-d frame features of hand crops (`features_from="hands"`),
   12-45 frames by default (iv3_gru reads every frame), for `slr train iv3_gru` against the same
   reference GRU on the features (point 6 of issue 24). There are no real frame features here.
+  The clips also carry the features of their frames mirrored (`X2048_mirror`), as `slr extract
+  --features` writes them; the reference reads `X2048` only. With `--model iv3_gru` the kinect
+  task's training clips carry their skeletons mirrored (`X_mirror`) likewise.
 
 For every configuration: accuracy per fold and seed, the mean over folds for each seed, and the
 mean ± sd of that over seeds; then each configuration's paired difference from the reference
@@ -54,6 +57,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from signer_shift import (NAMED, REFERENCE, asl_words_blocks, asl_words_split, link_clips, parse_set,  # noqa: E402
@@ -72,14 +77,29 @@ def kinect_signers(root: Path) -> list[str]:
     return sorted({row[KINECT_SIGNERS_FIELD] for row in _rows(root / "clips" / "labels.csv")})
 
 
-def kinect_split(root: Path, held_out: str, work: Path) -> tuple[Path, Path, int, int]:
+def kinect_split(root: Path, held_out: str, work: Path, mirrored: bool = False) -> tuple[Path, Path, int, int]:
     """Leave one signer out: every clip of `held_out` for validation, the others' for training.
-    The clips are linked, not copied; labels.csv keeps file, gloss and cat."""
+    The clips are linked, not copied; labels.csv keeps file, gloss and cat. `mirrored`: the
+    training clips are written instead, each with its skeleton mirrored left to right beside it
+    (`X_mirror`: x turned over, the layout's left/right joints swapped), what iv3_gru reading
+    the skeletons as features trains on as it would on a flipped video's features."""
     rows = _rows(root / "clips" / "labels.csv")
     glosses = 1 + max(int(r["gloss"]) for r in rows)
     for side in ("train", "val"):
         link_clips(work / side, [(root / "clips" / f"{r['file']}.npz", r["gloss"], r["cat"]) for r in rows
                                  if (r[KINECT_SIGNERS_FIELD] == held_out) == (side == "val")])
+    if mirrored:
+        pairs = json.loads((root / "layout.json").read_text())["mirror_pairs"]
+        order = list(range(20))
+        for a, b in pairs:
+            order[a], order[b] = b, a
+        for link in sorted((work / "train").glob("*.npz")):
+            with np.load(link) as stored:
+                x = stored["X"]
+            points = x.reshape(len(x), 20, 2)[:, order].copy()
+            points[..., 0] = -points[..., 0]  # camera space, origin at the sensor: a flip turns x over
+            link.unlink()  # write a file where the link was, never through it into the data set
+            np.savez(link, X=x, X_mirror=points.reshape(x.shape))
     return work / "train", work / "val", glosses, 1
 
 
@@ -97,7 +117,7 @@ FRAMES = {"signers": "48-180", "features": "12-45"}
 
 def make_split(args: argparse.Namespace, fold: Any, seed: int, work: Path) -> tuple[Path, Path, int, int]:
     if args.task == "kinect":
-        return kinect_split(args.kinect, fold, work)
+        return kinect_split(args.kinect, fold, work, mirrored=getattr(args, "model", None) == "iv3_gru")
     if args.task == "asl-words":
         return asl_words_split(args.asl_words, fold, args.folds, 1, work)
     # the signers drawn depend on fold and seed: a fold is a new set of people
@@ -309,7 +329,7 @@ def main() -> None:
     folds = folds_of(args)
     if args.only_folds:
         folds = [folds[int(i)] for i in args.only_folds.split(",")]
-    model = args.model or ("iv3_gru" if args.task == "features" else "transformer")
+    model = args.model = args.model or ("iv3_gru" if args.task == "features" else "transformer")
     if model == "iv3_gru" and args.task != "features" and REFERENCE in configs:
         parser.error("--model iv3_gru outside --task features reads keypoints as features; the reference "
                      "there is the keypoint one: run it without --model")

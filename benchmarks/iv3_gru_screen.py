@@ -48,12 +48,15 @@ def rewrite_features(directory: Path, how: str) -> None:
     for path in sorted(directory.glob("*.npz")):
         with np.load(path) as stored:
             arrays = dict(stored)
-        x = arrays["X2048"].astype(np.float64)
-        if how == "clip":
-            x = normalise_clip(x, dims=1)[0]
-        else:  # frame: each frame over its own values
-            x = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-6)
-        arrays["X2048"] = x.astype(np.float32)
+        for key in ("X2048", "X2048_mirror"):  # the mirrored frames' features alike, where there
+            if key not in arrays:
+                continue
+            x = arrays[key].astype(np.float64)
+            if how == "clip":
+                x = normalise_clip(x, dims=1)[0]
+            else:  # frame: each frame over its own values
+                x = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-6)
+            arrays[key] = x.astype(np.float32)
         np.savez(path, **arrays)
 
 

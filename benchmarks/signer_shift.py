@@ -99,8 +99,10 @@ def signer_split(seed: int, work: Path, features: bool, frames: str, val_signers
     """26 training signers (234 clips) and `val_signers` others (9 clips each)."""
     low, _, high = frames.partition("-")
     total = 26 + val_signers
+    # features also of the frames mirrored, as slr extract writes them (X2048_mirror; the reference reads X2048 only)
     clips = make_signer_shift_clips(seed=seed, with_features=features, min_frames=int(low), max_frames=int(high),
-                                    num_signers=total, style=style, features_from=features_from)
+                                    num_signers=total, style=style, features_from=features_from,
+                                    mirrored_features=features)
     held = np.random.default_rng([seed, 5]).permutation(total)[:val_signers]
     train, val = split_by_signer(clips, held)
     write_clips(work / "train", train)
