@@ -250,3 +250,14 @@ def test_slr_train_iv3_gru_with_mirrored_features_from_the_command_line(tmp_path
     assert "nothing to swap in" not in result.output
     stored = json.loads((tmp_path / "run" / "settings.json").read_text())
     assert stored["settings"]["feature_mirror_prob"] == 0.5
+
+
+def test_extract_refuses_mirror_features_without_features(tmp_path):
+    from slr.errors import ConfigError
+    from slr.extract.command import extract_from_settings
+    from slr.settings import ExtractSettings
+
+    with pytest.raises(ConfigError, match="needs .*features"):
+        extract_from_settings(ExtractSettings(videos=[tmp_path / "v.mp4"], output_dir=tmp_path / "out",
+                                              mirror_features=True))
+    assert not (tmp_path / "out").exists()

@@ -41,6 +41,7 @@ _QUOTE_LIMIT = 200
 #: (`X2048_mirror`): `slr extract` writes it for features, which cannot be flipped afterwards.
 MIRROR_SUFFIX = "_mirror"
 
+
 @dataclass(frozen=True)
 class ArraySpec:
     """An array a clip carries: `key` (or `fallback_key` when the clip lacks `key`), `[T, width]`.

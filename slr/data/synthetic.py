@@ -364,13 +364,16 @@ def make_signer_shift_clips(
             return np.split(stacked.astype(np.float32), cuts)
 
         if features_from == "hands":
-            points = np.concatenate(crops)  # each hand about its own wrist: a flip turns x over there
-            mirrored = _mirror_hands(points, dims, detected_only=False)
+            points = np.concatenate(crops)
         else:
-            image = np.concatenate(clips)  # in the image, x in [0, 1]: a flip maps x to 1 - x
-            points, mirrored = image - 0.5, _mirror_hands(image, dims, detected_only=True, about=0.5) - 0.5
+            image = np.concatenate(clips)
+            points = image - 0.5
         features = project(points, rng)
         if mirrored_features:
+            if features_from == "hands":  # each hand about its own wrist: a flip turns x over there
+                mirrored = _mirror_hands(points, dims, detected_only=False)
+            else:  # in the image, x in [0, 1]: a flip maps x to 1 - x; a missed hand stays missed
+                mirrored = _mirror_hands(image, dims, detected_only=True, about=0.5) - 0.5
             features_mirror = project(mirrored, np.random.default_rng([seed, 13]))
     names = [f"clip_{i + 1:04d}_letter {g}" for i, g in enumerate(gloss_arr)]
     return SignerClips(x=clips, features=features, gloss=gloss_arr, cat=gloss_arr % 2, names=names,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from slr.errors import ConfigError, DataError
+from slr.errors import ConfigError, DataError, setting
 from slr.extract.backend import import_cv2, import_mediapipe
 from slr.extract.clip import ExtractOptions
 from slr.extract.keypoints import HolisticOptions
@@ -31,6 +31,9 @@ def feature_device(preference: str) -> str:
 
 def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractObserver] = None,
                           task: Optional[Callable[..., Any]] = None) -> ExtractionResult:
+    if settings.mirror_features and not settings.features:  # a flag that would otherwise do nothing
+        raise ConfigError(f"{setting('mirror_features')} stores the features of mirrored frames beside the features: "
+                          f"it needs {setting('features')}")
     import_mediapipe()  # refuse at once, with the install command, when the extra is missing
     import_cv2()
     from slr.extract.labels import clip_text_stem, label_rows, write_labels
