@@ -259,13 +259,13 @@ class AugmentSettings(Settings):
         0.0, ge=0, lt=1, description="Features (iv3_gru): probability of zeroing each feature channel for a whole clip."
     )
     feature_mirror_prob: float = Field(
-        0.0,
+        0.25,
         ge=0,
         le=1,
         description="Features (iv3_gru): probability of training on a clip's features of its frames mirrored left to "
-        "right (X2048_mirror, from slr extract --mirror-features) in place of its own, as a left-handed signer would "
-        "look; clips without them are used as they are. 0.5: +4.7 points on synthetic signers never seen, a fifth of "
-        "them left-handed; -1.9 on real signers who are all right-handed (docs/results.md).",
+        "right (X2048_mirror, which slr extract --features writes) in place of its own, as a left-handed signer would "
+        "look; clips without them are used as they are. +4.6 points on synthetic signers never seen, a fifth of them "
+        "left-handed; level on real signers who all sign right-handed (docs/results.md).",
     )
     mirror_left_handed: Literal["auto", "on", "off"] = Field(
         "auto",
@@ -1052,9 +1052,9 @@ class ExtractSettings(KeypointExtractionSettings):
     output_dir: Path = Field(description="Folder the clips (and labels.csv) are written to.")
     features: bool = Field(False, description="Also store InceptionV3 features of the same frames (X2048).")
     mirror_features: bool = Field(
-        False,
+        True,
         description="With --features: also store the features of every frame mirrored left to right (X2048_mirror), "
-        "what iv3_gru trains on as a left-handed signer's with --feature-mirror-prob; InceptionV3 runs twice per frame.",
+        "what iv3_gru trains on as a left-handed signer's (--feature-mirror-prob); InceptionV3 runs twice per frame.",
     )
     backbone_weights: Optional[Path] = Field(
         None,
@@ -1197,6 +1197,7 @@ GUIDE_VALUES: dict[str, Any] = {
     "num_layers": 4,
     "ff_dim": 1024,
     "mirror_left_handed": "off",  # the guide fed every clip as recorded
+    "feature_mirror_prob": 0.0,  # the guide's iv3_gru trained on the features as extracted
     "attention_dropout": 0.1,  # the guide's transformer dropped attention weights at its --dropout
     "num_gloss": 105,  # the guide's FSL-105 counts; slr takes the data's (slr/data/class_counts.py)
     "num_cat": 10,

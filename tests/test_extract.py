@@ -306,7 +306,7 @@ def test_features_match_the_keypoint_frames_and_validate(small_video, random_wei
     out = tmp_path / "clips"
     (tmp_path / "classes.csv").write_text("gloss,name,cat,cat_name\n0,small,0,test\n")
     proc = slr("extract", small_video, "--output-dir", out, "--features", "--backbone-weights", random_weights,
-               "--feature-batch-size", "3", "--classes-csv", tmp_path / "classes.csv", "--mirror-features")
+               "--feature-batch-size", "3", "--classes-csv", tmp_path / "classes.csv")
     assert proc.returncode == 0, proc.stderr
     clip = load(out / "clip_0001_small.npz")
     assert clip["X2048"].shape == (clip["X"].shape[0], 2048) == (8, 2048)
@@ -319,7 +319,7 @@ def test_features_match_the_keypoint_frames_and_validate(small_video, random_wei
     assert check.returncode == 0, check.stdout
     # random pixels hold no person: all-zero keypoint frames are the one thing validate may say
     assert json.loads(check.stdout)["problems"].keys() <= {"zero_frames"}
-    # --mirror-features: also the features of the same frames flipped left to right
+    # by default also the features of the same frames flipped left to right
     from slr.extract.features import FeatureExtractor
     from slr.extract.video import VideoReader
 
@@ -331,8 +331,9 @@ def test_features_match_the_keypoint_frames_and_validate(small_video, random_wei
     np.testing.assert_allclose(mirrored, FeatureExtractor(random_weights, batch_size=3)(flipped), rtol=1e-4,
                                atol=1e-4 * scale)
     assert meta["settings"]["mirror_features"] is True
-    # asked without them (the default), a clip made with them is kept and the difference named
-    again = slr("extract", small_video, "--output-dir", out, "--features", "--backbone-weights", random_weights)
+    # asked without them, a clip made with them is kept and the difference named
+    again = slr("extract", small_video, "--output-dir", out, "--features", "--no-mirror-features",
+                "--backbone-weights", random_weights)
     assert again.returncode == 0, again.stderr
     assert "made with other settings (mirror_features True here" in again.stdout + again.stderr
 
@@ -489,9 +490,9 @@ def test_a_features_model_predicts_a_video_as_its_extracted_clip(small_video, ra
                      "model_state": net.state_dict(), "class_names": {"gloss": {}, "cat": {}}, "epoch": 1,
                      "best_metric": 0.0, "history": []}, ckpt)
     out = tmp_path / "clips"
-    assert slr("extract", small_video, "--output-dir", out, "--features", "--backbone-weights",
-               random_weights).returncode == 0
-    assert "X2048_mirror" not in load(out / "clip_0001_small.npz")  # only with --mirror-features
+    assert slr("extract", small_video, "--output-dir", out, "--features", "--no-mirror-features",
+               "--backbone-weights", random_weights).returncode == 0
+    assert "X2048_mirror" not in load(out / "clip_0001_small.npz")
     proc = slr("predict", ckpt, out / "clip_0001_small.npz", small_video, "--backbone-weights", random_weights,
                "--json", "--top-k", "3")
     assert proc.returncode == 0, proc.stderr

@@ -139,9 +139,9 @@ def test_training_mirrors_by_the_setting_and_no_augment_turns_it_off(mixed):
 
 def test_a_run_whose_clips_have_no_mirrored_features_is_told(tmp_path):
     folder = write_folder(tmp_path / "clips", {"a": {"X2048": frames(5, 0)}, "b": {"X2048": frames(6, 0)}})
-    data = build_data(settings_for(folder, feature_mirror_prob=0.5), DistInfo(), torch.device("cpu"))
-    assert any("X2048_mirror" in n and "--mirror-features" in n for n in data.notices)
-    quiet = build_data(settings_for(folder), DistInfo(), torch.device("cpu"))  # the default: off
+    data = build_data(settings_for(folder), DistInfo(), torch.device("cpu"))  # the default mirrors
+    assert any("X2048_mirror" in n and "slr extract --features" in n for n in data.notices)
+    quiet = build_data(settings_for(folder, feature_mirror_prob=0.0), DistInfo(), torch.device("cpu"))
     assert not any("X2048_mirror" in n for n in quiet.notices)
 
 
@@ -252,11 +252,12 @@ def test_slr_train_iv3_gru_with_mirrored_features_from_the_command_line(tmp_path
     assert stored["settings"]["feature_mirror_prob"] == 0.5
 
 
-def test_extract_refuses_mirror_features_without_features(tmp_path):
+def test_extract_refuses_mirror_features_asked_for_without_features(tmp_path):
     from slr.errors import ConfigError
     from slr.extract.command import extract_from_settings
     from slr.settings import ExtractSettings
 
+    assert ExtractSettings(videos=[], output_dir=tmp_path).mirror_features  # on by default: needs no --features
     with pytest.raises(ConfigError, match="needs .*features"):
         extract_from_settings(ExtractSettings(videos=[tmp_path / "v.mp4"], output_dir=tmp_path / "out",
                                               mirror_features=True))

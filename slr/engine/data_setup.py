@@ -217,8 +217,7 @@ def build_data(settings: TrainSettings, dist: DistInfo, device: torch.device) ->
     if train_ds.mirrors and not any(_first_clip_has(train_src.directory, k) for k in train_ds.mirror_keys):
         notices.append(
             f"{train_src.directory}: the clips carry no features of mirrored frames ('{train_ds.mirror_keys[0]}'), "
-            f"so {setting('feature_mirror_prob')} has nothing to swap in (slr extract --features --mirror-features "
-            f"writes them)"
+            f"so {setting('feature_mirror_prob')} has nothing to swap in (slr extract --features writes them)"
         )
     notices += [f"{setting(name)} does nothing here: {why}"
                 for name, why in inert_options(settings, spec.input_kind, layout)]

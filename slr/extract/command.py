@@ -31,7 +31,8 @@ def feature_device(preference: str) -> str:
 
 def extract_from_settings(settings: ExtractSettings, observer: Optional[ExtractObserver] = None,
                           task: Optional[Callable[..., Any]] = None) -> ExtractionResult:
-    if settings.mirror_features and not settings.features:  # a flag that would otherwise do nothing
+    if settings.mirror_features and not settings.features and "mirror_features" in settings.model_fields_set:
+        # asked for by name, it would otherwise do nothing
         raise ConfigError(f"{setting('mirror_features')} stores the features of mirrored frames beside the features: "
                           f"it needs {setting('features')}")
     import_mediapipe()  # refuse at once, with the install command, when the extra is missing
