@@ -268,7 +268,7 @@ def make_signer_shift_clips(
     with_features: bool = False,
     feature_dim: int = 2048,
     features_from: str = "image",
-    mirrored_features: bool = False,
+    mirrored_features: bool = True,
     seed: int = 0,
     class_seed: int = 0,
 ) -> SignerClips:
@@ -285,10 +285,11 @@ def make_signer_shift_clips(
     each signer in it, missed detections as zeros); `"hands"` projects each hand relative to its
     own place and in units of its own size, as a CNN on a crop that follows the hands would see
     it, and with every frame seen (a crop does not miss the hand the detector missed). Both keep
-    the signer's hand rotation, shear, handedness, pace and style. `mirrored_features` adds the
-    features of every frame mirrored left to right (`features_mirror`: the hands swap sides and x
-    turns over, as a CNN sees a flipped video), drawn from a stream of their own, so that the clips
-    and features are the same with it and without.
+    the signer's hand rotation, shear, handedness, pace and style. With features,
+    `mirrored_features` (default, as `slr extract --features` does) adds those of every frame
+    mirrored left to right (`features_mirror`: the hands swap sides and x turns over, as a CNN sees
+    a flipped video), drawn from a stream of their own, so that the clips and features are the same
+    with it and without.
     """
     if features_from not in ("image", "hands"):
         raise ValueError(f"features_from must be 'image' or 'hands', got {features_from!r}")
