@@ -23,9 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from defaults_vs_reference import make_split  # noqa: E402
+from iv3_gru_screen import FEATURES_TASK  # noqa: E402
 from reference_gru import train_reference_on  # noqa: E402
-
-FEATURES_TASK = argparse.Namespace(task="features", frames=None)
 
 
 def main() -> None:

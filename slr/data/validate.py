@@ -243,7 +243,7 @@ def _check_widths(facts: list[_ClipFacts], specs: list[ArraySpec]) -> tuple[dict
     for spec in specs:
         found = [c.shapes[spec.key][1] for c in facts if spec.key in c.shapes]
         expected = spec.width or most_common_width(found)
-        if found or not spec.key.endswith(MIRROR_SUFFIX):  # mirrored features: named only where clips have them
+        if found or spec.required:  # an optional array no clip carries is not part of the summary
             widths[spec.key] = expected if found else None
         why = "required" if spec.width else "the most common width in this directory"
         for clip in facts:

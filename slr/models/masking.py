@@ -50,7 +50,7 @@ def standardise_clips(h: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
     values = zero_padding(h, mask).float()
     count = (mask.sum(dim=1).clamp(min=1) * h.shape[-1]).to(values.dtype).view(-1, 1, 1)
     mean = values.sum(dim=(1, 2), keepdim=True) / count
-    spread = ((values - mean).masked_fill(~keep, 0.0) ** 2).sum(dim=(1, 2), keepdim=True) / count
-    sd = spread.sqrt()
+    centred = (values - mean).masked_fill(~keep, 0.0)  # padding back to zero, and out of the spread
+    sd = ((centred**2).sum(dim=(1, 2), keepdim=True) / count).sqrt()
     sd = torch.where(sd > eps, sd, torch.ones_like(sd))  # a constant clip is only shifted
-    return ((values - mean) / sd).masked_fill(~keep, 0.0).to(h.dtype)
+    return (centred / sd).to(h.dtype)
